@@ -1,0 +1,1 @@
+"""Faust agents: decode, call flts_streams code, write tables, send."""

@@ -1,0 +1,56 @@
+"""Composition root: Settings() -> FltsApp with its services, topics and metrics."""
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+import faust
+from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
+from mode import ServiceT
+
+from flts_streams.metrics import Metrics
+from flts_streams.predictor import Predictor
+from flts_streams.settings import APP_ID, FAUST_ENV_PREFIX, Settings
+from flts_streams.topics import Topics, declare_topics
+
+AUTODISCOVER = ("tables", "agents", "web")
+
+
+class FltsApp(faust.App):
+    """The Faust app with typed access to settings, topics, metrics and the predictor."""
+
+    settings: Settings
+    metrics: Metrics
+    kafka_topics: Topics  # `topics` is taken by Faust (its TopicConductor)
+    predictor: Predictor
+
+    def __init__(self, settings: Settings, **overrides: Any) -> None:
+        conf = settings.faust_defaults() | {"web_application_options": {"client_max_size": settings.serving.max_body_bytes}} | overrides
+        super().__init__(APP_ID, env_prefix=FAUST_ENV_PREFIX, autodiscover=AUTODISCOVER, origin="flts_streams", **conf)
+        self.settings = settings
+        self.metrics = Metrics()
+        # Faust's own sensor shares our registry so /metrics serves both.
+        self.monitor = PrometheusMonitor(metrics=FaustMetrics.create(self.metrics.registry, "flts_faust"))
+        self.kafka_topics = declare_topics(self, settings.topics)
+        self.predictor = Predictor(settings, self.metrics)
+        # aiohttp middlewares registered by web/ (e.g. the error mapper) before the server starts.
+        self.http_middlewares: list[Any] = []
+
+    def on_webserver_init(self, web: Any) -> None:
+        """Install registered middlewares on Faust's aiohttp application."""
+        web.web_app.middlewares.extend(self.http_middlewares)
+
+    def on_init_dependencies(self) -> Iterable[ServiceT]:
+        """Start the predictor with the app."""
+        return [*super().on_init_dependencies(), self.predictor]
+
+
+def create_app(settings: Settings | None = None, **overrides: Any) -> FltsApp:
+    """Build the app from settings (environment by default)."""
+    settings = settings or Settings()
+    logging.getLogger("flts_streams").setLevel(settings.log_level)
+    return FltsApp(settings, **overrides)
+
+
+app = create_app()

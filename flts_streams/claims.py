@@ -1,0 +1,104 @@
+"""Plain claim-check logic used by agents/claims: decode, deadline, fetch, prepare, dead-letter."""
+from __future__ import annotations
+
+import base64
+import io
+import json
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+from pydantic import ValidationError
+
+from flts_streams.errors import InvalidInput, SchemaError
+from flts_streams.forecasting.frame import PreparedFrame, prepare_frame
+from flts_streams.records import Claim
+
+DEADLINE_HEADER = "deadline_ms"
+
+
+@dataclass(frozen=True)
+class Coordinates:
+    """Where a message came from (for results, dead letters and de-duplication)."""
+
+    topic: str
+    partition: int
+    offset: int
+
+
+def decode_claim(raw: bytes | None) -> Claim:
+    """Parse a claim's JSON value; errors name what is wrong."""
+    if not raw:
+        raise SchemaError("claim value is empty")
+    try:
+        return Claim.model_validate_json(raw)
+    except ValidationError as exc:
+        raise SchemaError(f"invalid claim: {_first_errors(exc)}") from exc
+
+
+def _first_errors(exc: ValidationError) -> str:
+    return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'value'}: {e['msg']}" for e in exc.errors()[:3])
+
+
+def deadline_of(headers: Iterable[tuple[str, bytes]] | dict[str, bytes] | None) -> int | None:
+    """The ``deadline_ms`` header (epoch ms, ASCII), or None when absent or unreadable."""
+    if not headers:
+        return None
+    items = headers.items() if isinstance(headers, dict) else headers
+    for key, value in items:
+        if key == DEADLINE_HEADER and value is not None:
+            try:
+                return int(value.decode("ascii") if isinstance(value, bytes) else value)
+            except (ValueError, UnicodeDecodeError):
+                return None
+    return None
+
+
+def expired(deadline_ms: int | None, now_ms: float | None = None) -> bool:
+    """True when a deadline exists and has passed."""
+    if deadline_ms is None:
+        return False
+    return (now_ms if now_ms is not None else time.time() * 1000) > deadline_ms
+
+
+def read_table(data: bytes, key: str) -> pa.Table:
+    """Parquet or CSV object bytes as an Arrow table (by extension, Parquet by magic)."""
+    try:
+        if key.endswith(".csv") or not data.startswith(b"PAR1"):
+            return pacsv.read_csv(io.BytesIO(data))
+        return pq.read_table(io.BytesIO(data))
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise InvalidInput(f"object {key!r} is neither valid Parquet nor CSV: {exc}") from exc
+
+
+def frame_from_object(data: bytes, key: str, required: tuple[str, ...] = ()) -> PreparedFrame:
+    """Decode an object into a prepared frame (blank cells imputed, gaps filled)."""
+    table = read_table(data, key)
+    columns: dict[str, Any] = {name: table.column(name).to_numpy(zero_copy_only=False) for name in table.column_names}
+    return prepare_frame(columns, required=required, impute=True)
+
+
+def dead_letter(value: bytes | None, key: bytes | None, error: BaseException, where: Coordinates) -> bytes:
+    """Dead-letter value: original bytes (base64), the error and the source coordinates."""
+    return json.dumps({
+        "error": f"{type(error).__name__}: {error}",
+        "error_type": type(error).__name__,
+        "source": {"topic": where.topic, "partition": where.partition, "offset": where.offset},
+        "key": key.decode("utf-8", "replace") if key else None,
+        "value_b64": base64.b64encode(value or b"").decode("ascii"),
+        "dead_lettered_at": time.time(),
+    }).encode()
+
+
+@dataclass(frozen=True)
+class ClaimOutcome:
+    """Result of one claim: a frame to cache, a dead letter, or a skip."""
+
+    status: str  # processed | expired | dead_lettered
+    identifier: str | None = None
+    frame: bytes | None = None
+    dead_letter: bytes | None = None

@@ -1,0 +1,202 @@
+"""The `flts` command: dev stack, training, evaluation, demo data, settings."""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from flts_streams.errors import FltsError
+from flts_streams.settings import Settings
+
+log = logging.getLogger("flts_streams.cli")
+DEMO_IDENTIFIER = "demo"
+
+
+def _say(text: str) -> None:
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
+
+
+def _tracking(settings: Settings) -> None:
+    from flts_streams.forecasting import packaging
+
+    settings.paths.var_dir.mkdir(parents=True, exist_ok=True)
+    packaging.configure(settings.mlflow_tracking_uri)
+    packaging.ensure_experiment("flts-training", settings.mlflow_artifact_root if settings.mlflow_tracking_uri.startswith("sqlite") else None)
+
+
+def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
+    """Train one model and register it."""
+    from flts_streams.forecasting.pipeline import train_and_register
+    from flts_streams.forecasting.training import TrainConfig
+
+    _tracking(settings)
+    cfg = TrainConfig(kind=args.model, epochs=args.epochs, window=args.window, horizon=args.horizon,
+                      targets=tuple(args.targets.split(",")), seed=args.seed)
+    reg = train_and_register(Path(args.data), args.identifier, cfg, registry_prefix=settings.model.registry_prefix,
+                             alias=settings.model.champion_alias, promote=args.promote, progress=not args.quiet)
+    _say(f"run_id={reg.run_id}\nmodel_uri={reg.model_uri}\nregistered={reg.registered_name} version={reg.version}\n"
+         f"champion={'yes' if reg.promoted else 'no'} ({reg.reason})")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
+    """Backtest a model against baselines."""
+    from flts_streams.forecasting.pipeline import evaluate
+
+    _tracking(settings)
+    ev = evaluate(args.model, Path(args.data), Path(args.history) if args.history else None, stride=args.stride,
+                  plot=Path(args.plot) if args.plot else None)
+    model = next(s for s in ev.scores if s.name == "model")
+    _say(f"target={ev.target} origins={ev.origins} horizon=1..{ev.horizon}")
+    _say(f"| method | MAE (mean h1..{ev.horizon}) | RMSE (mean) | MAE h1 | MAE h{ev.horizon} | model gain |")
+    _say("|---|---|---|---|---|---|")
+    for s in ev.scores:
+        gain = "" if s is model else f"{100 * (1 - model.mean_mae / s.mean_mae):.1f}%"
+        _say(f"| {s.name} | {s.mean_mae:.4g} | {s.mean_rmse:.4g} | {s.mae[0]:.4g} | {s.mae[-1]:.4g} | {gain} |")
+    return 0
+
+
+def cmd_demo_data(args: argparse.Namespace, settings: Settings) -> int:
+    """Write a synthetic dataset."""
+    from flts_streams.forecasting.demo import demo_frame
+
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    frame = demo_frame(days=args.days, seed=args.seed)
+    frame.to_parquet(out, index=False) if out.suffix == ".parquet" else frame.to_csv(out, index=False)
+    _say(f"wrote {len(frame)} rows to {out}")
+    return 0
+
+
+def cmd_settings(args: argparse.Namespace, settings: Settings) -> int:
+    """Print every setting with its env name and default, as a Markdown table."""
+    from flts_streams.settings_doc import settings_table
+
+    _say(settings_table())
+    return 0
+
+
+def ensure_demo_model(settings: Settings, epochs: int = 8) -> str:
+    """Train the demo model once (when no champion exists); returns its champion URI."""
+    from flts_streams.forecasting import packaging
+    from flts_streams.forecasting.demo import demo_frame
+    from flts_streams.forecasting.pipeline import train_and_register
+    from flts_streams.forecasting.training import TrainConfig
+
+    _tracking(settings)
+    name = packaging.registered_name(settings.model.registry_prefix, DEMO_IDENTIFIER)
+    uri = packaging.champion_uri(name, settings.model.champion_alias)
+    if uri:
+        return uri
+    path = settings.paths.var_dir / "demo" / "demo.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    demo_frame(days=10).to_csv(path, index=False)
+    _say("no model yet: training the demo model (about half a minute) ...")
+    train_and_register(path, DEMO_IDENTIFIER, TrainConfig(epochs=epochs), registry_prefix=settings.model.registry_prefix,
+                       alias=settings.model.champion_alias)
+    return packaging.champion_uri(name, settings.model.champion_alias) or ""
+
+
+def cmd_dev(args: argparse.Namespace, settings: Settings) -> int:
+    """Broker (if needed) + demo model (if none) + worker; Ctrl-C stops everything started."""
+    from flts_streams import broker as b
+    from flts_streams.app import create_app
+
+    app = create_app(settings)
+    host, port = b.bootstrap_address(str(app.conf.broker[0]))
+    var = settings.paths.var_dir
+    var.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ)
+    embedded = None
+    if not b.port_open(host, port):
+        if not b.is_loopback(host):
+            raise FltsError(f"no broker answers at {host}:{port} and it is not a loopback address; start Kafka first")
+        embedded = b.start_tansu(host, port, var / "tansu.log")
+        # A fresh in-memory broker has no changelogs: local table state would be stale.
+        shutil.rmtree(app.conf.tabledir, ignore_errors=True)
+        env["FLTS_EMBEDDED__ENABLED"] = "true"
+    try:
+        b.ensure_topics(f"{host}:{port}", app.kafka_topics.names, settings.topics.partitions)
+        if not args.no_demo and not settings.model.default_uri:
+            env["FLTS_MODEL__DEFAULT_URI"] = ensure_demo_model(settings)
+        return _run_worker(env, args.web_host, args.web_port, embedded is not None)
+    finally:
+        if embedded:
+            embedded.stop()
+
+
+def _run_worker(env: dict[str, str], web_host: str, web_port: int, embedded: bool) -> int:
+    faust_bin = str(Path(sys.executable).with_name("faust"))
+    cmd = [faust_bin, "-A", "flts_streams", "worker", "-l", "info", "--web-host", web_host, "--web-port", str(web_port)]
+    worker = subprocess.Popen(cmd, env=env)
+    _say(f"flts dev: worker pid={worker.pid} broker={'embedded Tansu' if embedded else 'existing'}\n"
+         f"  curl http://{web_host}:{web_port}/healthz\n  curl http://{web_host}:{web_port}/metrics\n"
+         f"  curl http://{web_host}:{web_port}/docs\n  Ctrl-C stops everything.")
+
+    def forward(signum: int, _frame: Any) -> None:
+        if worker.poll() is None:
+            worker.send_signal(signal.SIGTERM)
+
+    signal.signal(signal.SIGINT, forward)
+    signal.signal(signal.SIGTERM, forward)
+    while worker.poll() is None:
+        time.sleep(0.2)
+    return worker.returncode or 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Argument parser of every subcommand."""
+    p = argparse.ArgumentParser(prog="flts", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+    dev = sub.add_parser("dev", help="run broker (if needed) + worker on embedded defaults")
+    dev.add_argument("--web-host", default="127.0.0.1")
+    dev.add_argument("--web-port", type=int, default=6066)
+    dev.add_argument("--no-demo", action="store_true", help="do not train a demo model")
+    dev.set_defaults(func=cmd_dev)
+    tr = sub.add_parser("train", help="train a forecaster and log it to MLflow")
+    tr.add_argument("--data", required=True, help="CSV or Parquet file")
+    tr.add_argument("--identifier", required=True)
+    tr.add_argument("--model", choices=("lstm", "gru"), default="lstm")
+    tr.add_argument("--epochs", type=int, default=40)
+    tr.add_argument("--window", type=int, default=30)
+    tr.add_argument("--horizon", type=int, default=30)
+    tr.add_argument("--targets", default="down", help="comma-separated target columns")
+    tr.add_argument("--seed", type=int, default=42)
+    tr.add_argument("--promote", action="store_true", help="make it the champion regardless of score")
+    tr.add_argument("--quiet", action="store_true", help="no progress bar")
+    tr.set_defaults(func=cmd_train)
+    ev = sub.add_parser("evaluate", help="rolling-origin backtest against persistence and seasonal-naive")
+    ev.add_argument("--model", required=True, help="runs:/<id>/model or models:/<name>@champion")
+    ev.add_argument("--data", required=True)
+    ev.add_argument("--history", help="data just before --data (context and seasonal-naive)")
+    ev.add_argument("--stride", type=int, default=1)
+    ev.add_argument("--plot", help="PNG path")
+    ev.set_defaults(func=cmd_evaluate)
+    dd = sub.add_parser("demo-data", help="write a synthetic dataset")
+    dd.add_argument("--out", default="var/demo/demo.csv")
+    dd.add_argument("--days", type=int, default=14)
+    dd.add_argument("--seed", type=int, default=0)
+    dd.set_defaults(func=cmd_demo_data)
+    st = sub.add_parser("settings", help="print all settings as a Markdown table")
+    st.set_defaults(func=cmd_settings)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `flts` console script."""
+    args = build_parser().parse_args(argv)
+    settings = Settings()
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    try:
+        return int(args.func(args, settings))
+    except FltsError as exc:
+        log.error("%s", exc)
+        return 2

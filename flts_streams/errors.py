@@ -1,0 +1,90 @@
+"""One error hierarchy for the whole service; web/ maps it to HTTP in one place."""
+from __future__ import annotations
+
+
+class FltsError(Exception):
+    """Root of every error this project raises on purpose."""
+
+
+class InvalidInput(FltsError):
+    """The caller's data or request is wrong (HTTP 400, dead letter for claims)."""
+
+
+class MissingColumns(InvalidInput):
+    """Required columns are absent."""
+
+
+class BadTimestamps(InvalidInput):
+    """Timestamps are missing, unparseable, duplicated or irregular."""
+
+
+class BadValues(InvalidInput):
+    """Values are non-numeric or non-finite."""
+
+
+class NotEnoughRows(InvalidInput):
+    """Fewer rows than the model window."""
+
+
+class HorizonTooLong(InvalidInput):
+    """Requested horizon exceeds what the model predicts."""
+
+
+class RequestTooLarge(InvalidInput):
+    """Request body or row count above the configured limit (HTTP 413)."""
+
+
+class UnsupportedMediaType(InvalidInput):
+    """Body is not JSON (HTTP 415)."""
+
+
+class SchemaError(InvalidInput):
+    """Fields have the wrong type (HTTP 422)."""
+
+
+class InvalidObjectKey(InvalidInput):
+    """Object key or bucket is not allowed (path traversal, foreign bucket)."""
+
+
+class NotFound(FltsError):
+    """Something named by the caller does not exist (HTTP 404)."""
+
+
+class UnknownIdentifier(NotFound):
+    """No cached frame for this identifier."""
+
+
+class ObjectNotFound(NotFound):
+    """The referenced object is not in the store."""
+
+
+class Unavailable(FltsError):
+    """The service cannot answer now; retry later (HTTP 503)."""
+
+
+class NoModel(Unavailable):
+    """No model is loaded for this identifier and there is no default."""
+
+
+class ModelLoadError(Unavailable):
+    """A model URI could not be loaded or failed its smoke test."""
+
+
+class TransientError(Unavailable):
+    """A dependency failed in a way worth retrying (object store down, timeouts)."""
+
+
+class Overloaded(FltsError):
+    """Too many predictions in flight (HTTP 429)."""
+
+
+class DeadlineExceeded(FltsError):
+    """The request or claim deadline passed before an answer (HTTP 504)."""
+
+
+class Unauthorized(FltsError):
+    """Missing or wrong admin token (HTTP 401)."""
+
+
+class BrokerError(FltsError):
+    """The embedded broker could not be started or reached."""

@@ -1,0 +1,240 @@
+"""Frame preparation shared by training, HTTP and claims: parse, sort, validate, impute.
+
+Rules (documented in docs/MODEL.md):
+* the timestamp column is ``index_col`` or the first of ``ts``, ``time``, ``timestamp``, ``date``;
+* rows are sorted by time; duplicate timestamps are rejected;
+* the cadence is the most common step; every step must be a whole multiple of it;
+* strict mode (HTTP requests): any step other than the cadence, and any blank or non-finite
+  cell, is rejected with the offending rows named;
+* impute mode (training files, claim objects): missing rows of gaps up to ``max_gap_rows``
+  are inserted on the cadence grid, and blank cells are filled by linear interpolation in
+  time (nearest valid value at the edges); longer gaps and all-blank columns are rejected.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from flts_streams.errors import BadTimestamps, BadValues, MissingColumns, SchemaError
+
+TIME_COLUMNS = ("ts", "time", "timestamp", "date")
+_SHOW = 5  # offending rows named in an error message
+
+
+@dataclass(frozen=True)
+class PreparedFrame:
+    """A validated, regular, numeric frame: sorted timestamps and a float64 matrix."""
+
+    timestamps: np.ndarray  # datetime64[ns], strictly increasing, regular
+    columns: tuple[str, ...]
+    values: np.ndarray  # float64, shape (rows, len(columns)), all finite
+    cadence: np.timedelta64  # timedelta64[ns]
+
+    def __len__(self) -> int:
+        return int(self.values.shape[0])
+
+    def column(self, name: str) -> np.ndarray:
+        """One column as a 1-D view."""
+        return self.values[:, self.columns.index(name)]
+
+    def select(self, names: Sequence[str]) -> np.ndarray:
+        """Columns in the given order, as a (rows, len(names)) array."""
+        idx = [self.columns.index(n) for n in names]
+        return self.values[:, idx]
+
+    def tail(self, rows: int) -> PreparedFrame:
+        """The last ``rows`` rows."""
+        return PreparedFrame(self.timestamps[-rows:], self.columns, self.values[-rows:], self.cadence)
+
+
+def columns_of(data: Any) -> dict[str, Any]:
+    """Column-oriented mapping from a mapping of sequences or a pandas DataFrame."""
+    if isinstance(data, Mapping):
+        return dict(data)
+    if hasattr(data, "columns") and hasattr(data, "__getitem__"):
+        return {str(c): data[c].to_numpy() for c in data.columns}
+    raise SchemaError("data must be an object mapping column names to lists of values")
+
+
+def find_time_column(names: Sequence[str], index_col: str | None = None) -> str:
+    """The timestamp column: ``index_col`` if given, else the first known time column."""
+    if index_col:
+        if index_col not in names:
+            raise MissingColumns(f"index_col {index_col!r} is not a column; columns are {sorted(names)}")
+        return index_col
+    for name in TIME_COLUMNS:
+        if name in names:
+            return name
+    raise MissingColumns(
+        f"no timestamp column: name one with index_col or use one of {list(TIME_COLUMNS)}; "
+        f"columns are {sorted(names)}"
+    )
+
+
+def parse_timestamps(raw: Any) -> np.ndarray:
+    """Parse timestamps (ISO-8601 strings or datetimes) to datetime64[ns]; name bad rows."""
+    arr = np.asarray(raw)
+    if np.issubdtype(arr.dtype, np.datetime64):
+        ts = arr.astype("datetime64[ns]")
+    else:
+        try:
+            ts = arr.astype("datetime64[ns]")
+        except (ValueError, TypeError, OverflowError):
+            ts = _parse_slow(arr)
+    bad = np.flatnonzero(np.isnat(ts))
+    if bad.size:
+        raise BadTimestamps(f"unparseable or blank timestamps at rows {_rows(bad)}; use ISO-8601 like 2018-02-05 23:40:00")
+    return ts
+
+
+def _parse_slow(arr: np.ndarray) -> np.ndarray:
+    """Fallback parser for timestamp strings numpy rejects (time zones, odd formats)."""
+    import pandas as pd  # only reached for unusual formats; keeps pandas off the hot path
+
+    parsed = pd.to_datetime(pd.Series(arr, dtype=object), errors="coerce", utc=True, format="mixed")
+    return parsed.dt.tz_localize(None).to_numpy(dtype="datetime64[ns]")
+
+
+def coerce_values(name: str, raw: Any, rows: int) -> np.ndarray:
+    """One column as float64 (blank cells become NaN); non-numeric cells are an error."""
+    try:
+        col = np.asarray(raw, dtype=np.float64)
+    except (ValueError, TypeError):
+        col = _coerce_slow(name, raw)
+    if col.ndim != 1 or col.shape[0] != rows:
+        raise SchemaError(f"column {name!r} has {col.shape[0] if col.ndim else 0} values but the timestamp column has {rows}")
+    return col
+
+
+def _coerce_slow(name: str, raw: Any) -> np.ndarray:
+    """Find and name the non-numeric cells of a column."""
+    bad: list[int] = []
+    out: list[float] = []
+    for i, v in enumerate(raw):
+        try:
+            out.append(float("nan") if v is None or v == "" else float(v))
+        except (ValueError, TypeError):
+            bad.append(i)
+    if bad:
+        raise BadValues(f"column {name!r} has non-numeric values at rows {_rows(np.asarray(bad))}")
+    return np.asarray(out, dtype=np.float64)
+
+
+def infer_cadence(ts: np.ndarray) -> np.timedelta64:
+    """Most common positive step between sorted timestamps."""
+    if ts.shape[0] < 2:
+        raise BadTimestamps("need at least 2 rows to infer the cadence")
+    steps = np.diff(ts.astype(np.int64))
+    values, counts = np.unique(steps, return_counts=True)
+    step = int(values[np.argmax(counts)])
+    if step <= 0:
+        raise BadTimestamps("cannot infer a positive cadence from the timestamps")
+    return np.timedelta64(step, "ns")
+
+
+def prepare_frame(
+    data: Any,
+    *,
+    required: Sequence[str] = (),
+    index_col: str | None = None,
+    impute: bool = False,
+    max_gap_rows: int = 30,
+    cadence: np.timedelta64 | None = None,
+) -> PreparedFrame:
+    """Validate column-oriented data into a PreparedFrame (see module docstring for rules)."""
+    cols = columns_of(data)
+    time_col = find_time_column(list(cols), index_col)
+    value_names = list(required) if required else [c for c in cols if c != time_col]
+    missing = [c for c in value_names if c not in cols]
+    if missing:
+        raise MissingColumns(f"missing required columns {missing}; got {sorted(cols)}")
+    ts = parse_timestamps(cols[time_col])
+    values = np.column_stack([coerce_values(c, cols[c], ts.shape[0]) for c in value_names]) if value_names else np.empty((ts.shape[0], 0))
+    order = np.argsort(ts, kind="stable")
+    ts, values = ts[order], values[order]
+    _reject_duplicates(ts)
+    step = cadence if cadence is not None else infer_cadence(ts)
+    if impute:
+        ts, values = _regularize(ts, values, step, max_gap_rows)
+        values = _interpolate(values, value_names)
+    else:
+        _reject_irregular(ts, step)
+        _reject_non_finite(values, value_names)
+    return PreparedFrame(ts, tuple(value_names), values, step)
+
+
+def _rows(idx: np.ndarray) -> str:
+    """Short human list of row numbers."""
+    shown = ", ".join(str(int(i)) for i in idx[:_SHOW])
+    return shown + (f" and {idx.size - _SHOW} more" if idx.size > _SHOW else "")
+
+
+def _reject_duplicates(ts: np.ndarray) -> None:
+    dup = np.flatnonzero(ts[1:] == ts[:-1]) + 1
+    if dup.size:
+        raise BadTimestamps(f"duplicate timestamps {[str(t) for t in ts[dup[:_SHOW]]]} (sorted rows {_rows(dup)})")
+
+
+def _reject_irregular(ts: np.ndarray, step: np.timedelta64) -> None:
+    steps = np.diff(ts)
+    bad = np.flatnonzero(steps != step) + 1
+    if bad.size:
+        first = int(bad[0])
+        raise BadTimestamps(
+            f"irregular cadence: expected a step of {_fmt(step)}; sorted rows {_rows(bad)} break it "
+            f"(first: {ts[first - 1]} -> {ts[first]})"
+        )
+
+
+def _reject_non_finite(values: np.ndarray, names: Sequence[str]) -> None:
+    bad = ~np.isfinite(values)
+    if bad.any():
+        cols = [names[j] for j in np.flatnonzero(bad.any(axis=0))]
+        rows = np.flatnonzero(bad.any(axis=1))
+        raise BadValues(f"blank, NaN or infinite values in columns {cols} at sorted rows {_rows(rows)}")
+
+
+def _regularize(ts: np.ndarray, values: np.ndarray, step: np.timedelta64, max_gap_rows: int) -> tuple[np.ndarray, np.ndarray]:
+    """Place rows on the cadence grid, inserting blank rows for short gaps."""
+    offsets = (ts - ts[0]).astype(np.int64)
+    step_ns = int(step.astype("timedelta64[ns]").astype(np.int64))
+    off_grid = np.flatnonzero(offsets % step_ns)
+    if off_grid.size:
+        raise BadTimestamps(f"timestamps off the {_fmt(step)} grid at sorted rows {_rows(off_grid)}")
+    pos = offsets // step_ns
+    gaps = np.diff(pos) - 1
+    long_gaps = np.flatnonzero(gaps > max_gap_rows)
+    if long_gaps.size:
+        i = int(long_gaps[0])
+        raise BadTimestamps(
+            f"gap of {int(gaps[i])} missing rows after {ts[i]} exceeds the {max_gap_rows}-row limit; split the data there"
+        )
+    if pos[-1] + 1 == pos.shape[0]:
+        return ts, values
+    grid = ts[0] + np.arange(pos[-1] + 1) * step
+    full = np.full((grid.shape[0], values.shape[1]), np.nan)
+    full[pos] = values
+    return grid, full
+
+
+def _interpolate(values: np.ndarray, names: Sequence[str]) -> np.ndarray:
+    """Linear interpolation of blank/non-finite cells per column, nearest value at the edges."""
+    bad = ~np.isfinite(values)
+    if not bad.any():
+        return values
+    out = values.copy()
+    x = np.arange(values.shape[0])
+    for j in np.flatnonzero(bad.any(axis=0)):  # loops over columns, not rows
+        ok = ~bad[:, j]
+        if not ok.any():
+            raise BadValues(f"column {names[j]!r} has no valid values to impute from")
+        out[bad[:, j], j] = np.interp(x[bad[:, j]], x[ok], values[ok, j])
+    return out
+
+
+def _fmt(step: np.timedelta64) -> str:
+    seconds = step.astype("timedelta64[ns]").astype(np.int64) / 1e9
+    return f"{seconds:g}s"

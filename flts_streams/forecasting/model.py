@@ -1,0 +1,57 @@
+"""PyTorch direct multi-horizon forecasters (LSTM and GRU)."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from flts_streams.errors import InvalidInput
+from flts_streams.forecasting.spec import ModelSpec
+
+KINDS = ("lstm", "gru")
+
+
+class ForecastNet(nn.Module):
+    """Window of W rows (features + time features) -> H future steps of the targets.
+
+    The head also sees the calendar features of the H future steps (they are known
+    in advance) and predicts the departure from the window's mean target level.
+    """
+
+    def __init__(self, spec: ModelSpec) -> None:
+        super().__init__()
+        if spec.kind not in KINDS:
+            raise InvalidInput(f"unknown model kind {spec.kind!r}; choose one of {list(KINDS)}")
+        n_time = 2 * len(spec.time_features)
+        rnn_cls = nn.LSTM if spec.kind == "lstm" else nn.GRU
+        self.rnn = rnn_cls(
+            input_size=len(spec.features) + n_time,
+            hidden_size=spec.hidden_size,
+            num_layers=spec.num_layers,
+            dropout=spec.dropout if spec.num_layers > 1 else 0.0,
+            batch_first=True,
+        )
+        self.head = nn.Sequential(
+            nn.Linear(spec.hidden_size + spec.horizon * n_time, spec.hidden_size),
+            nn.ReLU(),
+            nn.Linear(spec.hidden_size, spec.horizon * len(spec.targets)),
+        )
+        self.horizon = spec.horizon
+        self.n_targets = len(spec.targets)
+        self.register_buffer("target_index", torch.tensor(spec.target_index, dtype=torch.long), persistent=False)
+
+    def forward(self, window: torch.Tensor, future_time: torch.Tensor) -> torch.Tensor:
+        """(B, W, F+T), (B, H, T) -> (B, H, targets) in scaled units."""
+        out, _ = self.rnn(window)
+        z = torch.cat([out[:, -1], future_time.flatten(1)], dim=1)
+        delta = self.head(z).view(-1, self.horizon, self.n_targets)
+        # Anchor on the window mean, not the last value: the targets are noisy and
+        # a single last reading is a poor level estimate.
+        level = window.index_select(2, self.target_index).mean(dim=1, keepdim=True)
+        return level + delta
+
+
+def build_net(spec: ModelSpec, seed: int | None = None) -> ForecastNet:
+    """A fresh network for spec, deterministic when seeded."""
+    if seed is not None:
+        torch.manual_seed(seed)
+    return ForecastNet(spec)

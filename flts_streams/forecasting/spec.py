@@ -1,0 +1,58 @@
+"""Everything needed to serve a trained forecaster, as plain JSON."""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from flts_streams.forecasting.scaler import Scaler
+
+FEATURES = (
+    "down", "up", "rnti_count", "mcs_down", "mcs_down_var", "mcs_up",
+    "mcs_up_var", "rb_down", "rb_down_var", "rb_up", "rb_up_var",
+)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Architecture, data contract and preprocessing of one trained model."""
+
+    kind: str
+    features: tuple[str, ...]
+    targets: tuple[str, ...]
+    window: int
+    horizon: int
+    cadence_s: float
+    scaler: Scaler
+    time_features: tuple[str, ...] = ("minute_of_day", "day_of_week")
+    hidden_size: int = 64
+    num_layers: int = 1
+    dropout: float = 0.0
+    metrics: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def cadence(self) -> np.timedelta64:
+        """Cadence as timedelta64[ns]."""
+        return np.timedelta64(int(round(self.cadence_s * 1e9)), "ns")
+
+    @property
+    def target_index(self) -> list[int]:
+        """Positions of the targets within the features."""
+        return [self.features.index(t) for t in self.targets]
+
+    def to_json(self) -> str:
+        """Serialize (scaler as numbers, never a pickle)."""
+        d = asdict(self)
+        d["scaler"] = self.scaler.to_dict()
+        return json.dumps(d, indent=2, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> ModelSpec:
+        """Inverse of to_json."""
+        d: dict[str, Any] = json.loads(text)
+        d["scaler"] = Scaler.from_dict(d["scaler"])
+        for key in ("features", "targets", "time_features"):
+            d[key] = tuple(d[key])
+        return cls(**d)

@@ -1,0 +1,32 @@
+"""Prometheus metrics of the service (seconds, Prometheus naming); one registry per app."""
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+
+
+class Metrics:
+    """All custom metrics; Faust's sensor registers into the same registry."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.http_duration = Histogram("flts_http_request_duration_seconds", "HTTP request duration", ["route", "status"], buckets=LATENCY_BUCKETS, registry=r)
+        self.http_requests = Counter("flts_http_requests", "HTTP requests", ["route", "status"], registry=r)
+        self.http_in_flight = Gauge("flts_http_predictions_in_flight", "Predictions admitted and not finished", registry=r)
+        self.rejected = Counter("flts_rejected_requests", "Requests rejected before inference", ["reason"], registry=r)
+        self.batch_size = Histogram("flts_inference_batch_size", "Windows per model forward", ["source"], buckets=BATCH_BUCKETS, registry=r)
+        self.inference_duration = Histogram("flts_inference_duration_seconds", "Model forward duration", ["source"], buckets=LATENCY_BUCKETS, registry=r)
+        self.model_info = Gauge("flts_model_info", "Model in use per identifier (value 1)", ["identifier", "run_id", "model_uri"], registry=r)
+        self.model_load = Histogram("flts_model_load_duration_seconds", "Model load time", buckets=LATENCY_BUCKETS, registry=r)
+        self.models_loaded = Gauge("flts_models_loaded", "Models currently loaded", registry=r)
+        self.claims = Counter("flts_claims", "Claims by outcome", ["outcome"], registry=r)
+        self.claim_duration = Histogram("flts_claim_processing_duration_seconds", "Processing time of one claim micro-batch", buckets=LATENCY_BUCKETS, registry=r)
+        self.claim_latency = Histogram("flts_claim_end_to_end_seconds", "Claim publish time to result", buckets=LATENCY_BUCKETS + (30.0, 60.0, 300.0), registry=r)
+        self.promotions = Counter("flts_model_promotions", "Model promotion decisions", ["decision"], registry=r)
+        self.training_events = Counter("flts_training_events", "model-training events by status", ["status"], registry=r)
+        self.buffer_depth = Gauge("flts_stream_buffer_depth", "Messages buffered in Faust streams", ["topic"], registry=r)
+        self.buffer_full = Counter("flts_stream_buffer_full", "Times a stream buffer filled and fetching paused", ["topic"], registry=r)
+        self.consumer_lag = Gauge("flts_consumer_lag", "Highwater minus committed offset", ["topic", "partition"], registry=r)

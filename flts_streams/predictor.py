@@ -1,0 +1,160 @@
+"""Predictor service: owns the loaded models, swaps them atomically, batches forecasts."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+from mode import Service
+
+from flts_streams.batching import MicroBatcher
+from flts_streams.errors import ModelLoadError, NoModel, Overloaded
+from flts_streams.forecasting import packaging
+from flts_streams.forecasting.forecast import Forecast
+from flts_streams.forecasting.frame import PreparedFrame
+from flts_streams.forecasting.packaging import LoadedModel
+from flts_streams.metrics import Metrics
+from flts_streams.settings import Settings
+
+log = logging.getLogger(__name__)
+DEFAULT_KEY = "*"
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """A forecast with the model that made it."""
+
+    forecast: Forecast
+    model: LoadedModel
+    model_identifier: str  # whose model answered ("*" for the default)
+
+
+class Predictor(Service):
+    """Holds one model per identifier plus a default; all inference goes through here."""
+
+    def __init__(self, settings: Settings, metrics: Metrics, **kwargs: object) -> None:
+        super().__init__(**kwargs)
+        self.settings = settings
+        self.metrics = metrics
+        self._models: dict[str, LoadedModel] = {}
+        self._in_flight = 0
+        self.initial_load_done = asyncio.Event()
+        self._torch = ThreadPoolExecutor(max_workers=1, thread_name_prefix="flts-torch")
+        self._batcher = MicroBatcher(
+            self._torch, metrics, settings.serving.max_batch_size, settings.serving.max_batch_wait_ms / 1000.0
+        )
+
+    async def on_start(self) -> None:
+        """Bound torch threads and point MLflow at the tracking store."""
+        torch.set_num_threads(self.settings.serving.torch_threads)
+        packaging.configure(self.settings.mlflow_tracking_uri)
+
+    async def on_stop(self) -> None:
+        """Let running forwards finish, then drop the pool."""
+        self._torch.shutdown(wait=True, cancel_futures=True)
+
+    @Service.task
+    async def _batching(self) -> None:
+        await self._batcher.run()
+
+    @Service.task
+    async def _initial_load(self) -> None:
+        try:
+            await self.load_champions()
+        finally:
+            self.initial_load_done.set()
+
+    @property
+    def has_model(self) -> bool:
+        """True once any model (or the default) is loaded."""
+        return bool(self._models)
+
+    def models(self) -> dict[str, LoadedModel]:
+        """Snapshot of loaded models by identifier."""
+        return dict(self._models)
+
+    async def load_champions(self) -> int:
+        """Load every identifier's champion and the configured default; returns how many loaded."""
+        targets = await asyncio.to_thread(self._champion_uris)
+        if self.settings.model.default_uri:
+            targets[DEFAULT_KEY] = self.settings.model.default_uri
+        loaded = 0
+        for identifier, uri in targets.items():
+            try:
+                await self.load(identifier, uri)
+                loaded += 1
+            except ModelLoadError:
+                log.exception("champion load failed identifier=%s uri=%s", identifier, uri)
+        return loaded
+
+    def _champion_uris(self) -> dict[str, str]:
+        prefix, alias = self.settings.model.registry_prefix, self.settings.model.champion_alias
+        try:
+            names = [m.name for m in MlflowClient().search_registered_models(filter_string=f"name LIKE '{prefix}%'")]
+        except MlflowException:
+            log.exception("cannot list registered models tracking_uri=%s", self.settings.mlflow_tracking_uri)
+            return {}
+        uris = {}
+        for name in names:
+            uri = packaging.champion_uri(name, alias)
+            if uri:
+                uris[name[len(prefix):]] = uri
+        return uris
+
+    async def load(self, identifier: str, uri: str) -> LoadedModel:
+        """Load a model off the event loop and swap it in atomically for ``identifier``."""
+        started = time.perf_counter()
+        model = await asyncio.to_thread(packaging.load, uri)
+        self.metrics.model_load.observe(time.perf_counter() - started)
+        previous = self._models.get(identifier)
+        self._models[identifier] = model  # one assignment: requests see the old or the new model
+        if previous is not None:
+            self.metrics.model_info.remove(identifier, previous.run_id, previous.uri)
+        self.metrics.model_info.labels(identifier, model.run_id, model.uri).set(1)
+        self.metrics.models_loaded.set(len(self._models))
+        log.info("model loaded identifier=%s uri=%s run_id=%s", identifier, uri, model.run_id)
+        return model
+
+    def resolve(self, identifier: str) -> tuple[LoadedModel, str]:
+        """The identifier's model, else the default, else NoModel."""
+        model = self._models.get(identifier)
+        if model is not None:
+            return model, identifier
+        default = self._models.get(DEFAULT_KEY)
+        if default is not None:
+            return default, DEFAULT_KEY
+        raise NoModel(
+            f"no model for identifier {identifier!r} and no default model; train one with "
+            f"`flts train --identifier {identifier}` or set FLTS_MODEL__DEFAULT_URI"
+        )
+
+    @contextmanager
+    def admit(self) -> Iterator[None]:
+        """Bound predictions in flight; beyond the limit raise Overloaded at once."""
+        if self._in_flight >= self.settings.serving.max_in_flight:
+            self.metrics.rejected.labels("overloaded").inc()
+            raise Overloaded(f"more than {self.settings.serving.max_in_flight} predictions in flight; retry shortly")
+        self._in_flight += 1
+        self.metrics.http_in_flight.inc()
+        try:
+            yield
+        finally:
+            self._in_flight -= 1
+            self.metrics.http_in_flight.dec()
+
+    async def predict(self, identifier: str, frame: PreparedFrame, horizon: int | None) -> Prediction:
+        """Forecast one frame with the identifier's model via the micro-batcher."""
+        model, owner = self.resolve(identifier)  # resolved once: a swap mid-request cannot mix models
+        h = model.forecaster.check_horizon(horizon)
+        item = model.forecaster.make_input(frame)
+        values: np.ndarray = await self._batcher.submit(model, item)
+        forecast = Forecast(item.future_ts[:h], model.forecaster.spec.targets, values[:h])
+        return Prediction(forecast, model, owner)

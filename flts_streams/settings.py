@@ -1,0 +1,159 @@
+"""Service settings: the only module that reads the environment."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "FLTS_"
+#: Faust reads its own settings with this prefix (e.g. FLTS_BROKER_URL, FLTS_WEB_PORT).
+FAUST_ENV_PREFIX = "FLTS"
+APP_ID = "flts-streams"
+
+
+class _Group(BaseModel):
+    """Base of nested settings groups: frozen, unknown keys rejected."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class PathSettings(_Group):
+    """Where local state lives (RocksDB, MLflow, objects, logs)."""
+
+    var_dir: Path = Field(Path("var"), description="Root of all local state")
+
+
+class TopicSettings(_Group):
+    """Kafka topic names (changing them changes the wire contract)."""
+
+    inference: str = Field("inference-data", description="Claim-check messages")
+    training: str = Field("model-training", description="Model training events")
+    results: str = Field("inference-results", description="Forecasts for claims")
+    selected: str = Field("model-selected", description="Promotion decisions")
+    dead_letter: str = Field("flts-dead-letter", description="Messages that could not be processed")
+    partitions: int = Field(4, ge=1, description="Partitions of topics this service creates")
+
+
+class ServingSettings(_Group):
+    """HTTP /predict behaviour."""
+
+    default_identifier: str = Field("PobleSec", description="Identifier used when a request names none")
+    max_body_bytes: int = Field(4 * 1024 * 1024, ge=1024, description="Larger request bodies get 413")
+    max_rows: int = Field(20_000, ge=1, description="Most rows accepted in one request's data")
+    max_batch_size: int = Field(64, ge=1, description="Most windows coalesced into one model forward")
+    max_batch_wait_ms: float = Field(2.0, ge=0, description="Longest wait to fill a batch")
+    max_in_flight: int = Field(256, ge=1, description="Concurrent predictions; beyond it 429")
+    request_timeout_s: float = Field(10.0, gt=0, description="Default per-request deadline (504)")
+    retry_after_s: int = Field(1, ge=1, description="Retry-After sent with 429")
+    torch_threads: int = Field(1, ge=1, description="torch.set_num_threads for inference")
+    admin_token: SecretStr | None = Field(None, description="Bearer token for /admin routes (unset: disabled)")
+
+
+class StreamingSettings(_Group):
+    """Claim processing behaviour."""
+
+    batch_size: int = Field(64, ge=1, description="Claims taken per micro-batch")
+    batch_timeout_s: float = Field(0.05, gt=0, description="Longest wait to fill a micro-batch")
+    frame_max_rows: int = Field(1_000, ge=1, description="Newest rows of a claim's frame kept in latest_frames")
+    retry_backoff_s: float = Field(0.2, ge=0, description="First retry delay on transient errors; doubles, capped at 30 s")
+
+
+class ModelSettings(_Group):
+    """MLflow tracking and model naming."""
+
+    tracking_uri: str = Field("", description="MLflow tracking URI (empty: sqlite under var_dir)")
+    registry_prefix: str = Field("flts-", description="Registered model name = prefix + identifier")
+    champion_alias: str = Field("champion", description="Registry alias of the serving model")
+    default_uri: str = Field("", description="Fallback model URI for identifiers without a champion")
+
+
+class StorageSettings(_Group):
+    """Object store for claims data and prediction logs."""
+
+    url: str = Field("", description="file://DIR or s3://HOST:PORT (empty: file:// under var_dir)")
+    bucket: str = Field("flts", description="Default bucket")
+    allowed_buckets: tuple[str, ...] = Field((), description="Buckets claims may name (empty: only the default)")
+    access_key: SecretStr | None = Field(None, description="S3 access key")
+    secret_key: SecretStr | None = Field(None, description="S3 secret key")
+    secure: bool = Field(False, description="Use TLS for s3://")
+    region: str | None = Field(None, description="S3 region")
+    timeout_s: float = Field(10.0, gt=0, description="S3 connect/read timeout")
+
+
+class EmbeddedSettings(_Group):
+    """Embedded-broker (Tansu) development profile; never used in production."""
+
+    enabled: bool = Field(False, description="Apply the Tansu workarounds (set by `flts dev` and the tests)")
+    session_timeout_s: float = Field(8.0, gt=0, description="Consumer session timeout (Tansu holds joins for half)")
+    heartbeat_s: float = Field(2.0, gt=0, description="Consumer heartbeat interval (at most a third of the timeout)")
+
+
+class Settings(BaseSettings):
+    """All flts settings; env prefix FLTS_, nested groups joined with __."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        frozen=True,
+        extra="ignore",
+    )
+
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level")
+    paths: PathSettings = PathSettings()
+    topics: TopicSettings = TopicSettings()
+    serving: ServingSettings = ServingSettings()
+    streaming: StreamingSettings = StreamingSettings()
+    model: ModelSettings = ModelSettings()
+    storage: StorageSettings = StorageSettings()
+    embedded: EmbeddedSettings = EmbeddedSettings()
+
+    @property
+    def mlflow_tracking_uri(self) -> str:
+        """Tracking URI, defaulting to a SQLite file under var_dir."""
+        if self.model.tracking_uri:
+            return self.model.tracking_uri
+        return f"sqlite:///{(self.paths.var_dir / 'mlflow.db').resolve()}"
+
+    @property
+    def mlflow_artifact_root(self) -> Path:
+        """Artifact root used when the tracking store is local."""
+        return (self.paths.var_dir / "mlartifacts").resolve()
+
+    @property
+    def storage_url(self) -> str:
+        """Object store URL, defaulting to a directory under var_dir."""
+        return self.storage.url or f"file://{(self.paths.var_dir / 'objects').resolve()}"
+
+    def faust_defaults(self) -> dict[str, Any]:
+        """Faust settings this service defaults (FLTS_* Faust env vars still override them)."""
+        conf: dict[str, Any] = {
+            "broker": "kafka://127.0.0.1:9092",
+            "store": "rocksdb://",
+            "datadir": str(self.paths.var_dir / "faust"),
+            "web_host": "127.0.0.1",
+            "web_port": 6066,
+            "topic_partitions": self.topics.partitions,
+            "topic_replication_factor": 1,
+            "processing_guarantee": "at_least_once",
+            "consumer_auto_offset_reset": "earliest",
+            "stream_buffer_maxsize": 4096,
+            "broker_commit_interval": 1.0,
+            "web_enabled": True,
+        }
+        if self.embedded.enabled:
+            conf.update(self.embedded_faust_overrides())
+        return conf
+
+    def embedded_faust_overrides(self) -> dict[str, Any]:
+        """Tansu workarounds (DESIGN.md §6): short sessions, one record per produced batch."""
+        return {
+            "broker_session_timeout": self.embedded.session_timeout_s,
+            "broker_heartbeat_interval": self.embedded.heartbeat_s,
+            "broker_rebalance_timeout": self.embedded.session_timeout_s,
+            # Tansu's ListOffsets(latest) is off for multi-record batches: 1-byte
+            # batches force one record per batch so end offsets are exact.
+            "producer_max_batch_size": 1,
+            "producer_linger": 0.0,
+        }

@@ -1,0 +1,1 @@
+"""Faust table declarations (their names are topic names: never rename)."""

@@ -1,0 +1,11 @@
+"""latest_frames: identifier -> newest processed frame tail (Arrow IPC bytes), RocksDB + changelog."""
+from flts_streams.app import app
+
+latest_frames = app.Table(
+    "latest_frames",
+    default=None,
+    key_type=bytes,  # raw keys: the same bytes (and partitions) as the claims topic
+    value_type=bytes,
+    partitions=app.settings.topics.partitions,
+    help="Newest prepared frame tail per identifier",
+)

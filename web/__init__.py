@@ -1,0 +1,1 @@
+"""Faust web views: parse, call, reply; errors map to HTTP in web/errors.py."""

@@ -1,0 +1,76 @@
+"""The one place that maps errors to HTTP: JSON ``detail`` bodies, request ids, metrics."""
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from flts_streams import errors as e
+from flts_streams.app import app
+
+log = logging.getLogger(__name__)
+
+STATUS: tuple[tuple[type[e.FltsError], int], ...] = (
+    (e.RequestTooLarge, 413),
+    (e.UnsupportedMediaType, 415),
+    (e.SchemaError, 422),
+    (e.InvalidInput, 400),
+    (e.NotFound, 404),
+    (e.Unauthorized, 401),
+    (e.Overloaded, 429),
+    (e.DeadlineExceeded, 504),
+    (e.Unavailable, 503),
+)
+
+
+def status_for(exc: e.FltsError) -> int:
+    """HTTP status of a domain error (500 for an unmapped one)."""
+    for cls, status in STATUS:
+        if isinstance(exc, cls):
+            return status
+    return 500
+
+
+def json_error(status: int, detail: str, headers: dict[str, str] | None = None, **extra: str) -> web.Response:
+    """A JSON error response with a ``detail``."""
+    return web.Response(
+        status=status, body=json.dumps({"detail": detail, **extra}), content_type="application/json", headers=headers
+    )
+
+
+def _route(request: web.Request) -> str:
+    info = request.match_info
+    return info.route.resource.canonical if info.route.resource is not None else "unmatched"
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+    """Map FltsError and aiohttp errors to JSON; unexpected errors to 500 with a logged request id."""
+    started = time.perf_counter()
+    request_id = request.headers.get("X-Request-Id") or uuid.uuid4().hex[:16]
+    try:
+        response = await handler(request)
+    except e.FltsError as exc:
+        status = status_for(exc)
+        headers = {"Retry-After": str(app.settings.serving.retry_after_s)} if status == 429 else None
+        response = json_error(status, str(exc), headers)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        detail = {404: f"no route {request.method} {request.path}; see /openapi.json", 405: f"method {request.method} not allowed on {request.path}", 413: f"request body larger than {app.settings.serving.max_body_bytes} bytes"}.get(exc.status, exc.reason)
+        response = json_error(exc.status, detail)
+    except Exception:  # noqa: BLE001 - last resort: a 500 the operator can find in the log
+        log.exception("unhandled error request_id=%s method=%s path=%s", request_id, request.method, request.path)
+        response = json_error(500, f"internal error; quote request id {request_id}", request_id=request_id)
+    route = _route(request)
+    status = str(response.status)
+    app.metrics.http_requests.labels(route, status).inc()
+    app.metrics.http_duration.labels(route, status).observe(time.perf_counter() - started)
+    return response
+
+
+app.http_middlewares.append(error_middleware)

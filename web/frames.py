@@ -1,0 +1,28 @@
+"""Inspect the cached frame of an identifier (routed to the owning worker)."""
+from faust.web import Request, Response, View
+
+from flts_streams.app import app
+from flts_streams.codec import decode_frame
+from flts_streams.errors import UnknownIdentifier
+from tables.latest_frames import latest_frames
+
+
+@app.page("/frames/{identifier}")
+class Frame(View):
+    """Summary of latest_frames[identifier]: rows, columns, time span, cadence."""
+
+    @app.table_route(table=latest_frames, match_info="identifier")
+    async def get(self, request: Request, identifier: str) -> Response:
+        payload = latest_frames.get(identifier)
+        if payload is None:
+            raise UnknownIdentifier(f"nothing cached for identifier {identifier!r}; publish a claim for it first")
+        frame = decode_frame(payload)
+        return self.json({
+            "identifier": identifier,
+            "rows": len(frame),
+            "columns": list(frame.columns),
+            "first": str(frame.timestamps[0]),
+            "last": str(frame.timestamps[-1]),
+            "cadence_s": int(frame.cadence.astype("timedelta64[s]").astype(int)),
+            "bytes": len(payload),
+        })

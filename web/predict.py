@@ -1,0 +1,102 @@
+"""POST /predict (payload or cached) and GET /predict/{identifier} (cached, table-routed)."""
+import asyncio
+
+import aiohttp
+from faust.web import Request, Response, View
+
+from flts_streams.app import app
+from flts_streams.codec import decode_frame
+from flts_streams import errors as e
+from flts_streams.serving import horizon_query, parse_predict, prediction_body, request_frame
+from tables.latest_frames import latest_frames
+
+DEADLINE_HEADER = "X-Deadline-Ms"  # optional per-request budget in milliseconds
+
+
+async def _read_body(request: Request) -> bytes:
+    limit = app.settings.serving.max_body_bytes
+    if (request.content_length or 0) > limit:
+        raise e.RequestTooLarge(f"request body of {request.content_length} bytes exceeds the {limit}-byte limit")
+    return await request.read()
+
+
+def _budget(request: Request) -> float:
+    raw = request.headers.get(DEADLINE_HEADER)
+    default = app.settings.serving.request_timeout_s
+    try:
+        return min(default, max(0.0, float(raw) / 1000.0)) if raw else default
+    except ValueError:
+        return default
+
+
+async def _forecast(identifier: str, frame_source, horizon, *, cached: bool, budget: float) -> dict:
+    with app.predictor.admit():
+        try:
+            async with asyncio.timeout(budget):
+                frame = frame_source()
+                prediction = await app.predictor.predict(identifier, frame, horizon)
+        except TimeoutError as exc:
+            app.metrics.rejected.labels("deadline").inc()
+            raise e.DeadlineExceeded(f"no forecast within the {budget:g}s deadline; retry or raise X-Deadline-Ms") from exc
+    return prediction_body(identifier, prediction, cached=cached)
+
+
+def _cached_frame(identifier: str):
+    def load():
+        payload = latest_frames.get(identifier)
+        if payload is None:
+            raise e.UnknownIdentifier(f"nothing cached for identifier {identifier!r}: send data, or publish a claim for it first")
+        return decode_frame(payload)
+    return load
+
+
+async def _forward_cached(identifier: str, horizon: int | None, budget: float) -> dict:
+    """Ask the worker that owns ``identifier`` (routing drops bodies, so use the GET route)."""
+    owner = app.router.key_store(latest_frames.name, identifier)
+    if owner == app.conf.canonical_url:
+        return await _forecast(identifier, _cached_frame(identifier), horizon, cached=True, budget=budget)
+    url = owner.with_path(f"/predict/{identifier}").with_query({"inference_length": horizon} if horizon else {})
+    timeout = aiohttp.ClientTimeout(total=budget)
+    try:
+        async with aiohttp.ClientSession(timeout=timeout) as session, session.get(url) as resp:
+            body = await resp.json()
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        raise e.TransientError(f"owner worker {owner} of {identifier!r} did not answer: {exc!r}") from exc
+    if resp.status != 200:
+        raise _REMOTE_ERRORS.get(resp.status, e.TransientError)(body.get("detail", str(body)))
+    return body
+
+
+# The owner's error status, re-raised here so the caller sees the same status and detail.
+_REMOTE_ERRORS: dict[int, type[e.FltsError]] = {
+    400: e.InvalidInput, 404: e.UnknownIdentifier, 429: e.Overloaded, 503: e.Unavailable, 504: e.DeadlineExceeded,
+}
+
+
+@app.page("/predict")
+class Predict(View):
+    """Forecast from posted data, or from the identifier's cached frame when no data is sent."""
+
+    async def post(self, request: Request) -> Response:
+        body = await _read_body(request)
+        req = parse_predict(body, request.content_type, request.query, app.settings.serving)
+        identifier = req.identifier or app.settings.serving.default_identifier
+        budget = _budget(request)
+        if not req.data:
+            return self.json(await _forward_cached(identifier, req.inference_length, budget))
+
+        def frame():
+            model, _ = app.predictor.resolve(identifier)
+            return request_frame(req, model.forecaster.spec.features)
+
+        return self.json(await _forecast(identifier, frame, req.inference_length, cached=False, budget=budget))
+
+
+@app.page("/predict/{identifier}")
+class PredictCached(View):
+    """Forecast from latest_frames[identifier] on whichever worker owns it."""
+
+    @app.table_route(table=latest_frames, match_info="identifier")
+    async def get(self, request: Request, identifier: str) -> Response:
+        horizon = horizon_query(request.query)
+        return self.json(await _forecast(identifier, _cached_frame(identifier), horizon, cached=True, budget=_budget(request)))
