@@ -1,4 +1,4 @@
 """flts-streams: streaming time-series forecasting as one Faust worker."""
 from flts_streams.app import app
 
-__all__ = ["app"]
+__all__ = ("app",)

@@ -5,33 +5,41 @@ from typing import Any
 
 from flts_streams.records import PredictRequest
 
-_ERROR = {"type": "object", "required": ["detail"], "properties": {"detail": {"type": "string"}}}
-_PREDICTION = {
-    "type": "object",
-    "required": ["status", "identifier", "run_id", "model_uri", "cached", "freq", "predictions"],
-    "properties": {
-        "status": {"type": "string", "enum": ["SUCCESS"]},
-        "identifier": {"type": "string"},
-        "run_id": {"type": "string"},
-        "model_uri": {"type": "string"},
-        "model_identifier": {"type": "string"},
-        "fallback_model": {"type": "boolean"},
-        "cached": {"type": "boolean"},
-        "freq": {"type": "string"},
-        "predictions": {"type": "array", "items": {"type": "object", "properties": {"ts": {"type": "string", "format": "date-time"}}, "additionalProperties": {"type": "number"}}},
-    },
-}
-_ERRORS = {"400": "invalid data", "404": "unknown identifier", "413": "body too large", "415": "not JSON",
-           "422": "wrong field types", "429": "overloaded (see Retry-After)", "503": "no model / not ready",
-           "504": "deadline exceeded"}
+def _error_schema() -> dict[str, Any]:
+    return {"type": "object", "required": ["detail"], "properties": {"detail": {"type": "string"}}}
 
+
+def _prediction_schema() -> dict[str, Any]:
+    return {
+        "type": "object",
+        "required": ["status", "identifier", "run_id", "model_uri", "cached", "freq", "predictions"],
+        "properties": {
+            "status": {"type": "string", "enum": ["SUCCESS"]},
+            "identifier": {"type": "string"},
+            "run_id": {"type": "string"},
+            "model_uri": {"type": "string"},
+            "model_identifier": {"type": "string"},
+            "fallback_model": {"type": "boolean"},
+            "cached": {"type": "boolean"},
+            "freq": {"type": "string"},
+            "predictions": {"type": "array", "items": {
+                "type": "object", "properties": {"ts": {"type": "string", "format": "date-time"}},
+                "additionalProperties": {"type": "number"}}},
+        },
+    }
+
+
+_ERRORS = (("400", "invalid data"), ("404", "unknown identifier"), ("413", "body too large"), ("415", "not JSON"),
+           ("422", "wrong field types"), ("429", "overloaded (see Retry-After)"), ("503", "no model / not ready"),
+           ("504", "deadline exceeded"))
 
 def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
 def _errors(*codes: str) -> dict[str, Any]:
-    return {c: _json({"$ref": "#/components/schemas/Error"}, _ERRORS[c]) for c in codes}
+    described = dict(_ERRORS)
+    return {c: _json({"$ref": "#/components/schemas/Error"}, described[c]) for c in codes}
 
 
 def _simple(summary: str, schema: dict[str, Any] | None = None, *codes: str) -> dict[str, Any]:
@@ -70,7 +78,7 @@ def openapi_document(version: str) -> dict[str, Any]:
                 "200": _json({"type": "object"}, "reloaded"), "401": _json({"$ref": "#/components/schemas/Error"}, "no or wrong token"),
                 **_errors("503")}}},
         },
-        "components": {"schemas": {"PredictRequest": PredictRequest.model_json_schema(ref_template="#/components/schemas/{model}"), "Prediction": _PREDICTION, "Error": _ERROR}},
+        "components": {"schemas": {"PredictRequest": PredictRequest.model_json_schema(ref_template="#/components/schemas/{model}"), "Prediction": _prediction_schema(), "Error": _error_schema()}},
     }
 
 

@@ -63,14 +63,14 @@ async def _forward_cached(identifier: str, horizon: int | None, budget: float) -
     except (aiohttp.ClientError, TimeoutError) as exc:
         raise e.TransientError(f"owner worker {owner} of {identifier!r} did not answer: {exc!r}") from exc
     if resp.status != 200:
-        raise _REMOTE_ERRORS.get(resp.status, e.TransientError)(body.get("detail", str(body)))
+        raise _remote_error(resp.status)(body.get("detail", str(body)))
     return body
 
 
-# The owner's error status, re-raised here so the caller sees the same status and detail.
-_REMOTE_ERRORS: dict[int, type[e.FltsError]] = {
-    400: e.InvalidInput, 404: e.UnknownIdentifier, 429: e.Overloaded, 503: e.Unavailable, 504: e.DeadlineExceeded,
-}
+def _remote_error(status: int) -> type[e.FltsError]:
+    """The owner's error status, re-raised here so the caller sees the same status and detail."""
+    known = {400: e.InvalidInput, 404: e.UnknownIdentifier, 429: e.Overloaded, 503: e.Unavailable, 504: e.DeadlineExceeded}
+    return known.get(status, e.TransientError)
 
 
 @app.page("/predict")

@@ -1,0 +1,130 @@
+"""Test harness: embedded broker, real worker subprocesses, Kafka and HTTP helpers."""
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from flts_streams.broker import free_port
+
+FAUST = str(Path(sys.executable).with_name("faust"))
+
+
+@dataclass
+class Worker:
+    """One `faust -A flts_streams worker` subprocess on a free web port."""
+
+    var_dir: Path
+    broker_url: str
+    extra_env: dict[str, str] = field(default_factory=dict)
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen | None = None
+    log_path: Path | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("FLTS_")}
+        env.update({
+            "FLTS_BROKER_URL": self.broker_url,
+            "FLTS_WEB_HOST": "127.0.0.1",
+            "FLTS_WEB_PORT": str(self.port),
+            "FLTS_NODE_CANONICAL_URL": self.url,
+            "FLTS_PATHS__VAR_DIR": str(self.var_dir),
+            "FLTS_EMBEDDED__ENABLED": "true",
+            "FLTS_STREAMING__BATCH_TIMEOUT_S": "0.02",
+        })
+        env.update(self.extra_env)
+        return env
+
+    def start(self) -> Worker:
+        self.var_dir.mkdir(parents=True, exist_ok=True)
+        self.log_path = self.var_dir / f"worker-{self.port}.log"
+        out = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child
+        self.process = subprocess.Popen([FAUST, "-A", "flts_streams", "worker", "-l", "info"], env=self.env(),
+                                        stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        return self
+
+    def wait_ready(self, timeout: float = 90.0, path: str = "/readyz") -> float:
+        """Seconds until ``path`` answered 200; raises with the log tail otherwise."""
+        started = time.monotonic()
+        while time.monotonic() - started < timeout:
+            assert self.process is not None
+            if self.process.poll() is not None:
+                raise AssertionError(f"worker exited {self.process.returncode}:\n{self.log_tail()}")
+            try:
+                if requests.get(self.url + path, timeout=1).status_code == 200:
+                    return time.monotonic() - started
+            except requests.RequestException:
+                pass
+            time.sleep(0.2)
+        raise AssertionError(f"worker not ready in {timeout}s:\n{self.log_tail()}")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int | None:
+        if self.process is None or self.process.poll() is not None:
+            return self.process.returncode if self.process else None
+        self.process.send_signal(sig)
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            return self.process.wait(10)
+
+    def log_tail(self, lines: int = 60) -> str:
+        if not self.log_path or not self.log_path.exists():
+            return ""
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def produce(bootstrap: str, topic: str, messages: list[tuple[bytes | None, bytes, list[tuple[str, bytes]] | None]]) -> None:
+    """Send (key, value, headers) messages and wait for acks (one record per batch, as Tansu needs)."""
+    async def run() -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, max_batch_size=1, linger_ms=0)
+        await producer.start()
+        try:
+            for key, value, headers in messages:
+                await producer.send_and_wait(topic, value, key=key, headers=headers)
+        finally:
+            await producer.stop()
+    asyncio.run(run())
+
+
+def consume(bootstrap: str, topic: str, expect: int, timeout: float = 60.0) -> list[dict]:
+    """Read ``expect`` JSON messages from the start of ``topic`` (no group)."""
+    async def run() -> list[dict]:
+        consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False)
+        await consumer.start()
+        out: list[dict] = []
+        try:
+            deadline = time.monotonic() + timeout
+            while len(out) < expect and time.monotonic() < deadline:
+                batch = await consumer.getmany(timeout_ms=500)
+                for records in batch.values():
+                    out.extend({"key": r.key, "value": json.loads(r.value), "partition": r.partition, "offset": r.offset} for r in records)
+        finally:
+            await consumer.stop()
+        return out
+    return asyncio.run(run())
+
+
+def poll(fn, timeout: float = 60.0, interval: float = 0.25):
+    """Call fn until it returns a truthy value."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = fn()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"condition not met in {timeout}s (last={last!r})")

@@ -1,0 +1,85 @@
+"""End to end: claims on Kafka -> agent -> RocksDB table -> HTTP views, plus dead letters."""
+from __future__ import annotations
+
+import io
+import json
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+import requests
+
+from flts_streams.forecasting.demo import demo_frame
+from tests.integration.harness import consume, poll, produce
+
+pytestmark = pytest.mark.integration
+
+
+def _put_object(var_dir, key: str, frame: pd.DataFrame) -> None:
+    path = var_dir / "objects" / "flts" / key
+    path.parent.mkdir(parents=True, exist_ok=True)
+    buf = io.BytesIO()
+    frame.to_parquet(buf, index=False)
+    path.write_bytes(buf.getvalue())
+
+
+def _claim(identifier: str, key: str, **extra) -> bytes:
+    return json.dumps({"identifier": identifier, "bucket": "flts", "object_key": key, **extra}).encode()
+
+
+def test_health_metrics_and_openapi(worker):
+    assert requests.get(worker.url + "/healthz", timeout=5).json() == {"status": "ok"}
+    metrics = requests.get(worker.url + "/metrics", timeout=5)
+    assert metrics.headers["Content-Type"].startswith("text/plain")
+    assert "flts_http_requests_total" in metrics.text and "flts_faust_messages_received" in metrics.text
+    doc = requests.get(worker.url + "/openapi.json", timeout=5).json()
+    assert doc["openapi"].startswith("3.") and "/predict" in doc["paths"]
+
+
+def test_claims_fill_table_and_cached_predict(worker, broker):
+    frames = {ident: demo_frame(days=1, seed=i) for i, ident in enumerate(["site-1", "site-2", "site-3"])}
+    for ident, df in frames.items():
+        _put_object(worker.var_dir, f"claims/{ident}.parquet", df)
+    produce(broker.bootstrap, "inference-data",
+            [(ident.encode(), _claim(ident, f"claims/{ident}.parquet", claim_id=ident), None) for ident in frames])
+    for ident, df in frames.items():
+        summary = poll(lambda: (r := requests.get(f"{worker.url}/frames/{ident}", timeout=5)).status_code == 200 and r.json())
+        assert summary["last"].startswith(str(np.datetime64(df["time"].iloc[-1])).replace("T", "T")[:16])
+        assert summary["cadence_s"] == 120 and summary["rows"] == 720
+        body = requests.get(f"{worker.url}/predict/{ident}", params={"inference_length": 4}, timeout=10).json()
+        assert body["cached"] is True and len(body["predictions"]) == 4
+        assert body["predictions"][0]["ts"] > summary["last"]
+
+
+def test_poison_claims_are_dead_lettered_and_processing_continues(worker, broker):
+    _put_object(worker.var_dir, "claims/after.parquet", demo_frame(days=1, seed=9))
+    poison = [
+        (b"bad-1", b"\xff not json", None),
+        (b"bad-2", _claim("bad-2", "claims/missing.parquet"), None),
+        (b"bad-3", _claim("bad-3", "../../etc/passwd"), None),
+        (b"bad-4", json.dumps({"identifier": "bad-4"}).encode(), None),
+        (b"after", _claim("after", "claims/after.parquet"), None),
+    ]
+    produce(broker.bootstrap, "inference-data", poison)
+    poll(lambda: requests.get(f"{worker.url}/frames/after", timeout=5).status_code == 200)
+    letters = consume(broker.bootstrap, "flts-dead-letter", expect=4)
+    by_key = {m["key"]: m["value"] for m in letters}
+    assert set(by_key) >= {b"bad-1", b"bad-2", b"bad-3", b"bad-4"}
+    assert by_key[b"bad-2"]["error_type"] == "ObjectNotFound"
+    assert by_key[b"bad-3"]["error_type"] == "InvalidObjectKey"
+    assert by_key[b"bad-4"]["error_type"] == "SchemaError"
+    assert by_key[b"bad-1"]["source"]["topic"] == "inference-data"
+
+
+def test_expired_claims_are_skipped(worker, broker):
+    _put_object(worker.var_dir, "claims/late.parquet", demo_frame(days=1, seed=11))
+    past = str(int(time.time() * 1000) - 60_000).encode()
+    _put_object(worker.var_dir, "claims/marker.parquet", demo_frame(days=1, seed=12))
+    produce(broker.bootstrap, "inference-data", [
+        (b"late", _claim("late", "claims/late.parquet"), [("deadline_ms", past)]),
+        (b"marker", _claim("marker", "claims/marker.parquet"), None),
+    ])
+    poll(lambda: requests.get(f"{worker.url}/frames/marker", timeout=5).status_code == 200)
+    assert requests.get(f"{worker.url}/frames/late", timeout=5).status_code == 404
+    assert 'flts_claims_total{outcome="expired"}' in requests.get(worker.url + "/metrics", timeout=5).text

@@ -1,0 +1,67 @@
+"""Forecast API: timestamp placement, original units, horizon errors, determinism."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from flts_streams.errors import HorizonTooLong, InvalidInput, NotEnoughRows
+from flts_streams.forecasting.demo import demo_frame
+from flts_streams.forecasting.forecast import Forecaster
+from flts_streams.forecasting.frame import prepare_frame
+from flts_streams.forecasting.model import build_net
+from flts_streams.forecasting.scaler import Scaler
+from flts_streams.forecasting.spec import FEATURES, ModelSpec
+
+
+@pytest.fixture(scope="module")
+def frame():
+    return prepare_frame(demo_frame(days=2, seed=1), required=FEATURES, impute=True)
+
+
+def _forecaster(frame, kind="lstm", seed=0):
+    spec = ModelSpec(kind=kind, features=FEATURES, targets=("down", "up"), window=30, horizon=10, cadence_s=120.0,
+                     scaler=Scaler.fit(FEATURES, frame.select(FEATURES)), time_features=("minute_of_day",))
+    return Forecaster(spec, build_net(spec, seed))
+
+
+def test_timestamps_strictly_after_input_at_cadence(frame):
+    f = _forecaster(frame)
+    fc = f.forecast(frame.tail(30), horizon=5)
+    assert fc.timestamps[0] == frame.timestamps[-1] + np.timedelta64(120, "s")
+    assert np.all(np.diff(fc.timestamps) == np.timedelta64(120, "s"))
+    assert fc.values.shape == (5, 2)
+    assert fc.records()[0]["ts"] == str(np.datetime_as_string(fc.timestamps[0], unit="s"))
+
+
+def test_values_are_in_original_units(frame):
+    f = _forecaster(frame)
+    fc = f.forecast(frame.tail(30))
+    # an untrained net predicts near the window level: original units are ~1e8, scaled ~1
+    assert np.median(np.abs(fc.values[:, 0])) > 1e6
+
+
+def test_batch_equals_single(frame):
+    f = _forecaster(frame, "gru")
+    frames = [frame.tail(40), frame.tail(30)]
+    batch = f.forecast_batch(frames, 3)
+    for fr, fc in zip(frames, batch):
+        np.testing.assert_allclose(fc.values, f.forecast(fr, 3).values, rtol=1e-5)
+
+
+def test_errors(frame):
+    f = _forecaster(frame)
+    with pytest.raises(HorizonTooLong, match="between 1 and 10"):
+        f.forecast(frame.tail(30), 11)
+    with pytest.raises(NotEnoughRows, match="at least 30 rows"):
+        f.forecast(frame.tail(10))
+    coarse = prepare_frame({"ts": [f"2024-01-01 {h:02d}:00:00" for h in range(24)] + [f"2024-01-02 {h:02d}:00:00" for h in range(24)],
+                            **{c: [1.0] * 48 for c in FEATURES}}, required=FEATURES)
+    with pytest.raises(InvalidInput, match="cadence"):
+        f.forecast(coarse)
+
+
+def test_seeded_nets_are_identical(frame):
+    a, b = _forecaster(frame, seed=3), _forecaster(frame, seed=3)
+    for pa, pb in zip(a.net.parameters(), b.net.parameters()):
+        assert torch.equal(pa, pb)

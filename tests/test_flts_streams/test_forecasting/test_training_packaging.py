@@ -1,0 +1,86 @@
+"""Training and MLflow packaging: determinism, logging, registry/champion, reload in a fresh process."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow.tracking import MlflowClient
+
+from flts_streams.errors import InvalidInput
+from flts_streams.forecasting import packaging
+from flts_streams.forecasting.demo import demo_frame
+from flts_streams.forecasting.frame import prepare_frame
+from flts_streams.forecasting.pipeline import train_and_register
+from flts_streams.forecasting.spec import FEATURES
+from flts_streams.forecasting.training import TrainConfig, train
+
+FAST = TrainConfig(epochs=2, hidden_size=16, window=30, horizon=10)
+
+
+@pytest.fixture(scope="module")
+def frame():
+    return prepare_frame(demo_frame(days=3, seed=2), required=FEATURES, impute=True)
+
+
+def test_training_is_deterministic_with_a_seed(frame):
+    a, b = train(frame, FAST), train(frame, FAST)
+    assert a.history == b.history
+    assert a.val_metrics["val_mae_down"] == b.val_metrics["val_mae_down"]
+    assert {f"val_mae_down_h{h:02d}" for h in range(1, 11)} <= set(a.val_metrics)
+
+
+def test_too_few_rows_is_a_clear_error(frame):
+    with pytest.raises(InvalidInput, match="too few to train"):
+        train(frame.tail(50), FAST)
+
+
+def test_logged_model_reloads_in_a_fresh_process(tmp_path, frame, mlflow_store):
+    data = tmp_path / "train.csv"
+    demo_frame(days=3, seed=2).to_csv(data, index=False)
+    reg = train_and_register(data, "site-a", FAST, registry_prefix="flts-", alias="champion", progress=False)
+    assert reg.promoted and reg.reason == "no champion yet"
+    here = packaging.load(reg.model_uri).forecaster.forecast(frame.tail(30)).values
+    script = (
+        "import sys, json, pandas as pd\n"
+        "from flts_streams.forecasting import packaging\n"
+        "from flts_streams.forecasting.demo import demo_frame\n"
+        "from flts_streams.forecasting.frame import prepare_frame\n"
+        "from flts_streams.forecasting.spec import FEATURES\n"
+        "packaging.configure(sys.argv[1])\n"
+        "f = prepare_frame(demo_frame(days=3, seed=2), required=FEATURES, impute=True)\n"
+        "m = packaging.load(sys.argv[2])\n"
+        "print(json.dumps(m.forecaster.forecast(f.tail(30)).values.tolist()))\n"
+    )
+    for uri in (reg.model_uri, "models:/flts-site-a@champion"):
+        out = subprocess.run([sys.executable, "-c", script, mlflow_store, uri], capture_output=True, text=True, check=True)
+        np.testing.assert_allclose(np.array(json.loads(out.stdout.strip().splitlines()[-1])), here, rtol=1e-6)
+
+
+def test_champion_moves_only_when_beaten_or_forced(tmp_path, mlflow_store):
+    data = tmp_path / "train.csv"
+    demo_frame(days=3, seed=2).to_csv(data, index=False)
+    first = train_and_register(data, "site-b", FAST, registry_prefix="flts-", alias="champion", progress=False)
+    same = train_and_register(data, "site-b", FAST, registry_prefix="flts-", alias="champion", progress=False)
+    assert first.promoted and not same.promoted and "does not beat" in same.reason
+    forced = train_and_register(data, "site-b", FAST, registry_prefix="flts-", alias="champion", promote=True, progress=False)
+    assert forced.promoted
+    assert str(MlflowClient().get_model_version_by_alias("flts-site-b", "champion").version) == forced.version
+
+
+def test_pyfunc_predict_takes_the_predict_column_frame(tmp_path, mlflow_store):
+    import mlflow.pyfunc
+
+    data = tmp_path / "train.csv"
+    raw = demo_frame(days=3, seed=2)
+    raw.to_csv(data, index=False)
+    reg = train_and_register(data, "site-c", FAST, registry_prefix="flts-", alias="champion", progress=False)
+    model = mlflow.pyfunc.load_model(reg.model_uri)
+    window = raw.dropna().tail(30).rename(columns={"time": "ts"})
+    window = window.assign(ts=pd.date_range("2024-02-01", periods=30, freq="2min").strftime("%Y-%m-%d %H:%M:%S"))
+    out = model.predict(window)
+    assert list(out.columns) == ["ts", "down"] and len(out) == 10
+    assert out["ts"].iloc[0] == "2024-02-01T01:00:00"

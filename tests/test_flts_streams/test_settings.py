@@ -1,0 +1,76 @@
+"""Settings: the only environment reader, frozen, no clash with Faust's own settings."""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import faust
+import pytest
+from pydantic import ValidationError
+
+from flts_streams.settings import FAUST_ENV_PREFIX, Settings
+from flts_streams.settings_doc import _rows, settings_table
+
+ROOT = Path(__file__).resolve().parents[2]
+PACKAGES = ("flts_streams", "agents", "tables", "web")
+
+
+def _python_files():
+    for pkg in PACKAGES:
+        yield from (ROOT / pkg).rglob("*.py")
+
+
+def _env_access(tree: ast.AST) -> list[int]:
+    lines = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and node.attr in ("environ", "getenv", "environb", "putenv"):
+            if isinstance(node.value, ast.Name) and node.value.id == "os":
+                lines.append(node.lineno)
+    return lines
+
+
+def test_only_settings_reads_the_environment():
+    offenders = {}
+    for path in _python_files():
+        if path.name == "settings.py":
+            continue
+        lines = _env_access(ast.parse(path.read_text()))
+        if lines and path.name != "cli.py":
+            offenders[str(path.relative_to(ROOT))] = lines
+    assert offenders == {}
+
+
+def test_cli_only_copies_environment_for_child_processes():
+    """cli.py may pass os.environ on to the worker it spawns, never read settings from it."""
+    source = (ROOT / "flts_streams" / "cli.py").read_text()
+    assert "os.getenv" not in source and "os.environ.get" not in source and "os.environ[" not in source
+
+
+def test_env_names_do_not_shadow_faust_settings():
+    faust_env = {f"{FAUST_ENV_PREFIX}_{p.env_name}" for p in faust.Settings.SETTINGS.values() if p.env_name}
+    ours = {env for env, _, _ in _rows(Settings, "FLTS_")}
+    assert ours & faust_env == set()
+    top_level = {f"FLTS_{name.upper()}" for name in Settings.model_fields}
+    assert not any(env.startswith(t) for env in faust_env for t in top_level if env == t or env.startswith(t + "__"))
+
+
+def test_nested_env_and_frozen(monkeypatch):
+    monkeypatch.setenv("FLTS_SERVING__MAX_IN_FLIGHT", "7")
+    monkeypatch.setenv("FLTS_TOPICS__INFERENCE", "claims-x")
+    s = Settings()
+    assert s.serving.max_in_flight == 7 and s.topics.inference == "claims-x"
+    with pytest.raises(ValidationError):
+        s.log_level = "DEBUG"  # type: ignore[misc]
+
+
+def test_embedded_profile_applies_tansu_workarounds_only_when_enabled(monkeypatch):
+    assert "producer_max_batch_size" not in Settings().faust_defaults()
+    monkeypatch.setenv("FLTS_EMBEDDED__ENABLED", "true")
+    conf = Settings().faust_defaults()
+    assert conf["producer_max_batch_size"] == 1
+    assert conf["broker_heartbeat_interval"] <= conf["broker_session_timeout"] / 3
+
+
+def test_readme_documents_every_setting():
+    readme = (ROOT / "README.md").read_text()
+    assert settings_table() in readme, "README settings table is stale: regenerate with `flts settings`"
