@@ -4,7 +4,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -26,6 +26,7 @@ from flts_streams.settings import Settings
 
 log = logging.getLogger(__name__)
 DEFAULT_KEY = "*"
+FrameSource = Callable[[tuple[str, ...]], PreparedFrame]  # model features -> frame
 
 
 @dataclass(frozen=True)
@@ -150,11 +151,12 @@ class Predictor(Service):
             self._in_flight -= 1
             self.metrics.http_in_flight.dec()
 
-    async def predict(self, identifier: str, frame: PreparedFrame, horizon: int | None) -> Prediction:
-        """Forecast one frame with the identifier's model via the micro-batcher."""
+    async def predict(self, identifier: str, frame_for: FrameSource, horizon: int | None) -> Prediction:
+        """Forecast with the identifier's model; ``frame_for`` builds the frame for that model's features."""
         model, owner = self.resolve(identifier)  # resolved once: a swap mid-request cannot mix models
-        h = model.forecaster.check_horizon(horizon)
-        item = model.forecaster.make_input(frame)
+        forecaster = model.forecaster
+        h = forecaster.check_horizon(horizon)
+        item = forecaster.make_input(frame_for(forecaster.spec.features))
         values: np.ndarray = await self._batcher.submit(model, item)
-        forecast = Forecast(item.future_ts[:h], model.forecaster.spec.targets, values[:h])
+        forecast = Forecast(item.future_ts[:h], forecaster.spec.targets, values[:h])
         return Prediction(forecast, model, owner)

@@ -6,6 +6,8 @@ from faust.web import Request, Response, View
 
 from flts_streams.app import app
 from flts_streams.codec import decode_frame
+from flts_streams.forecasting.frame import PreparedFrame
+from flts_streams.predictor import FrameSource
 from flts_streams import errors as e
 from flts_streams.serving import horizon_query, parse_predict, prediction_body, request_frame
 from tables.latest_frames import latest_frames
@@ -29,20 +31,19 @@ def _budget(request: Request) -> float:
         return default
 
 
-async def _forecast(identifier: str, frame_source, horizon, *, cached: bool, budget: float) -> dict:
+async def _forecast(identifier: str, frame_for: FrameSource, horizon: int | None, *, cached: bool, budget: float) -> dict:
     with app.predictor.admit():
         try:
             async with asyncio.timeout(budget):
-                frame = frame_source()
-                prediction = await app.predictor.predict(identifier, frame, horizon)
+                prediction = await app.predictor.predict(identifier, frame_for, horizon)
         except TimeoutError as exc:
             app.metrics.rejected.labels("deadline").inc()
             raise e.DeadlineExceeded(f"no forecast within the {budget:g}s deadline; retry or raise X-Deadline-Ms") from exc
     return prediction_body(identifier, prediction, cached=cached)
 
 
-def _cached_frame(identifier: str):
-    def load():
+def _cached_frame(identifier: str) -> FrameSource:
+    def load(features: tuple[str, ...]) -> PreparedFrame:
         payload = latest_frames.get(identifier)
         if payload is None:
             raise e.UnknownIdentifier(f"nothing cached for identifier {identifier!r}: send data, or publish a claim for it first")
@@ -85,11 +86,8 @@ class Predict(View):
         if not req.data:
             return self.json(await _forward_cached(identifier, req.inference_length, budget))
 
-        def frame():
-            model, _ = app.predictor.resolve(identifier)
-            return request_frame(req, model.forecaster.spec.features)
-
-        return self.json(await _forecast(identifier, frame, req.inference_length, cached=False, budget=budget))
+        return self.json(await _forecast(identifier, lambda features: request_frame(req, features), req.inference_length,
+                                         cached=False, budget=budget))
 
 
 @app.page("/predict/{identifier}")

@@ -42,6 +42,9 @@ class PreparedFrame:
 
     def select(self, names: Sequence[str]) -> np.ndarray:
         """Columns in the given order, as a (rows, len(names)) array."""
+        missing = [n for n in names if n not in self.columns]
+        if missing:
+            raise MissingColumns(f"missing required columns {missing}; have {list(self.columns)}")
         idx = [self.columns.index(n) for n in names]
         return self.values[:, idx]
 

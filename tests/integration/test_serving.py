@@ -1,0 +1,154 @@
+"""/predict contract against a real worker: success, every error status, admin, hot swap."""
+from __future__ import annotations
+
+import json
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+import requests
+
+from flts_streams.forecasting.demo import demo_frame
+from flts_streams.forecasting.spec import FEATURES
+from tests.integration.harness import Worker
+
+pytestmark = pytest.mark.integration
+
+
+def _payload(rows: int = 30, seed: int = 0, identifier: str = "PobleSec", **extra) -> dict:
+    df = demo_frame(days=1, seed=seed, gaps=0, blanks=0).tail(rows).rename(columns={"time": "ts"})
+    return {"identifier": identifier, "data": {c: df[c].tolist() for c in df.columns}, **extra}
+
+
+def _post(worker, body, **kw) -> requests.Response:
+    data = body if isinstance(body, (bytes, str)) else json.dumps(body)
+    headers = {"Content-Type": "application/json", **kw.pop("headers", {})}
+    return requests.post(worker.url + "/predict", data=data, headers=headers, timeout=30, **kw)
+
+
+def test_predict_with_data_returns_original_units_after_the_input(worker):
+    body = _payload(inference_length=5)
+    r = _post(worker, body)
+    assert r.status_code == 200, r.text
+    out = r.json()
+    assert out["status"] == "SUCCESS" and out["cached"] is False and out["freq"] == "120s"
+    assert out["model_uri"] == "models:/flts-demo@champion" and out["run_id"]
+    assert out["fallback_model"] is True and out["model_identifier"] == "*"  # PobleSec has no model of its own
+    ts = [p["ts"] for p in out["predictions"]]
+    last = np.datetime64(body["data"]["ts"][-1])
+    assert [np.datetime64(t) for t in ts] == [last + np.timedelta64(120 * (i + 1), "s") for i in range(5)]
+    down = np.array([p["down"] for p in out["predictions"]])
+    assert np.all(down > 1e6), "values must be in original units, not scaled"
+
+
+def test_query_inference_length_and_longer_payloads(worker):
+    r = requests.post(worker.url + "/predict", params={"inference_length": 3}, json=_payload(rows=200), timeout=30)
+    assert r.status_code == 200 and len(r.json()["predictions"]) == 3
+
+
+def _detail(r: requests.Response) -> str:
+    assert r.headers["Content-Type"].startswith("application/json"), r.text
+    return r.json()["detail"]
+
+
+def test_400_errors_name_the_problem(worker):
+    body = _payload()
+    del body["data"]["rnti_count"]
+    assert "rnti_count" in _detail(r := _post(worker, body)) and r.status_code == 400
+    body = _payload()
+    body["data"]["ts"][10] = body["data"]["ts"][9]
+    assert "duplicate" in _detail(r := _post(worker, body)) and r.status_code == 400
+    body = _payload()
+    body["data"]["ts"][10] = "2031-01-01 00:00:00"
+    assert "irregular" in _detail(r := _post(worker, body)) and r.status_code == 400
+    assert "at least 30 rows" in _detail(r := _post(worker, _payload(rows=10))) and r.status_code == 400
+    assert "between 1 and" in _detail(r := _post(worker, _payload(inference_length=500))) and r.status_code == 400
+    body = _payload()
+    body["data"]["up"][3] = None
+    assert "'up'" in _detail(r := _post(worker, body)) and r.status_code == 400
+    body = _payload()
+    body["data"]["up"][0] = "__NAN__"
+    r = _post(worker, json.dumps(body).replace('"__NAN__"', "NaN"))
+    assert r.status_code == 400 and "NaN" in _detail(r)
+    assert _post(worker, b'{"data": {"ts": [Infinity]}}').status_code == 400
+
+
+def test_other_error_statuses(worker):
+    assert _post(worker, b"<xml/>", headers={"Content-Type": "application/xml"}).status_code == 415
+    assert _post(worker, b"{not json").status_code == 415
+    assert _post(worker, {"inference_length": "five"}).status_code == 422
+    assert _post(worker, {"data": "nope"}).status_code == 422
+    r = _post(worker, b" " * (5 * 1024 * 1024))
+    assert r.status_code == 413 and "limit" in _detail(r)
+    r = requests.get(worker.url + "/predict/never-seen", timeout=10)
+    assert r.status_code == 404 and "never-seen" in _detail(r)
+    r = _post(worker, {"identifier": "never-seen"})
+    assert r.status_code == 404
+    r = _post(worker, _payload(), headers={"X-Deadline-Ms": "0"})
+    assert r.status_code == 504 and "deadline" in _detail(r)
+    assert requests.get(worker.url + "/nope", timeout=5).status_code == 404
+    assert requests.delete(worker.url + "/predict", timeout=5).status_code == 405
+
+
+def test_compat_ping_and_docs(worker):
+    ping = requests.get(worker.url + "/predict_ping", timeout=5).json()
+    assert ping["model_loaded"] is True and ping["input_seq_len"] == 30 and ping["output_seq_len"] == 30
+    assert "/predict" in requests.get(worker.url + "/docs", timeout=5).text
+
+
+def test_admin_reload_requires_token(worker):
+    assert requests.post(worker.url + "/admin/reload", timeout=10).status_code == 401
+    bad = requests.post(worker.url + "/admin/reload", headers={"Authorization": "Bearer nope"}, timeout=10)
+    assert bad.status_code == 401
+    ok = requests.post(worker.url + "/admin/reload", headers={"Authorization": "Bearer s3cret"}, timeout=60)
+    assert ok.status_code == 200 and ok.json()["models"]["*"] == "models:/flts-demo@champion"
+
+
+def test_hot_swap_under_concurrent_load_fails_no_request(worker, trained):
+    from flts_streams.forecasting import packaging
+    from flts_streams.forecasting.pipeline import train_and_register
+    from flts_streams.forecasting.training import TrainConfig
+    from flts_streams.settings import Settings
+
+    var, _ = trained
+    packaging.configure(Settings(paths={"var_dir": var}).mlflow_tracking_uri)
+    data = var / "swap.csv"
+    demo_frame(days=3, seed=77).to_csv(data, index=False)
+    new = train_and_register(data, "swap", TrainConfig(epochs=1, hidden_size=16), registry_prefix="flts-", alias="champion", progress=False)
+    body = json.dumps(_payload(inference_length=2))
+    with ThreadPoolExecutor(8) as pool:
+        futures = [pool.submit(_post, worker, body) for _ in range(300)]
+        swap = requests.post(worker.url + "/admin/reload", headers={"Authorization": "Bearer s3cret"},
+                             json={"identifier": "*", "model_uri": new.model_uri}, timeout=60)
+        results = [f.result() for f in futures]
+    assert swap.status_code == 200
+    assert [r.status_code for r in results if r.status_code != 200] == []
+    after = _post(worker, body).json()
+    assert after["run_id"] == new.run_id
+    # restore the default for other tests
+    requests.post(worker.url + "/admin/reload", headers={"Authorization": "Bearer s3cret"},
+                  json={"identifier": "*", "model_uri": "models:/flts-demo@champion"}, timeout=60)
+
+
+def test_overload_sheds_with_429_and_health_stays_up(broker, trained, tmp_path):
+    var, uri = trained
+    w = Worker(tmp_path / "var", broker.url, {
+        "FLTS_MODEL__DEFAULT_URI": uri, "FLTS_MODEL__TRACKING_URI": f"sqlite:///{var / 'mlflow.db'}",
+        "FLTS_SERVING__MAX_IN_FLIGHT": "2", "FLTS_SERVING__MAX_BATCH_WAIT_MS": "50",
+        "FLTS_APP_DATADIR": str(tmp_path / "faust"),
+    }).start()
+    try:
+        w.wait_ready(path="/healthz")
+        while _post(w, _payload()).status_code == 503:  # model still loading
+            pass
+        body = json.dumps(_payload(rows=2000))
+        with ThreadPoolExecutor(16) as pool:
+            results = list(pool.map(lambda _: _post(w, body), range(64)))
+        codes = {r.status_code for r in results}
+        assert codes <= {200, 429} and 429 in codes and 200 in codes
+        shed = next(r for r in results if r.status_code == 429)
+        assert int(shed.headers["Retry-After"]) >= 1 and "in flight" in shed.json()["detail"]
+        assert requests.get(w.url + "/healthz", timeout=5).status_code == 200
+        assert 'flts_rejected_requests_total{reason="overloaded"}' in requests.get(w.url + "/metrics", timeout=5).text
+    finally:
+        w.stop()
