@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import os
 import signal
@@ -128,3 +129,17 @@ def poll(fn, timeout: float = 60.0, interval: float = 0.25):
             return last
         time.sleep(interval)
     raise AssertionError(f"condition not met in {timeout}s (last={last!r})")
+
+
+def put_object(objects_root: Path, key: str, frame, bucket: str = "flts") -> None:
+    """Write a DataFrame as a Parquet object into a file:// store."""
+    path = objects_root / bucket / key
+    path.parent.mkdir(parents=True, exist_ok=True)
+    buf = io.BytesIO()
+    frame.to_parquet(buf, index=False)
+    path.write_bytes(buf.getvalue())
+
+
+def claim(identifier: str, key: str, **extra) -> bytes:
+    """A claim-check message value."""
+    return json.dumps({"identifier": identifier, "bucket": "flts", "object_key": key, **extra}).encode()

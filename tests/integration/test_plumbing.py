@@ -1,7 +1,6 @@
 """End to end: claims on Kafka -> agent -> RocksDB table -> HTTP views, plus dead letters."""
 from __future__ import annotations
 
-import io
 import json
 import time
 
@@ -11,21 +10,13 @@ import pytest
 import requests
 
 from flts_streams.forecasting.demo import demo_frame
-from tests.integration.harness import consume, poll, produce
+from tests.integration.harness import claim, consume, poll, produce, put_object
 
 pytestmark = pytest.mark.integration
 
 
 def _put_object(var_dir, key: str, frame: pd.DataFrame) -> None:
-    path = var_dir / "objects" / "flts" / key
-    path.parent.mkdir(parents=True, exist_ok=True)
-    buf = io.BytesIO()
-    frame.to_parquet(buf, index=False)
-    path.write_bytes(buf.getvalue())
-
-
-def _claim(identifier: str, key: str, **extra) -> bytes:
-    return json.dumps({"identifier": identifier, "bucket": "flts", "object_key": key, **extra}).encode()
+    put_object(var_dir / "objects", key, frame)
 
 
 def test_health_metrics_and_openapi(worker):
@@ -42,7 +33,7 @@ def test_claims_fill_table_and_cached_predict(worker, broker):
     for ident, df in frames.items():
         _put_object(worker.var_dir, f"claims/{ident}.parquet", df)
     produce(broker.bootstrap, "inference-data",
-            [(ident.encode(), _claim(ident, f"claims/{ident}.parquet", claim_id=ident), None) for ident in frames])
+            [(ident.encode(), claim(ident, f"claims/{ident}.parquet", claim_id=ident), None) for ident in frames])
     for ident, df in frames.items():
         summary = poll(lambda: (r := requests.get(f"{worker.url}/frames/{ident}", timeout=5)).status_code == 200 and r.json())
         assert summary["last"].startswith(str(np.datetime64(df["time"].iloc[-1])).replace("T", "T")[:16])
@@ -56,10 +47,10 @@ def test_poison_claims_are_dead_lettered_and_processing_continues(worker, broker
     _put_object(worker.var_dir, "claims/after.parquet", demo_frame(days=1, seed=9))
     poison = [
         (b"bad-1", b"\xff not json", None),
-        (b"bad-2", _claim("bad-2", "claims/missing.parquet"), None),
-        (b"bad-3", _claim("bad-3", "../../etc/passwd"), None),
+        (b"bad-2", claim("bad-2", "claims/missing.parquet"), None),
+        (b"bad-3", claim("bad-3", "../../etc/passwd"), None),
         (b"bad-4", json.dumps({"identifier": "bad-4"}).encode(), None),
-        (b"after", _claim("after", "claims/after.parquet"), None),
+        (b"after", claim("after", "claims/after.parquet"), None),
     ]
     produce(broker.bootstrap, "inference-data", poison)
     poll(lambda: requests.get(f"{worker.url}/frames/after", timeout=5).status_code == 200)
@@ -77,8 +68,8 @@ def test_expired_claims_are_skipped(worker, broker):
     past = str(int(time.time() * 1000) - 60_000).encode()
     _put_object(worker.var_dir, "claims/marker.parquet", demo_frame(days=1, seed=12))
     produce(broker.bootstrap, "inference-data", [
-        (b"late", _claim("late", "claims/late.parquet"), [("deadline_ms", past)]),
-        (b"marker", _claim("marker", "claims/marker.parquet"), None),
+        (b"late", claim("late", "claims/late.parquet"), [("deadline_ms", past)]),
+        (b"marker", claim("marker", "claims/marker.parquet"), None),
     ])
     poll(lambda: requests.get(f"{worker.url}/frames/marker", timeout=5).status_code == 200)
     assert requests.get(f"{worker.url}/frames/late", timeout=5).status_code == 404
