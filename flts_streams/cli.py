@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import shutil
@@ -44,7 +45,23 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
                              alias=settings.model.champion_alias, promote=args.promote, progress=not args.quiet)
     _say(f"run_id={reg.run_id}\nmodel_uri={reg.model_uri}\nregistered={reg.registered_name} version={reg.version}\n"
          f"champion={'yes' if reg.promoted else 'no'} ({reg.reason})")
+    if args.publish:
+        _publish_success(settings, reg.run_id, reg.model_uri, args.identifier, args.model)
     return 0
+
+
+def _publish_success(settings: Settings, run_id: str, model_uri: str, identifier: str, kind: str) -> None:
+    """Announce the trained model on the model-training topic."""
+    from flts_streams.app import create_app
+    from flts_streams.broker import bootstrap_address
+    from flts_streams.publishing import publish_training_event
+    from flts_streams.records import TrainingEvent
+
+    host, port = bootstrap_address(str(create_app(settings).conf.broker[0]))
+    event = TrainingEvent(status="SUCCESS", run_id=run_id, model_uri=model_uri, identifier=identifier, model_type=kind,
+                          operation="train")
+    publish_training_event(f"{host}:{port}", settings.topics.training, event)
+    _say(f"published SUCCESS to {settings.topics.training} at {host}:{port}")
 
 
 def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
@@ -152,6 +169,15 @@ def _run_worker(env: dict[str, str], web_host: str, web_port: int, embedded: boo
     return worker.returncode or 0
 
 
+def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
+    """Run a benchmark and record it in docs/BENCHMARKS.md."""
+    from flts_streams.bench import http
+
+    summary = http.run(settings.paths.var_dir / "bench", args.seconds, Path(args.docs))
+    _say(json.dumps(summary["ratios"], indent=2))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Argument parser of every subcommand."""
     p = argparse.ArgumentParser(prog="flts", description=__doc__)
@@ -172,6 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--seed", type=int, default=42)
     tr.add_argument("--promote", action="store_true", help="make it the champion regardless of score")
     tr.add_argument("--quiet", action="store_true", help="no progress bar")
+    tr.add_argument("--publish", action="store_true", help="publish a model-training SUCCESS event to the broker")
     tr.set_defaults(func=cmd_train)
     ev = sub.add_parser("evaluate", help="rolling-origin backtest against persistence and seasonal-naive")
     ev.add_argument("--model", required=True, help="runs:/<id>/model or models:/<name>@champion")
@@ -185,6 +212,11 @@ def build_parser() -> argparse.ArgumentParser:
     dd.add_argument("--days", type=int, default=14)
     dd.add_argument("--seed", type=int, default=0)
     dd.set_defaults(func=cmd_demo_data)
+    be = sub.add_parser("bench", help="benchmarks against baselines measured in the same run")
+    be.add_argument("which", choices=("http",))
+    be.add_argument("--seconds", type=float, default=8.0, help="measurement time per level")
+    be.add_argument("--docs", default="docs", help="where BENCHMARKS.md and the plot go")
+    be.set_defaults(func=cmd_bench)
     st = sub.add_parser("settings", help="print all settings as a Markdown table")
     st.set_defaults(func=cmd_settings)
     return p

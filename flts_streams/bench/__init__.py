@@ -1,0 +1,1 @@
+"""Benchmarks (separate from tests): each compares against a baseline measured in the same run."""

@@ -1,0 +1,217 @@
+"""`flts bench http`: this worker vs `mlflow models serve` vs a bare aiohttp handler, same payload."""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import time
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+
+from flts_streams.bench.loadgen import LoadResult, run_load
+from flts_streams.broker import ensure_topics, free_port, start_tansu
+from flts_streams.settings import Settings
+
+log = logging.getLogger(__name__)
+LEVELS = (1, 16, 64)
+TOPICS = ("inference-data", "model-training", "inference-results", "model-selected", "flts-dead-letter")
+
+
+@dataclass(frozen=True)
+class Target:
+    """A server under test."""
+
+    name: str
+    url: str
+    body: bytes
+
+
+def _wait(url: str, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(url, timeout=1).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.3)
+    raise RuntimeError(f"{url} not ready in {timeout}s")
+
+
+def _spawn(stack: ExitStack, cmd: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen:
+    out = stack.enter_context(open(log_path, "ab"))
+    proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    stack.callback(_stop, proc)
+    return proc
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def _train(var: Path) -> tuple[str, str]:
+    from flts_streams.forecasting import packaging
+    from flts_streams.forecasting.demo import demo_frame
+    from flts_streams.forecasting.pipeline import train_and_register
+    from flts_streams.forecasting.training import TrainConfig
+
+    settings = Settings(paths={"var_dir": var})
+    packaging.configure(settings.mlflow_tracking_uri)
+    packaging.ensure_experiment("flts-bench", settings.mlflow_artifact_root)
+    data = var / "bench.csv"
+    demo_frame(days=7, seed=3).to_csv(data, index=False)
+    reg = train_and_register(data, "bench", TrainConfig(epochs=3), registry_prefix="flts-", alias="champion", progress=False)
+    return settings.mlflow_tracking_uri, reg.model_uri
+
+
+def _payloads() -> tuple[bytes, bytes]:
+    from flts_streams.bench.payloads import PayloadPool
+
+    body = PayloadPool(seed=1).payload(identifier="bench", inference_length=30)
+    cols = list(body["data"])
+    rows = [[body["data"][c][i] for c in cols] for i in range(30)]
+    mlflow_body = {"dataframe_split": {"columns": cols, "data": rows}}
+    return json.dumps(body).encode(), json.dumps(mlflow_body).encode()
+
+
+def run(out_dir: Path, seconds: float, docs: Path) -> dict:
+    """Start the three servers, drive each at 1/16/64 connections, plus health and overload phases."""
+    var = out_dir / "var"
+    shutil.rmtree(var, ignore_errors=True)
+    var.mkdir(parents=True)
+    tracking, uri = _train(var)
+    ours_body, mlflow_body = _payloads()
+    bindir = Path(sys.executable).parent
+    base_env = {k: v for k, v in os.environ.items() if not k.startswith("FLTS_")}
+    # mlflow serve execs `uvicorn` by name: the venv's bin must come first on PATH.
+    base_env["PATH"] = f"{bindir}{os.pathsep}{base_env.get('PATH', '')}"
+    results: dict[str, dict[int, LoadResult]] = {}
+    with ExitStack() as stack:
+        broker = start_tansu("127.0.0.1", free_port(), var / "tansu.log")
+        stack.callback(broker.stop)
+        ensure_topics(broker.bootstrap, TOPICS, 4)
+        wport, mport, bport = free_port(), free_port(), free_port()
+        _spawn(stack, [str(bindir / "faust"), "-A", "flts_streams", "worker", "-l", "warn"], base_env | {
+            "FLTS_BROKER_URL": broker.url, "FLTS_WEB_PORT": str(wport), "FLTS_PATHS__VAR_DIR": str(var),
+            "FLTS_EMBEDDED__ENABLED": "true", "FLTS_MODEL__DEFAULT_URI": uri, "FLTS_SERVING__MAX_IN_FLIGHT": "64",
+        }, var / "worker.log")
+        _spawn(stack, [str(bindir / "mlflow"), "models", "serve", "-m", uri, "--env-manager", "local", "-h", "127.0.0.1",
+                       "-p", str(mport), "--workers", "1"], base_env | {"MLFLOW_TRACKING_URI": tracking}, var / "mlflow.log")
+        _wait(f"http://127.0.0.1:{wport}/readyz")
+        size = len(requests.post(f"http://127.0.0.1:{wport}/predict", data=ours_body, timeout=30).content)
+        _spawn(stack, [sys.executable, "-m", "flts_streams.bench.bare", str(bport), str(size)], base_env, var / "bare.log")
+        _wait(f"http://127.0.0.1:{mport}/ping")
+        _wait(f"http://127.0.0.1:{bport}/ping")
+        targets = [
+            Target("flts worker", f"http://127.0.0.1:{wport}/predict", ours_body),
+            Target("mlflow models serve", f"http://127.0.0.1:{mport}/invocations", mlflow_body),
+            Target("bare aiohttp", f"http://127.0.0.1:{bport}/predict", ours_body),
+        ]
+        for t in targets:
+            results[t.name] = {c: asyncio.run(run_load(t.url, t.body, c, seconds)) for c in LEVELS}
+            log.info("measured target=%s %s", t.name, {c: round(r.throughput) for c, r in results[t.name].items()})
+        health, loaded = asyncio.run(_health_under_load(targets[0], wport, seconds))
+        overload = asyncio.run(run_load(targets[0].url, ours_body, 256, seconds))
+    summary = _summary(results, health, loaded, overload, seconds, size)
+    write_report(summary, docs, out_dir)
+    return summary
+
+
+async def _health_under_load(target: Target, port: int, seconds: float) -> tuple[LoadResult, LoadResult]:
+    load = asyncio.create_task(run_load(target.url, target.body, 64, seconds, warmup=0.5))
+    await asyncio.sleep(0.7)
+    health = await run_load(f"http://127.0.0.1:{port}/healthz", b"", 1, seconds - 1.5, method="GET", warmup=0)
+    return health, await load
+
+
+def _row(r: LoadResult) -> dict:
+    return {"rps": round(r.throughput, 1), "p50_ms": round(r.quantile_ms(0.5), 2), "p99_ms": round(r.quantile_ms(0.99), 2),
+            "non_200": {str(k): v for k, v in r.statuses.items() if k != 200}, "errors": dict(r.errors)}
+
+
+def _summary(results, health: LoadResult, loaded: LoadResult, overload: LoadResult, seconds: float, size: int) -> dict:
+    ours, ml, bare = (results[n] for n in ("flts worker", "mlflow models serve", "bare aiohttp"))
+    best = max(ours.values(), key=lambda r: r.throughput)
+    return {
+        "seconds_per_level": seconds,
+        "response_bytes": size,
+        "table": {name: {c: _row(r) for c, r in levels.items()} for name, levels in results.items()},
+        "ratios": {
+            "throughput_vs_mlflow": {c: round(ours[c].throughput / max(ml[c].throughput, 1e-9), 1) for c in LEVELS},
+            "peak_throughput_vs_mlflow_peak": round(best.throughput / max(max(r.throughput for r in ml.values()), 1e-9), 1),
+            "p99_at_64_vs_mlflow_p99_at_16": round(ours[64].quantile_ms(0.99) / ml[16].quantile_ms(0.99), 2),
+            "peak_throughput_vs_bare_peak": round(best.throughput / max(r.throughput for r in bare.values()), 3),
+        },
+        "healthz_while_saturated": {"p99_ms": round(health.quantile_ms(0.99), 2), "requests": health.ok,
+                                    "predict_rps_meanwhile": round(loaded.throughput, 1)},
+        "overload_256_connections_max_in_flight_64": {"statuses": {str(k): v for k, v in overload.statuses.items()},
+                                                      "connection_errors": dict(overload.errors),
+                                                      "accepted_p99_ms": round(overload.quantile_ms(0.99), 2)},
+    }
+
+
+def write_report(summary: dict, docs: Path, out_dir: Path) -> None:
+    """docs/BENCHMARKS.md section + PNG + raw JSON."""
+    (out_dir / "bench-http.json").write_text(json.dumps(summary, indent=2))
+    png = docs / "img" / "bench-http.png"
+    _plot(summary, png)
+    lines = ["## HTTP: `flts bench http`", "",
+             f"Command: `flts bench http --seconds {summary['seconds_per_level']:g}` (one run; closed-loop async client in the "
+             "same machine; 30-row payload, 30-step horizon; 2 cores shared by client and server).", "",
+             "| server | conns | req/s | p50 ms | p99 ms | non-200 | errors |", "|---|---|---|---|---|---|---|"]
+    for name, levels in summary["table"].items():
+        for c, r in levels.items():
+            lines.append(f"| {name} | {c} | {r['rps']} | {r['p50_ms']} | {r['p99_ms']} | {r['non_200'] or ''} | {r['errors'] or ''} |")
+    ra = summary["ratios"]
+    h, o = summary["healthz_while_saturated"], summary["overload_256_connections_max_in_flight_64"]
+    lines += ["", "| ratio | value | target |", "|---|---|---|",
+              f"| worker / mlflow serve throughput at 1, 16, 64 conns | {ra['throughput_vs_mlflow']} | >= 10x |",
+              f"| worker peak / mlflow peak | {ra['peak_throughput_vs_mlflow_peak']}x | >= 10x |",
+              f"| worker p99 at 64 / mlflow p99 at 16 | {ra['p99_at_64_vs_mlflow_p99_at_16']} | <= 1 |",
+              f"| worker peak / bare aiohttp peak | {ra['peak_throughput_vs_bare_peak']} | >= 0.40 |",
+              f"| /healthz p99 while /predict saturated (64 conns, {h['predict_rps_meanwhile']} req/s) | {h['p99_ms']} ms | < 50 ms |",
+              f"| 256 conns (4x the 64 admitted): statuses | {o['statuses']} | only 200/429 |",
+              f"| 256 conns: connection errors | {o['connection_errors'] or 0} | 0 |", "",
+              "![HTTP benchmark](img/bench-http.png)", ""]
+    _replace_section(docs / "BENCHMARKS.md", "## HTTP: `flts bench http`", "\n".join(lines))
+
+
+def _replace_section(path: Path, heading: str, text: str) -> None:
+    old = path.read_text() if path.exists() else "# Benchmarks\n\nRatios against baselines measured in the same run; absolute numbers vary with the shared machine.\n"
+    if heading in old:
+        start = old.index(heading)
+        nxt = old.find("\n## ", start + len(heading))
+        old = old[:start] + (old[nxt + 1:] if nxt != -1 else "")
+    path.write_text(old.rstrip() + "\n\n" + text)
+
+
+def _plot(summary: dict, png: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4))
+    for name, levels in summary["table"].items():
+        xs = list(levels)
+        a.plot(xs, [levels[c]["rps"] for c in xs], marker="o", label=name)
+        b.plot(xs, [levels[c]["p99_ms"] for c in xs], marker="o", label=name)
+    a.set(xscale="log", yscale="log", xlabel="connections", ylabel="req/s", title="throughput")
+    b.set(xscale="log", yscale="log", xlabel="connections", ylabel="p99 ms", title="p99 latency")
+    a.legend()
+    fig.tight_layout()
+    png.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(png, dpi=90)
+    plt.close(fig)
