@@ -1,27 +1,36 @@
-"""Agent on inference-data: claim-check messages -> latest_frames (and dead letters)."""
+"""Agent on inference-data: claim-check messages -> forecasts on inference-results, latest_frames, dead letters."""
 from faust import StreamT
+from faust.types import EventT
 
 from flts_streams.app import app
 from flts_streams.claim_processor import ClaimProcessor
-from flts_streams.claims import Coordinates
+from flts_streams.claims import ClaimInput, Coordinates
 from flts_streams.storage import open_store
 from tables.latest_frames import latest_frames
 
 
+def _input(event: EventT) -> ClaimInput:
+    msg = event.message
+    return ClaimInput(event.value, event.key, msg.headers, Coordinates(msg.topic, msg.partition, msg.offset), msg.timestamp)
+
+
 @app.agent(app.kafka_topics.inference, concurrency=1)  # table writer: one consumer, events acked in order
 async def claims(stream: StreamT) -> None:
-    """Process claims in micro-batches; every event ends processed, expired or dead-lettered."""
-    processor = ClaimProcessor(app.settings, open_store(app.settings), app.metrics)
-    streaming = app.settings.streaming
+    """Process claims in micro-batches; every event ends processed, expired, repartitioned or dead-lettered."""
+    processor = ClaimProcessor(app.settings, open_store(app.settings), app.metrics, app.predictor)
+    topics, streaming = app.kafka_topics, app.settings.streaming
     async for events in stream.take_events(streaming.batch_size, within=streaming.batch_timeout_s):
-        for event in events:
-            msg = event.message
-            where = Coordinates(msg.topic, msg.partition, msg.offset)
-            outcome = await processor.process(event.value, event.key, msg.headers, where)
-            if outcome.frame is not None:
-                # take_events leaves the *last* event current; table writes must use this
-                # event's partition (RocksDB shard and changelog partition).
-                stream._set_current_event(event)
-                latest_frames[outcome.identifier] = outcome.frame
+        batch = await processor.process_batch([_input(e) for e in events])
+        for event, outcome in zip(events, batch.outcomes):
+            # Sends are flushed before Faust commits, so a committed claim always has its message out.
+            if outcome.result is not None:
+                await topics.results.send(key=outcome.identifier.encode(), value=outcome.result)
             elif outcome.dead_letter is not None:
-                await app.kafka_topics.dead_letter.send(key=event.key, value=outcome.dead_letter)
+                await topics.dead_letter.send(key=event.key, value=outcome.dead_letter)
+            elif outcome.forward_key is not None:
+                await topics.inference.send(key=outcome.forward_key, value=event.value, headers=event.message.headers)
+        for identifier, (index, frame) in batch.frames.items():
+            # take_events leaves the *last* event current; the table write must use the
+            # claim's own partition (RocksDB shard and changelog partition).
+            stream._set_current_event(events[index])
+            latest_frames[identifier] = frame

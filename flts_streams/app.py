@@ -9,6 +9,7 @@ import faust
 from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
 from mode import ServiceT
 
+from flts_streams.flow import FlowSensor
 from flts_streams.metrics import Metrics
 from flts_streams.predictor import Predictor
 from flts_streams.settings import APP_ID, FAUST_ENV_PREFIX, Settings
@@ -24,6 +25,7 @@ class FltsApp(faust.App):
     metrics: Metrics
     kafka_topics: Topics  # `topics` is taken by Faust (its TopicConductor)
     predictor: Predictor
+    flow: FlowSensor
 
     def __init__(self, settings: Settings, **overrides: Any) -> None:
         conf = settings.faust_defaults() | {"web_application_options": {"client_max_size": settings.serving.max_body_bytes}} | overrides
@@ -33,6 +35,8 @@ class FltsApp(faust.App):
         # Faust's own sensor shares our registry so /metrics serves both.
         self.monitor = PrometheusMonitor(metrics=FaustMetrics.create(self.metrics.registry, "flts_faust"))
         self.kafka_topics = declare_topics(self, settings.topics)
+        self.flow = FlowSensor(self.metrics, (settings.topics.inference, settings.topics.training))
+        self.sensors.add(self.flow)
         self.predictor = Predictor(settings, self.metrics)
         # aiohttp middlewares registered by web/ (e.g. the error mapper) before the server starts.
         self.http_middlewares: list[Any] = []

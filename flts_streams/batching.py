@@ -20,6 +20,7 @@ log = logging.getLogger(__name__)
 class _Pending:
     model: LoadedModel
     item: ModelInput
+    source: str
     future: asyncio.Future = field(repr=False)
 
 
@@ -30,18 +31,17 @@ class MicroBatcher:
     with load and single requests are not delayed when idle.
     """
 
-    def __init__(self, executor: Executor, metrics: Metrics, max_batch: int, max_wait_s: float, source: str = "http") -> None:
+    def __init__(self, executor: Executor, metrics: Metrics, max_batch: int, max_wait_s: float) -> None:
         self._executor = executor
         self._metrics = metrics
         self._max_batch = max_batch
         self._max_wait = max_wait_s
-        self._source = source
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
 
-    async def submit(self, model: LoadedModel, item: ModelInput) -> np.ndarray:
+    async def submit(self, model: LoadedModel, item: ModelInput, source: str = "http") -> np.ndarray:
         """Forecast one window (H, targets) in original units, batched with others."""
         future = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait(_Pending(model, item, future))
+        self._queue.put_nowait(_Pending(model, item, source, future))
         return await future
 
     async def run(self) -> None:
@@ -83,15 +83,16 @@ class MicroBatcher:
                 if not p.future.done():
                     p.future.set_exception(exc)
             return
-        self._metrics.inference_duration.labels(self._source).observe(time.perf_counter() - started)
-        self._metrics.batch_size.labels(self._source).observe(len(group))
+        self._metrics.inference_duration.labels(group[0].source).observe(time.perf_counter() - started)
+        self._metrics.batch_size.labels(group[0].source).observe(len(group))
         for p, v in zip(group, values):
             if not p.future.done():
                 p.future.set_result(v)
 
 
-def _by_model(batch: list[_Pending]) -> dict[int, list[_Pending]]:
-    groups: dict[int, list[_Pending]] = {}
+def _by_model(batch: list[_Pending]) -> dict[tuple[int, str], list[_Pending]]:
+    # Grouped by source too, so batch-size and duration metrics stay per source.
+    groups: dict[tuple[int, str], list[_Pending]] = {}
     for p in batch:
-        groups.setdefault(id(p.model), []).append(p)
+        groups.setdefault((id(p.model), p.source), []).append(p)
     return groups

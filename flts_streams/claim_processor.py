@@ -1,58 +1,187 @@
-"""Per-claim processing for agents/claims; never raises, so no event is lost by Faust."""
+"""Micro-batch claim processing for agents/claims; never raises, so no event is lost by Faust."""
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TypeVar
 
-from flts_streams.claims import ClaimOutcome, Coordinates, dead_letter, decode_claim, deadline_of, expired, frame_from_object
+from flts_streams.claims import (
+    ClaimInput, ClaimOutcome, dead_letter, decode_claim, deadline_of, expired, frame_from_object, log_object_key,
+    result_record,
+)
 from flts_streams.codec import encode_frame
 from flts_streams.errors import FltsError, TransientError
+from flts_streams.forecasting.frame import PreparedFrame
 from flts_streams.metrics import Metrics
+from flts_streams.predictor import Prediction, Predictor
+from flts_streams.records import Claim
+from flts_streams.serving import prediction_body
 from flts_streams.settings import Settings
-from flts_streams.storage import ObjectStore, allowed_bucket
+from flts_streams.storage import ObjectStore, allowed_bucket, validate_key
 
 log = logging.getLogger(__name__)
 MAX_BACKOFF_S = 30.0
+T = TypeVar("T")
+
+
+@dataclass
+class _Pending:
+    """A decoded claim waiting for its object and forecast."""
+
+    index: int
+    inp: ClaimInput
+    claim: Claim
+    bucket: str
+
+
+@dataclass
+class BatchResult:
+    """Outcomes in input order, plus the newest frame tail per identifier for latest_frames."""
+
+    outcomes: list[ClaimOutcome]
+    frames: dict[str, tuple[int, bytes]] = field(default_factory=dict)  # identifier -> (input index, frame)
 
 
 class ClaimProcessor:
-    """Decode -> deadline -> fetch (with retries) -> prepare -> encoded frame tail."""
+    """Decode -> deadline -> fetch once per object -> prepare -> forecast once per (identifier, object) -> log."""
 
-    def __init__(self, settings: Settings, store: ObjectStore, metrics: Metrics) -> None:
+    def __init__(self, settings: Settings, store: ObjectStore, metrics: Metrics, predictor: Predictor) -> None:
         self.settings = settings
         self.store = store
         self.metrics = metrics
+        self.predictor = predictor
 
-    async def process(self, value: bytes | None, key: bytes | None, headers: object, where: Coordinates) -> ClaimOutcome:
-        """Process one claim; any failure that is not transient becomes a dead letter."""
+    async def process_batch(self, inputs: Sequence[ClaimInput]) -> BatchResult:
+        """Process a micro-batch; every input gets exactly one outcome, even if a step fails unexpectedly."""
         try:
-            claim = decode_claim(value)
-            if expired(deadline_of(headers)):  # type: ignore[arg-type]
-                self.metrics.claims.labels("expired").inc()
-                log.info("claim expired identifier=%s offset=%s", claim.identifier, where.offset)
-                return ClaimOutcome("expired", claim.identifier)
-            bucket = allowed_bucket(self.settings, claim.bucket)
-            data = await self._fetch(bucket, claim.object_key)
-            frame = await asyncio.to_thread(frame_from_object, data, claim.object_key)
-            encoded = encode_frame(frame.tail(self.settings.streaming.frame_max_rows))
-        except Exception as exc:  # noqa: BLE001 - the agent boundary: an escaped error would lose the event
-            self.metrics.claims.labels("dead_lettered").inc()
-            level = logging.WARNING if isinstance(exc, FltsError) else logging.ERROR
-            log.log(level, "claim dead-lettered topic=%s partition=%s offset=%s error=%r", where.topic, where.partition, where.offset, exc)
-            return ClaimOutcome("dead_lettered", dead_letter=dead_letter(value, key, exc, where))
-        self.metrics.claims.labels("processed").inc()
-        return ClaimOutcome("processed", claim.identifier, encoded)
+            return await self._process(inputs)
+        except Exception as exc:  # noqa: BLE001 - the agent boundary: an escaped error would lose the batch
+            log.exception("claim batch failed size=%d; dead-lettering it", len(inputs))
+            return BatchResult([self._dead(inp, exc) for inp in inputs])
 
-    async def _fetch(self, bucket: str, key: str) -> bytes:
-        """Read an object, retrying transient failures with capped exponential backoff."""
+    async def _process(self, inputs: Sequence[ClaimInput]) -> BatchResult:
+        started = time.perf_counter()
+        outcomes: list[ClaimOutcome | None] = [None] * len(inputs)
+        pending = []
+        for i, inp in enumerate(inputs):
+            item = self._admit(i, inp)
+            if isinstance(item, ClaimOutcome):
+                outcomes[i] = item
+            else:
+                pending.append(item)
+        result = BatchResult([])
+        frames = await self._frames(pending, outcomes)
+        predictions = await self._forecasts(pending, frames, outcomes)
+        done = [p for p in pending if outcomes[p.index] is None]
+        await self._results(done, predictions, outcomes)
+        for p in done:
+            frame = frames[(p.bucket, p.claim.object_key)]
+            if isinstance(frame, PreparedFrame):
+                result.frames[p.claim.identifier] = (p.index, encode_frame(frame.tail(self.settings.streaming.frame_max_rows)))
+        result.outcomes = [o for o in outcomes if o is not None]
+        assert len(result.outcomes) == len(inputs), "every claim needs exactly one outcome"
+        self.metrics.claim_duration.observe(time.perf_counter() - started)
+        self.metrics.claim_batch_size.observe(len(inputs))
+        return result
+
+    def _admit(self, i: int, inp: ClaimInput) -> _Pending | ClaimOutcome:
+        """Decode, check deadline, bucket and key; the claim continues or ends here."""
+        try:
+            claim = decode_claim(inp.value)
+            bucket = allowed_bucket(self.settings, claim.bucket)
+            validate_key(claim.object_key)  # refused before any read
+        except FltsError as exc:
+            return self._dead(inp, exc)
+        if expired(deadline_of(inp.headers)):
+            self.metrics.claims.labels("expired").inc()
+            log.info("claim expired identifier=%s partition=%s offset=%s", claim.identifier, inp.where.partition, inp.where.offset)
+            return ClaimOutcome("expired", claim.identifier)
+        wanted = claim.identifier.encode()
+        if inp.key != wanted:
+            # Keyed by identifier, a claim lands on the partition that owns the identifier's table entry.
+            self.metrics.claims.labels("repartitioned").inc()
+            return ClaimOutcome("repartitioned", claim.identifier, forward_key=wanted)
+        return _Pending(i, inp, claim, bucket)
+
+    def _dead(self, inp: ClaimInput, exc: BaseException) -> ClaimOutcome:
+        self.metrics.claims.labels("dead_lettered").inc()
+        level = logging.WARNING if isinstance(exc, FltsError) else logging.ERROR
+        w = inp.where
+        log.log(level, "claim dead-lettered topic=%s partition=%s offset=%s error=%r", w.topic, w.partition, w.offset, exc)
+        return ClaimOutcome("dead_lettered", dead_letter=dead_letter(inp.value, inp.key, exc, w))
+
+    async def _frames(self, pending: list[_Pending], outcomes: list[ClaimOutcome | None]) -> dict[tuple[str, str], PreparedFrame | Exception]:
+        """Fetch and prepare each distinct object once; failures dead-letter every claim that named it."""
+        frames: dict[tuple[str, str], PreparedFrame | Exception] = {}
+        for p in pending:
+            ref = (p.bucket, p.claim.object_key)
+            if ref not in frames:
+                frames[ref] = await self._load_frame(*ref)
+            if isinstance(frames[ref], Exception):
+                outcomes[p.index] = self._dead(p.inp, frames[ref])  # type: ignore[arg-type]
+        return frames
+
+    async def _load_frame(self, bucket: str, key: str) -> PreparedFrame | Exception:
+        try:
+            data = await self._retry(lambda: asyncio.to_thread(self.store.get, bucket, key), f"get {bucket}/{key}")
+            return await asyncio.to_thread(frame_from_object, data, key)
+        except Exception as exc:  # noqa: BLE001 - the agent boundary: an escaped error would lose the event
+            return exc
+
+    async def _forecasts(self, pending: list[_Pending], frames: dict, outcomes: list[ClaimOutcome | None]) -> dict[tuple[str, str, str], Prediction]:
+        """One forecast per (identifier, bucket, object), all submitted together so they share forwards."""
+        jobs: dict[tuple[str, str, str], Awaitable[Prediction]] = {}
+        for p in pending:
+            if outcomes[p.index] is None:
+                ref = (p.claim.identifier, p.bucket, p.claim.object_key)
+                if ref not in jobs:
+                    frame = frames[ref[1:]]
+                    jobs[ref] = self.predictor.predict(p.claim.identifier, lambda _features, f=frame: f, None, source="claims")
+        answers = await asyncio.gather(*jobs.values(), return_exceptions=True)
+        predictions = dict(zip(jobs, answers))
+        for p in pending:
+            answer = predictions.get((p.claim.identifier, p.bucket, p.claim.object_key))
+            if isinstance(answer, BaseException) and outcomes[p.index] is None:
+                outcomes[p.index] = self._dead(p.inp, answer)
+        return {k: v for k, v in predictions.items() if not isinstance(v, BaseException)}
+
+    async def _results(self, done: list[_Pending], predictions: dict, outcomes: list[ClaimOutcome | None]) -> None:
+        """Build result messages and write one prediction-log object per identifier (before any commit)."""
+        now = time.time()
+        per_identifier: dict[str, list[tuple[_Pending, bytes]]] = {}
+        for p in done:
+            prediction = predictions[(p.claim.identifier, p.bucket, p.claim.object_key)]
+            body = prediction_body(p.claim.identifier, prediction, cached=False)
+            record = json.dumps(result_record(p.claim, p.inp.where, p.inp.published_at, body, now)).encode()
+            per_identifier.setdefault(p.claim.identifier, []).append((p, record))
+            self.metrics.claim_latency.observe(max(0.0, now - p.inp.published_at))
+        for identifier, items in per_identifier.items():
+            first = items[0][0].inp
+            key = log_object_key(self.settings.streaming.log_prefix, identifier, first.where, first.published_at)
+            data = b"\n".join(r for _, r in items) + b"\n"
+            try:
+                await self._retry(lambda: asyncio.to_thread(self.store.put, self.settings.storage.bucket, key, data), f"put {key}")
+            except FltsError as exc:  # e.g. a bucket that does not exist: not transient
+                for p, _ in items:
+                    outcomes[p.index] = self._dead(p.inp, exc)
+                continue
+            for p, record in items:
+                outcomes[p.index] = ClaimOutcome("processed", identifier, result=record)
+                self.metrics.claims.labels("processed").inc()
+
+    async def _retry(self, call: Callable[[], Awaitable[T]], what: str) -> T:
+        """Retry transient object-store failures with capped exponential backoff, never giving up."""
         delay = self.settings.streaming.retry_backoff_s
         attempt = 0
         while True:
             attempt += 1
             try:
-                return await asyncio.to_thread(self.store.get, bucket, key)
+                return await call()
             except TransientError as exc:
                 self.metrics.claims.labels("retried").inc()
-                log.warning("object store retry attempt=%d bucket=%s key=%s error=%s", attempt, bucket, key, exc)
+                log.warning("object store retry attempt=%d op=%s error=%s", attempt, what, exc)
                 await asyncio.sleep(min(delay * 2 ** (attempt - 1), MAX_BACKOFF_S))
-

@@ -4,6 +4,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import re
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -94,11 +95,41 @@ def dead_letter(value: bytes | None, key: bytes | None, error: BaseException, wh
     }).encode()
 
 
+def result_record(claim: Claim, where: Coordinates, published_at: float, body: dict[str, Any], now: float) -> dict[str, Any]:
+    """inference-results value (and prediction-log line): forecast plus the claim's coordinates."""
+    return {
+        **body,
+        "claim": {"topic": where.topic, "partition": where.partition, "offset": where.offset,
+                  "claim_id": claim.claim_id, "bucket": claim.bucket, "object_key": claim.object_key},
+        "published_at": published_at,
+        "processed_at": now,
+    }
+
+
+def log_object_key(prefix: str, identifier: str, where: Coordinates, published_at: float) -> str:
+    """Partitioned prediction-log key; deterministic, so a re-processed batch rewrites, never appends."""
+    stamp = time.gmtime(published_at)
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", identifier).strip(".") or "_"
+    return f"{prefix}/{safe}/{time.strftime('%Y-%m-%d', stamp)}/{time.strftime('%H', stamp)}/{where.partition}-{where.offset}.jsonl"
+
+
+@dataclass(frozen=True)
+class ClaimInput:
+    """One consumed claim message."""
+
+    value: bytes | None
+    key: bytes | None
+    headers: Any
+    where: Coordinates
+    published_at: float  # record timestamp, epoch seconds
+
+
 @dataclass(frozen=True)
 class ClaimOutcome:
-    """Result of one claim: a frame to cache, a dead letter, or a skip."""
+    """What to do with one claim: publish a result, dead-letter, forward (repartition) or skip."""
 
-    status: str  # processed | expired | dead_lettered
+    status: str  # processed | expired | dead_lettered | repartitioned
     identifier: str | None = None
-    frame: bytes | None = None
+    result: bytes | None = None
     dead_letter: bytes | None = None
+    forward_key: bytes | None = None

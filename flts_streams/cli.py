@@ -4,7 +4,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import shutil
 import signal
 import subprocess
@@ -14,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from flts_streams.errors import FltsError
-from flts_streams.settings import Settings
+from flts_streams.settings import Settings, child_env
 
 log = logging.getLogger("flts_streams.cli")
 DEMO_IDENTIFIER = "demo"
@@ -131,7 +130,7 @@ def cmd_dev(args: argparse.Namespace, settings: Settings) -> int:
     host, port = b.bootstrap_address(str(app.conf.broker[0]))
     var = settings.paths.var_dir
     var.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ)
+    env = child_env()
     embedded = None
     if not b.port_open(host, port):
         if not b.is_loopback(host):

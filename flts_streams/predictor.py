@@ -47,6 +47,8 @@ class Predictor(Service):
         self.metrics = metrics
         self._models: dict[str, LoadedModel] = {}
         self._in_flight = 0
+        self._failed: set[tuple[str, str]] = set()
+        self._versions: dict[str, str] = {}  # identifier -> registry version last loaded
         self.initial_load_done = asyncio.Event()
         self._torch = ThreadPoolExecutor(max_workers=1, thread_name_prefix="flts-torch")
         self._batcher = MicroBatcher(
@@ -84,45 +86,84 @@ class Predictor(Service):
 
     async def load_champions(self) -> int:
         """Load every identifier's champion and the configured default; returns how many loaded."""
-        targets = await asyncio.to_thread(self._champion_uris)
+        loaded = await self.follow_registry()
         if self.settings.model.default_uri:
-            targets[DEFAULT_KEY] = self.settings.model.default_uri
-        loaded = 0
-        for identifier, uri in targets.items():
             try:
-                await self.load(identifier, uri)
+                await self.load(DEFAULT_KEY, self.settings.model.default_uri)
                 loaded += 1
             except ModelLoadError:
-                log.exception("champion load failed identifier=%s uri=%s", identifier, uri)
+                log.exception("default model load failed uri=%s", self.settings.model.default_uri)
         return loaded
 
-    def _champion_uris(self) -> dict[str, str]:
+    async def follow_registry(self) -> int:
+        """Load each registered champion whose aliased version changed since we last loaded it."""
+        swapped = 0
+        for identifier, (version, uri) in (await asyncio.to_thread(self._registry_champions)).items():
+            if self._versions.get(identifier) == version or (identifier, uri) in self._failed:
+                continue
+            try:
+                await self.load(identifier, uri)
+                self._versions[identifier] = version
+                swapped += 1
+            except ModelLoadError:
+                self._failed.add((identifier, uri))  # do not retry a broken version every tick
+                log.exception("champion load failed identifier=%s uri=%s", identifier, uri)
+        return swapped
+
+    def _registry_champions(self) -> dict[str, tuple[str, str]]:
+        """identifier -> (version, versioned model URI) of every registered model carrying the champion alias."""
         prefix, alias = self.settings.model.registry_prefix, self.settings.model.champion_alias
+        client, found, token = MlflowClient(), {}, None
         try:
-            names = [m.name for m in MlflowClient().search_registered_models(filter_string=f"name LIKE '{prefix}%'")]
+            while True:
+                page = client.search_registered_models(filter_string=f"name LIKE '{prefix}%'", page_token=token)
+                for m in page:
+                    version = (m.aliases or {}).get(alias)
+                    if version is not None:
+                        found[m.name[len(prefix):]] = (str(version), f"models:/{m.name}/{version}")
+                token = page.token
+                if not token:
+                    return found
         except MlflowException:
             log.exception("cannot list registered models tracking_uri=%s", self.settings.mlflow_tracking_uri)
-            return {}
-        uris = {}
-        for name in names:
-            uri = packaging.champion_uri(name, alias)
-            if uri:
-                uris[name[len(prefix):]] = uri
-        return uris
+            return found
 
     async def load(self, identifier: str, uri: str) -> LoadedModel:
         """Load a model off the event loop and swap it in atomically for ``identifier``."""
         started = time.perf_counter()
         model = await asyncio.to_thread(packaging.load, uri)
         self.metrics.model_load.observe(time.perf_counter() - started)
+        self.install(identifier, model)
+        return model
+
+    def install(self, identifier: str, model: LoadedModel) -> None:
+        """Serve ``model`` for ``identifier`` from now on (atomic swap)."""
         previous = self._models.get(identifier)
         self._models[identifier] = model  # one assignment: requests see the old or the new model
         if previous is not None:
             self.metrics.model_info.remove(identifier, previous.run_id, previous.uri)
         self.metrics.model_info.labels(identifier, model.run_id, model.uri).set(1)
         self.metrics.models_loaded.set(len(self._models))
-        log.info("model loaded identifier=%s uri=%s run_id=%s", identifier, uri, model.run_id)
-        return model
+        log.info("model installed identifier=%s uri=%s run_id=%s", identifier, model.uri, model.run_id)
+
+    def own_model(self, identifier: str) -> LoadedModel | None:
+        """The model loaded for exactly this identifier (no default fallback)."""
+        return self._models.get(identifier)
+
+    async def follow(self, champions: dict[str, tuple[str, str]]) -> int:
+        """Load every champion (identifier -> (uri, run_id)) whose run differs from the loaded one."""
+        swapped = 0
+        for identifier, (uri, run_id) in champions.items():
+            current = self._models.get(identifier)
+            if (current is not None and current.run_id == run_id) or (identifier, run_id) in self._failed:
+                continue
+            try:
+                await self.load(identifier, uri)
+                swapped += 1
+            except ModelLoadError:
+                self._failed.add((identifier, run_id))  # do not retry a broken model every tick
+                log.exception("champion load failed identifier=%s uri=%s", identifier, uri)
+        return swapped
 
     def resolve(self, identifier: str) -> tuple[LoadedModel, str]:
         """The identifier's model, else the default, else NoModel."""
@@ -151,12 +192,12 @@ class Predictor(Service):
             self._in_flight -= 1
             self.metrics.http_in_flight.dec()
 
-    async def predict(self, identifier: str, frame_for: FrameSource, horizon: int | None) -> Prediction:
+    async def predict(self, identifier: str, frame_for: FrameSource, horizon: int | None, source: str = "http") -> Prediction:
         """Forecast with the identifier's model; ``frame_for`` builds the frame for that model's features."""
         model, owner = self.resolve(identifier)  # resolved once: a swap mid-request cannot mix models
         forecaster = model.forecaster
         h = forecaster.check_horizon(horizon)
         item = forecaster.make_input(frame_for(forecaster.spec.features))
-        values: np.ndarray = await self._batcher.submit(model, item)
+        values: np.ndarray = await self._batcher.submit(model, item, source)
         forecast = Forecast(item.future_ts[:h], forecaster.spec.targets, values[:h])
         return Prediction(forecast, model, owner)

@@ -1,6 +1,7 @@
 """Service settings: the only module that reads the environment."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Literal
 
@@ -11,6 +12,13 @@ ENV_PREFIX = "FLTS_"
 #: Faust reads its own settings with this prefix (e.g. FLTS_BROKER_URL, FLTS_WEB_PORT).
 FAUST_ENV_PREFIX = "FLTS"
 APP_ID = "flts-streams"
+
+
+def child_env(overrides: dict[str, str] | None = None, *, inherit_flts: bool = True) -> dict[str, str]:
+    """Environment for a child process: ours plus overrides (optionally without inherited FLTS_* vars)."""
+    env = {k: v for k, v in os.environ.items() if inherit_flts or not k.startswith(ENV_PREFIX)}
+    env.update(overrides or {})
+    return env
 
 
 class _Group(BaseModel):
@@ -56,7 +64,9 @@ class StreamingSettings(_Group):
 
     batch_size: int = Field(64, ge=1, description="Claims taken per micro-batch")
     batch_timeout_s: float = Field(0.05, gt=0, description="Longest wait to fill a micro-batch")
+    observe_interval_s: float = Field(5.0, gt=0, description="How often buffer depth and consumer lag are sampled")
     frame_max_rows: int = Field(1_000, ge=1, description="Newest rows of a claim's frame kept in latest_frames")
+    log_prefix: str = Field("inference-logs", description="Key prefix of prediction-log objects in the default bucket")
     retry_backoff_s: float = Field(0.2, ge=0, description="First retry delay on transient errors; doubles, capped at 30 s")
 
 
@@ -67,6 +77,7 @@ class ModelSettings(_Group):
     registry_prefix: str = Field("flts-", description="Registered model name = prefix + identifier")
     champion_alias: str = Field("champion", description="Registry alias of the serving model")
     default_uri: str = Field("", description="Fallback model URI for identifiers without a champion")
+    follow_interval_s: float = Field(2.0, gt=0, description="How often every worker syncs its models with the champions table")
 
 
 class StorageSettings(_Group):

@@ -17,7 +17,7 @@ import requests
 
 from flts_streams.bench.loadgen import LoadResult, run_load
 from flts_streams.broker import ensure_topics, free_port, start_tansu
-from flts_streams.settings import Settings
+from flts_streams.settings import Settings, child_env
 
 log = logging.getLogger(__name__)
 LEVELS = (1, 16, 64)
@@ -94,8 +94,8 @@ def run(out_dir: Path, seconds: float, docs: Path) -> dict:
     tracking, uri = _train(var)
     ours_body, mlflow_body = _payloads()
     bindir = Path(sys.executable).parent
-    base_env = {k: v for k, v in os.environ.items() if not k.startswith("FLTS_")}
     # mlflow serve execs `uvicorn` by name: the venv's bin must come first on PATH.
+    base_env = child_env(inherit_flts=False)
     base_env["PATH"] = f"{bindir}{os.pathsep}{base_env.get('PATH', '')}"
     results: dict[str, dict[int, LoadResult]] = {}
     with ExitStack() as stack:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from flts_streams.forecasting.frame import PreparedFrame, columns_of, prepare_frame
 from flts_streams.forecasting.spec import FEATURES
 
 CADENCE_S = 120
@@ -54,3 +55,8 @@ def _damage(frame: pd.DataFrame, rng: np.random.Generator, gaps: int, blanks: in
     for _ in range(blanks):
         frame.iat[int(rng.integers(0, len(frame))), int(rng.integers(1, frame.shape[1]))] = np.nan
     return frame
+
+
+def demo_prepared_frame(days: int = 1) -> PreparedFrame:
+    """A small prepared demo frame (e.g. to smoke-test a model when no real data is at hand)."""
+    return prepare_frame(columns_of(demo_frame(days=days, gaps=0, blanks=0)), impute=True)

@@ -101,16 +101,21 @@ def produce(bootstrap: str, topic: str, messages: list[tuple[bytes | None, bytes
     asyncio.run(run())
 
 
-def consume(bootstrap: str, topic: str, expect: int, timeout: float = 60.0) -> list[dict]:
-    """Read ``expect`` JSON messages from the start of ``topic`` (no group)."""
+def consume(bootstrap: str, topic: str, expect: int | None, timeout: float = 60.0) -> list[dict]:
+    """Read JSON messages from the start of ``topic`` (no group): ``expect`` of them, or (None) all there are."""
     async def run() -> list[dict]:
         consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False)
         await consumer.start()
         out: list[dict] = []
         try:
-            deadline = time.monotonic() + timeout
-            while len(out) < expect and time.monotonic() < deadline:
+            deadline = idle_since = time.monotonic()
+            deadline += timeout
+            while (expect is None or len(out) < expect) and time.monotonic() < deadline:
                 batch = await consumer.getmany(timeout_ms=500)
+                if batch:
+                    idle_since = time.monotonic()
+                elif expect is None and time.monotonic() - idle_since > 1.5:
+                    break  # nothing new for a while: that is all there is
                 for records in batch.values():
                     out.extend({"key": r.key, "value": json.loads(r.value), "partition": r.partition, "offset": r.offset} for r in records)
         finally:
@@ -138,6 +143,22 @@ def put_object(objects_root: Path, key: str, frame, bucket: str = "flts") -> Non
     buf = io.BytesIO()
     frame.to_parquet(buf, index=False)
     path.write_bytes(buf.getvalue())
+
+
+def put_demo_objects(objects_root: Path, identifiers: list[str], seed: int, days: int = 1) -> None:
+    """One demo-data Parquet object per identifier at ``<identifier>.parquet``."""
+    from flts_streams.forecasting.demo import demo_frame
+
+    for i, ident in enumerate(identifiers):
+        put_object(objects_root, f"{ident}.parquet", demo_frame(days=days, seed=seed + i))
+
+
+def metric(worker: Worker, sample: str) -> float:
+    """Value of one Prometheus sample line (name plus labels, exactly as exposed); 0 when absent."""
+    for line in requests.get(worker.url + "/metrics", timeout=5).text.splitlines():
+        if line.startswith(sample + " "):
+            return float(line.split()[-1])
+    return 0.0
 
 
 def claim(identifier: str, key: str, **extra) -> bytes:

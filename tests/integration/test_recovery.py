@@ -1,16 +1,14 @@
 """latest_frames recovers exactly from its changelog after the local RocksDB state is deleted."""
 from __future__ import annotations
 
-import io
 import json
 import shutil
 
 import pytest
 import requests
 
-from flts_streams.forecasting.demo import demo_frame
 from tests.integration.conftest import start_broker
-from tests.integration.harness import Worker, poll, produce
+from tests.integration.harness import Worker, poll, produce, put_demo_objects
 
 pytestmark = pytest.mark.integration
 
@@ -23,12 +21,7 @@ def test_table_recovers_after_local_state_is_deleted(tmp_path, trained):
                                       "FLTS_MODEL__TRACKING_URI": f"sqlite:///{trained[0] / 'mlflow.db'}"})
     try:
         idents = [f"r-{i}" for i in range(8)]
-        for i, ident in enumerate(idents):
-            path = var / "objects" / "flts" / f"{ident}.parquet"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            buf = io.BytesIO()
-            demo_frame(days=1, seed=100 + i).to_parquet(buf, index=False)
-            path.write_bytes(buf.getvalue())
+        put_demo_objects(var / "objects", idents, seed=100)
         worker.start().wait_ready()
         # Two claims per identifier: the table must end with the newest frame of each.
         msgs = [(ident.encode(), json.dumps({"identifier": ident, "object_key": f"{ident}.parquet"}).encode(), None)

@@ -1,15 +1,13 @@
 """Two workers in one group: cached forecasts answer on whichever worker is asked."""
 from __future__ import annotations
 
-import io
 import json
 
 import pytest
 import requests
 
-from flts_streams.forecasting.demo import demo_frame
 from tests.integration.conftest import start_broker
-from tests.integration.harness import Worker, poll, produce
+from tests.integration.harness import Worker, metric, poll, produce, put_demo_objects
 
 pytestmark = pytest.mark.integration
 
@@ -24,12 +22,7 @@ def test_cached_predict_is_routed_to_the_owner(tmp_path, trained):
     b = Worker(tmp_path / "b", broker.url, env)
     idents = [f"cell-{i}" for i in range(12)]
     try:
-        for i, ident in enumerate(idents):
-            path = objects / "flts" / f"{ident}.parquet"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            buf = io.BytesIO()
-            demo_frame(days=1, seed=200 + i).to_parquet(buf, index=False)
-            path.write_bytes(buf.getvalue())
+        put_demo_objects(objects, idents, seed=200)
         a.start().wait_ready()
         b.start().wait_ready()
         produce(broker.bootstrap, "inference-data",
@@ -46,16 +39,10 @@ def test_cached_predict_is_routed_to_the_owner(tmp_path, trained):
             assert via_a["cached"] is True and via_b["cached"] is True
             assert via_a["predictions"][:5] == via_b["predictions"]
         # Both workers processed claims, so each owns some identifiers and the other's answers were routed.
-        processed = [_processed(w) for w in (a, b)]
+        processed = [metric(w, 'flts_claims_total{outcome="processed"}') for w in (a, b)]
         assert all(n >= 1 for n in processed) and sum(processed) == len(idents)
     finally:
         a.stop()
         b.stop()
         broker.stop()
 
-
-def _processed(worker: Worker) -> float:
-    for line in requests.get(worker.url + "/metrics", timeout=5).text.splitlines():
-        if line.startswith('flts_claims_total{outcome="processed"}'):
-            return float(line.split()[-1])
-    return 0.0

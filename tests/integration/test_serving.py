@@ -9,7 +9,6 @@ import pytest
 import requests
 
 from flts_streams.forecasting.demo import demo_frame
-from flts_streams.forecasting.spec import FEATURES
 from tests.integration.harness import Worker
 
 pytestmark = pytest.mark.integration

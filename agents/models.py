@@ -1,0 +1,88 @@
+"""Agent on model-training: evaluate SUCCESS events, promote champions; every worker follows the champions table."""
+import asyncio
+import logging
+
+from faust import StreamT
+from faust.types import EventT
+
+from flts_streams.app import app
+from flts_streams.claims import Coordinates, dead_letter
+from flts_streams.codec import decode_frame
+from flts_streams.errors import FltsError
+from flts_streams.forecasting.demo import demo_prepared_frame
+from flts_streams.predictor import DEFAULT_KEY
+from flts_streams.promotion import Decision, champion_from_table, decode_training_event, evaluate, model_uri_of, set_registry_alias
+from tables.champions import champions
+from tables.latest_frames import latest_frames
+
+log = logging.getLogger(__name__)
+
+
+@app.agent(app.kafka_topics.training, concurrency=1)
+async def models(stream: StreamT) -> None:
+    """One event at a time: promotions are rare and each one is decided against the previous."""
+    async for event in stream.events():
+        await _handle(event)
+
+
+async def _handle(event: EventT) -> None:
+    """Never raises: a bad event is dead-lettered, a bad model is rejected with a reason."""
+    msg = event.message
+    try:
+        ev = decode_training_event(event.value)
+    except FltsError as exc:
+        log.warning("training event dead-lettered partition=%s offset=%s error=%s", msg.partition, msg.offset, exc)
+        app.metrics.claims.labels("dead_lettered").inc()
+        await app.kafka_topics.dead_letter.send(key=event.key, value=dead_letter(
+            event.value, event.key, exc, Coordinates(msg.topic, msg.partition, msg.offset)))
+        return
+    app.metrics.training_events.labels(ev.status).inc()
+    if ev.status != "SUCCESS":
+        log.info("training event ignored status=%s run_id=%s", ev.status, ev.run_id)
+        return
+    identifier = ev.identifier or DEFAULT_KEY
+    cached = latest_frames.get(identifier) if identifier != DEFAULT_KEY else None
+    try:
+        frame = decode_frame(cached) if cached is not None else None
+        decision = await asyncio.to_thread(evaluate, ev, app.predictor.own_model(identifier), frame, demo_prepared_frame)
+    except Exception as exc:  # noqa: BLE001 - load, smoke test or backtest failed: reject, keep serving
+        log.warning("model rejected identifier=%s run_id=%s error=%r", identifier, ev.run_id, exc)
+        decision = Decision(identifier, model_uri_of(ev), ev.run_id, False, f"evaluation failed: {exc}")
+    if decision.promoted:
+        await _promote(decision)
+    app.metrics.promotions.labels("promoted" if decision.promoted else "rejected").inc()
+    log.info("model decision identifier=%s run_id=%s promoted=%s reason=%s", identifier, ev.run_id, decision.promoted, decision.reason)
+    await app.kafka_topics.selected.send(key=identifier.encode(), value=decision.message(ev))
+
+
+async def _promote(decision: Decision) -> None:
+    """Record the champion, move the registry alias (which every worker follows), serve it here at once."""
+    champions[decision.identifier.encode()] = decision.champion().model_dump(mode="json")
+    s = app.settings.model
+    version = await asyncio.to_thread(set_registry_alias, s.registry_prefix, s.champion_alias, decision)
+    try:
+        if version is None or not await app.predictor.follow_registry():
+            await app.predictor.load(decision.identifier, decision.model_uri)
+    except FltsError:
+        log.exception("promoted model failed to load identifier=%s uri=%s", decision.identifier, decision.model_uri)
+
+
+@app.timer(interval=app.settings.model.follow_interval_s)
+async def follow_champions() -> None:
+    """Swap in champions this worker does not serve yet: from the champions table, then the registry alias.
+
+    Faust does not reliably replicate GlobalTable writes to other *running* workers on this
+    stack (measured; faust-streaming #283), so the registry alias, moved by the promoting
+    worker, is what carries a promotion to every worker without a restart.
+    """
+    wanted = {}
+    for raw in list(champions.values()):
+        champ = champion_from_table(raw)
+        if champ is not None:
+            wanted[champ.identifier] = (champ.model_uri, champ.run_id)
+    try:
+        if wanted:
+            await app.predictor.follow(wanted)
+        await app.predictor.follow_registry()
+    except Exception:  # noqa: BLE001 - a timer that raises stops for good; retry next tick
+        log.exception("champion follow failed")

@@ -1,0 +1,16 @@
+"""Periodic sampling of flow-control state (buffer depth, paused partitions, consumer lag) into metrics."""
+import logging
+
+from flts_streams.app import app
+from flts_streams.flow import sample
+
+log = logging.getLogger(__name__)
+
+
+@app.timer(interval=app.settings.streaming.observe_interval_s)
+async def observe_flow() -> None:
+    """Update flow gauges; sampling must never take the worker down."""
+    try:
+        sample(app, app.flow)
+    except Exception:  # noqa: BLE001 - metrics are best effort
+        log.exception("flow sampling failed")

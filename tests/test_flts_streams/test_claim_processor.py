@@ -1,0 +1,145 @@
+"""Claim micro-batches: one outcome per claim, fetch once per object, results with coordinates, logs, retries."""
+from __future__ import annotations
+
+import io
+import json
+import time
+
+import pytest
+
+from flts_streams.claim_processor import ClaimProcessor
+from flts_streams.claims import ClaimInput, Coordinates
+from flts_streams.codec import decode_frame
+from flts_streams.errors import TransientError
+from flts_streams.forecasting.demo import demo_frame
+from flts_streams.forecasting.forecast import Forecaster
+from flts_streams.forecasting.frame import prepare_frame
+from flts_streams.forecasting.model import build_net
+from flts_streams.forecasting.packaging import LoadedModel
+from flts_streams.forecasting.scaler import Scaler
+from flts_streams.forecasting.spec import FEATURES, ModelSpec
+from flts_streams.metrics import Metrics
+from flts_streams.predictor import DEFAULT_KEY, Predictor
+from flts_streams.settings import Settings
+from flts_streams.storage import LocalStore
+
+
+class CountingStore(LocalStore):
+    """A real local store that counts reads and can fail the first N of them transiently."""
+
+    def __init__(self, root, fail_first: int = 0, error: Exception | None = None) -> None:
+        super().__init__(root)
+        self.gets: list[str] = []
+        self.fail_first = fail_first
+        self.error = error
+
+    def get(self, bucket: str, key: str) -> bytes:
+        self.gets.append(key)
+        if self.error is not None:
+            raise self.error
+        if len(self.gets) <= self.fail_first:
+            raise TransientError("store down")
+        return super().get(bucket, key)
+
+
+def _model(seed: int = 0) -> LoadedModel:
+    frame = prepare_frame(demo_frame(days=1, seed=3), required=FEATURES, impute=True)
+    spec = ModelSpec(kind="lstm", features=FEATURES, targets=("down",), window=30, horizon=30, cadence_s=120.0,
+                     scaler=Scaler.fit(FEATURES, frame.select(FEATURES)), time_features=("minute_of_day",))
+    return LoadedModel(Forecaster(spec, build_net(spec, seed)), f"test:/model-{seed}", f"run-{seed}")
+
+
+def _parquet(days: int = 1, seed: int = 0) -> bytes:
+    buf = io.BytesIO()
+    demo_frame(days=days, seed=seed).to_parquet(buf)
+    return buf.getvalue()
+
+
+def _claim(identifier: str, key: str, offset: int, *, msg_key: bytes | None = None, headers=None, **extra) -> ClaimInput:
+    value = json.dumps({"identifier": identifier, "object_key": key, "claim_id": f"c{offset}", **extra}).encode()
+    return ClaimInput(value, identifier.encode() if msg_key is None else msg_key, headers or [],
+                      Coordinates("inference-data", 1, offset), time.time() - 0.5)
+
+
+@pytest.fixture
+async def predictor(tmp_path):
+    settings = Settings(paths={"var_dir": tmp_path / "var"})
+    p = Predictor(settings, Metrics())
+    await p.start()
+    p.install(DEFAULT_KEY, _model())
+    yield p
+    await p.stop()
+
+
+def _processor(tmp_path, predictor, store) -> ClaimProcessor:
+    settings = Settings(paths={"var_dir": tmp_path / "var"}, streaming={"retry_backoff_s": 0.01})
+    return ClaimProcessor(settings, store, predictor.metrics, predictor)
+
+
+async def test_mixed_batch_gets_one_outcome_per_claim(tmp_path, predictor):
+    store = CountingStore(tmp_path / "objects")
+    store.put("flts", "a.parquet", _parquet(seed=1))
+    store.put("flts", "b.parquet", _parquet(seed=2))
+    past = str(int(time.time() * 1000) - 1000).encode()
+    inputs = [
+        _claim("A", "a.parquet", 10),
+        ClaimInput(b"not json", b"A", [], Coordinates("inference-data", 1, 11), time.time()),
+        _claim("A", "a.parquet", 12),
+        _claim("B", "b.parquet", 13),
+        _claim("A", "missing.parquet", 14),
+        _claim("A", "a.parquet", 15, headers=[("deadline_ms", past)]),
+        _claim("C", "a.parquet", 16, msg_key=b""),
+        _claim("A", "a.parquet", 17, bucket="elsewhere"),
+        _claim("A", "../etc/passwd", 18),
+    ]
+    batch = await _processor(tmp_path, predictor, store).process_batch(inputs)
+    assert [o.status for o in batch.outcomes] == [
+        "processed", "dead_lettered", "processed", "processed", "dead_lettered", "expired", "repartitioned",
+        "dead_lettered", "dead_lettered"]
+    assert sorted(store.gets) == ["a.parquet", "b.parquet", "missing.parquet"]  # each object read once
+    assert batch.outcomes[6].forward_key == b"C"
+    first = json.loads(batch.outcomes[0].result)
+    assert first["claim"] == {"topic": "inference-data", "partition": 1, "offset": 10, "claim_id": "c10",
+                              "bucket": None, "object_key": "a.parquet"}
+    assert first["model_identifier"] == DEFAULT_KEY and first["fallback_model"] is True
+    assert len(first["predictions"]) == 30 and first["predictions"][0]["down"] > 1e6  # original units
+    dead = json.loads(batch.outcomes[4].dead_letter)
+    assert dead["error_type"] == "ObjectNotFound" and dead["source"]["offset"] == 14
+    assert "not allowed" in json.loads(batch.outcomes[7].dead_letter)["error"]
+    assert batch.frames["A"][0] == 2 and batch.frames["B"][0] == 3  # newest claim per identifier
+    assert len(decode_frame(batch.frames["A"][1])) == 720
+    logs = sorted((tmp_path / "objects" / "flts" / "inference-logs").rglob("*.jsonl"))
+    assert [p.name for p in logs] == ["1-10.jsonl", "1-13.jsonl"]
+    lines = logs[0].read_text().splitlines()
+    assert [json.loads(x)["claim"]["offset"] for x in lines] == [10, 12]
+
+
+async def test_transient_store_errors_are_retried_not_dead_lettered(tmp_path, predictor):
+    store = CountingStore(tmp_path / "objects", fail_first=2)
+    store.put("flts", "a.parquet", _parquet())
+    batch = await _processor(tmp_path, predictor, store).process_batch([_claim("A", "a.parquet", 1)])
+    assert [o.status for o in batch.outcomes] == ["processed"]
+    assert len(store.gets) == 3
+    assert predictor.metrics.claims.labels("retried")._value.get() == 2
+
+
+async def test_unexpected_errors_dead_letter_instead_of_escaping(tmp_path, predictor):
+    store = CountingStore(tmp_path / "objects", error=RuntimeError("boom"))
+    batch = await _processor(tmp_path, predictor, store).process_batch([_claim("A", "a.parquet", 1)])
+    assert batch.outcomes[0].status == "dead_lettered"
+    assert "RuntimeError: boom" in json.loads(batch.outcomes[0].dead_letter)["error"]
+
+
+async def test_no_model_dead_letters_with_reason(tmp_path):
+    settings = Settings(paths={"var_dir": tmp_path / "var"})
+    bare = Predictor(settings, Metrics())
+    await bare.start()
+    try:
+        store = CountingStore(tmp_path / "objects")
+        store.put("flts", "a.parquet", _parquet())
+        batch = await _processor(tmp_path, bare, store).process_batch([_claim("A", "a.parquet", 1)])
+    finally:
+        await bare.stop()
+    dead = json.loads(batch.outcomes[0].dead_letter)
+    assert dead["error_type"] == "NoModel" and "flts train --identifier A" in dead["error"]
+    assert batch.frames == {}
