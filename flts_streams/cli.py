@@ -51,16 +51,14 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
 
 def _publish_success(settings: Settings, run_id: str, model_uri: str, identifier: str, kind: str) -> None:
     """Announce the trained model on the model-training topic."""
-    from flts_streams.app import create_app
-    from flts_streams.broker import bootstrap_address
     from flts_streams.publishing import publish_training_event
     from flts_streams.records import TrainingEvent
 
-    host, port = bootstrap_address(str(create_app(settings).conf.broker[0]))
+    bootstrap = _bootstrap(settings)
     event = TrainingEvent(status="SUCCESS", run_id=run_id, model_uri=model_uri, identifier=identifier, model_type=kind,
                           operation="train")
-    publish_training_event(f"{host}:{port}", settings.topics.training, event)
-    _say(f"published SUCCESS to {settings.topics.training} at {host}:{port}")
+    publish_training_event(bootstrap, settings.topics.training, event)
+    _say(f"published SUCCESS to {settings.topics.training} at {bootstrap}")
 
 
 def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
@@ -168,6 +166,42 @@ def _run_worker(env: dict[str, str], web_host: str, web_port: int, embedded: boo
     return worker.returncode or 0
 
 
+def _bootstrap(settings: Settings) -> str:
+    from flts_streams.app import create_app
+    from flts_streams.broker import bootstrap_address
+
+    host, port = bootstrap_address(str(create_app(settings).conf.broker[0]))
+    return f"{host}:{port}"
+
+
+def cmd_publish_claims(args: argparse.Namespace, settings: Settings) -> int:
+    """Upload a data file (or reference an object) and publish claims for it."""
+    import uuid
+
+    from flts_streams.publishing import ClaimPlan, publish_claims
+    from flts_streams.storage import open_store, validate_key
+
+    idents = [i for i in args.identifiers.split(",") if i] or [settings.serving.default_identifier]
+    bucket = args.bucket or settings.storage.bucket
+    if args.data:
+        data = Path(args.data)
+        if not data.is_file():
+            raise FltsError(f"--data {data} is not a file")
+        payload, store = data.read_bytes(), open_store(settings)
+        objects = {i: f"claims/{i}/{data.name}" for i in idents}
+        for key in objects.values():
+            store.put(bucket, key, payload)
+        _say(f"uploaded {data} to {len(objects)} object(s) in {settings.storage_url}/{bucket}")
+    else:
+        objects = {i: validate_key(args.object) for i in idents}
+    plan = ClaimPlan(objects, args.count, bucket, args.ttl_ms, args.rate, keyed=args.key == "identifier")
+    tag = args.tag or uuid.uuid4().hex[:8]
+    summary = publish_claims(_bootstrap(settings), settings.topics.inference, plan, tag, progress=not args.quiet)
+    _say(json.dumps({"sent": summary.sent, "failed": summary.failed, "seconds": round(summary.seconds, 3),
+                     "claims_per_s": round(summary.rate, 1), "claim_id_prefix": tag, "identifiers": len(idents)}))
+    return 0 if summary.failed == 0 else 1
+
+
 def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
     """Run a benchmark and record it in docs/BENCHMARKS.md."""
     from flts_streams.bench import http
@@ -211,6 +245,19 @@ def build_parser() -> argparse.ArgumentParser:
     dd.add_argument("--days", type=int, default=14)
     dd.add_argument("--seed", type=int, default=0)
     dd.set_defaults(func=cmd_demo_data)
+    pc = sub.add_parser("publish-claims", help="upload data and publish claim-check messages to inference-data")
+    src = pc.add_mutually_exclusive_group(required=True)
+    src.add_argument("--data", help="CSV or Parquet file to upload (one object per identifier)")
+    src.add_argument("--object", help="key of an object already in the store")
+    pc.add_argument("--identifiers", default="", help="comma-separated identifiers (claims go round-robin)")
+    pc.add_argument("--count", type=int, default=1, help="number of claims")
+    pc.add_argument("--bucket", default="", help="bucket (default: the configured one)")
+    pc.add_argument("--ttl-ms", type=int, default=None, help="deadline_ms header = now + TTL")
+    pc.add_argument("--rate", type=float, default=None, help="claims per second (default: as fast as possible)")
+    pc.add_argument("--key", choices=("identifier", "none"), default="identifier", help="message key")
+    pc.add_argument("--tag", default="", help="claim_id prefix (default: random)")
+    pc.add_argument("--quiet", action="store_true", help="no progress bar")
+    pc.set_defaults(func=cmd_publish_claims)
     be = sub.add_parser("bench", help="benchmarks against baselines measured in the same run")
     be.add_argument("which", choices=("http",))
     be.add_argument("--seconds", type=float, default=8.0, help="measurement time per level")

@@ -141,3 +141,32 @@ def test_training_events_promote_and_reach_a_second_worker(tmp_path, trained):
 def _payload() -> dict:
     df = demo_frame(days=1, seed=402, gaps=0, blanks=0).tail(30)
     return {c: df[c].tolist() for c in df.columns}
+
+
+def test_publish_claims_command(broker, worker, tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from flts_streams.settings import child_env
+
+    data = tmp_path / "site.parquet"
+    demo_frame(days=1, seed=500).to_parquet(data, index=False)
+    tag = f"cli-{uuid.uuid4().hex[:6]}"
+    env = child_env({"FLTS_BROKER_URL": broker.url, "FLTS_PATHS__VAR_DIR": str(worker.var_dir)}, inherit_flts=False)
+    flts = str(Path(sys.executable).with_name("flts"))
+    expired_before = metric(worker, 'flts_claims_total{outcome="expired"}')
+    runs = [
+        [flts, "publish-claims", "--data", str(data), "--identifiers", f"{tag}-a,{tag}-b", "--count", "20",
+         "--key", "none", "--tag", tag, "--quiet"],
+        [flts, "publish-claims", "--object", f"claims/{tag}-a/site.parquet", "--identifiers", f"{tag}-a", "--count", "5",
+         "--ttl-ms", "0", "--tag", f"{tag}x", "--quiet"],
+    ]
+    for cmd in runs:
+        out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, out.stderr
+        assert json.loads(out.stdout.strip().splitlines()[-1])["failed"] == 0
+    results = poll(lambda: len(r := _claim_ids(consume(broker.bootstrap, "inference-results", None, timeout=30), f"{tag}-")) >= 20 and r,
+                   timeout=90, interval=1)
+    assert sorted(results) == sorted(f"{tag}-{n}" for n in range(20))
+    poll(lambda: metric(worker, 'flts_claims_total{outcome="expired"}') >= expired_before + 5, timeout=60)

@@ -1,0 +1,94 @@
+"""The S3 path against a real S3-compatible server (moto's): store semantics, claims from S3, outage retried."""
+from __future__ import annotations
+
+import io
+import uuid
+from collections.abc import Iterator
+
+import pytest
+import requests
+
+from flts_streams.broker import free_port
+from flts_streams.errors import ObjectNotFound, TransientError
+from flts_streams.forecasting.demo import demo_frame
+from flts_streams.settings import Settings
+from flts_streams.storage import S3Store, open_store
+from tests.integration.conftest import start_broker
+from tests.integration.harness import Worker, claim, consume, metric, poll, produce
+
+pytestmark = pytest.mark.integration
+SECRET = f"secret-{uuid.uuid4().hex}"  # moto accepts any key pair
+CREDS = {"FLTS_STORAGE__ACCESS_KEY": "testing", "FLTS_STORAGE__SECRET_KEY": SECRET, "FLTS_STORAGE__REGION": "us-east-1"}
+
+
+class S3Server:
+    """moto's S3 server on a loopback port; stop/start keep its in-process state."""
+
+    def __init__(self) -> None:
+        from moto.server import ThreadedMotoServer
+
+        self.port = free_port()
+        self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
+
+    def settings(self, **storage) -> Settings:
+        return Settings(storage={"url": f"s3://127.0.0.1:{self.port}", "access_key": "testing", "secret_key": "testing",
+                                 "region": "us-east-1", "timeout_s": 2.0, **storage})
+
+
+@pytest.fixture
+def s3() -> Iterator[S3Server]:
+    server = S3Server()
+    server.server.start()
+    open_store(server.settings()).client.make_bucket("flts")  # type: ignore[attr-defined]
+    yield server
+    server.server.stop()
+
+
+def test_s3_store_round_trip_missing_and_outage(s3):
+    store = open_store(s3.settings())
+    assert isinstance(store, S3Store)
+    store.put("flts", "a/b.bin", b"hello")
+    assert store.get("flts", "a/b.bin") == b"hello"
+    with pytest.raises(ObjectNotFound):
+        store.get("flts", "a/missing.bin")
+    s3.server.stop()
+    try:
+        with pytest.raises(TransientError):
+            store.get("flts", "a/b.bin")
+    finally:
+        s3.server.start()
+    assert store.get("flts", "a/b.bin") == b"hello"
+
+
+def test_claims_from_s3_survive_an_outage(tmp_path, trained, s3):
+    _, uri = trained
+    broker = start_broker(tmp_path / "broker")
+    env = {"FLTS_MODEL__DEFAULT_URI": uri, "FLTS_MODEL__TRACKING_URI": f"sqlite:///{trained[0] / 'mlflow.db'}",
+           "FLTS_STORAGE__URL": f"s3://127.0.0.1:{s3.port}", "FLTS_STORAGE__TIMEOUT_S": "1", **CREDS,
+           "FLTS_STREAMING__RETRY_BACKOFF_S": "0.2"}
+    worker = Worker(tmp_path / "w", broker.url, env)
+    ident = f"s3-{uuid.uuid4().hex[:6]}"
+    store = open_store(s3.settings())
+    buf = io.BytesIO()
+    demo_frame(days=1, seed=600).to_parquet(buf, index=False)
+    store.put("flts", f"{ident}.parquet", buf.getvalue())
+    try:
+        worker.start().wait_ready()
+        produce(broker.bootstrap, "inference-data", [(ident.encode(), claim(ident, f"{ident}.parquet", claim_id="ok"), None)])
+        first = consume(broker.bootstrap, "inference-results", 1, timeout=60)
+        assert first[0]["value"]["claim"]["claim_id"] == "ok"
+        s3.server.stop()
+        produce(broker.bootstrap, "inference-data", [(ident.encode(), claim(ident, f"{ident}.parquet", claim_id="during"), None)])
+        poll(lambda: metric(worker, 'flts_claims_total{outcome="retried"}') >= 2, timeout=60)
+        assert metric(worker, 'flts_claims_total{outcome="dead_lettered"}') == 0  # transient: retried, not dead-lettered
+        s3.server.start()
+        results = consume(broker.bootstrap, "inference-results", 2, timeout=90)
+        assert [r["value"]["claim"]["claim_id"] for r in results] == ["ok", "during"]
+        logs = [o.object_name for o in store.client.list_objects("flts", prefix=f"inference-logs/{ident}/", recursive=True)]
+        assert len(logs) == 2
+        assert requests.get(f"{worker.url}/predict/{ident}", timeout=10).json()["cached"] is True
+    finally:
+        worker.stop()
+        broker.stop()
+    assert SECRET not in worker.log_path.read_text(errors="replace")  # credentials are never logged
+
