@@ -1,5 +1,10 @@
 """Agent on inference-data: claim-check messages -> forecasts on inference-results, latest_frames, dead letters."""
+import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from faust import StreamT
+from faust.streams import _current_event  # the context var tables read the partition from
 from faust.types import EventT
 
 from flts_streams.app import app
@@ -7,6 +12,22 @@ from flts_streams.claim_processor import ClaimProcessor
 from flts_streams.claims import ClaimInput, Coordinates
 from flts_streams.storage import open_store
 from tables.latest_frames import latest_frames
+
+
+@contextmanager
+def event_context(event: EventT) -> Iterator[None]:
+    """Make ``event`` current for table writes (RocksDB shard and changelog partition) in this task only.
+
+    take_events leaves the batch's *last* event current, so a write for an earlier claim would
+    land on the wrong partition. ``stream._set_current_event`` must not be used for this: it also
+    sets the stream attribute that take_events' background filler reads, which then records this
+    old event in place of the newly arrived one — one claim processed twice, one never (measured).
+    """
+    token = _current_event.set(weakref.ref(event))
+    try:
+        yield
+    finally:
+        _current_event.reset(token)
 
 
 def _input(event: EventT) -> ClaimInput:
@@ -30,7 +51,5 @@ async def claims(stream: StreamT) -> None:
             elif outcome.forward_key is not None:
                 await topics.inference.send(key=outcome.forward_key, value=event.value, headers=event.message.headers)
         for identifier, (index, frame) in batch.frames.items():
-            # take_events leaves the *last* event current; the table write must use the
-            # claim's own partition (RocksDB shard and changelog partition).
-            stream._set_current_event(events[index])
-            latest_frames[identifier] = frame
+            with event_context(events[index]):
+                latest_frames[identifier] = frame

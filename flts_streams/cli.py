@@ -204,6 +204,12 @@ def cmd_publish_claims(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
     """Run a benchmark and record it in docs/BENCHMARKS.md."""
+    if args.which == "claims":
+        from flts_streams.bench import claims
+
+        summary = claims.run(settings.paths.var_dir / "bench", args.count, args.identifiers, Path(args.docs))
+        _say(json.dumps(summary, indent=2))
+        return 0
     from flts_streams.bench import http
 
     summary = http.run(settings.paths.var_dir / "bench", args.seconds, Path(args.docs))
@@ -259,7 +265,9 @@ def build_parser() -> argparse.ArgumentParser:
     pc.add_argument("--quiet", action="store_true", help="no progress bar")
     pc.set_defaults(func=cmd_publish_claims)
     be = sub.add_parser("bench", help="benchmarks against baselines measured in the same run")
-    be.add_argument("which", choices=("http",))
+    be.add_argument("which", choices=("http", "claims"))
+    be.add_argument("--count", type=int, default=100_000, help="claims: burst size")
+    be.add_argument("--identifiers", type=int, default=20, help="claims: identifiers the burst is spread over")
     be.add_argument("--seconds", type=float, default=8.0, help="measurement time per level")
     be.add_argument("--docs", default="docs", help="where BENCHMARKS.md and the plot go")
     be.set_defaults(func=cmd_bench)

@@ -62,7 +62,7 @@ class ServingSettings(_Group):
 class StreamingSettings(_Group):
     """Claim processing behaviour."""
 
-    batch_size: int = Field(64, ge=1, description="Claims taken per micro-batch")
+    batch_size: int = Field(256, ge=1, description="Claims taken per micro-batch")
     batch_timeout_s: float = Field(0.05, gt=0, description="Longest wait to fill a micro-batch")
     observe_interval_s: float = Field(5.0, gt=0, description="How often buffer depth and consumer lag are sampled")
     frame_max_rows: int = Field(1_000, ge=1, description="Newest rows of a claim's frame kept in latest_frames")

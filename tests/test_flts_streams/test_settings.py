@@ -75,3 +75,9 @@ def test_embedded_profile_applies_tansu_workarounds_only_when_enabled(monkeypatc
 def test_readme_documents_every_setting():
     readme = (ROOT / "README.md").read_text()
     assert settings_table() in readme, "README settings table is stale: regenerate with `flts settings`"
+
+
+def test_agents_never_set_the_stream_current_event():
+    """stream._set_current_event inside take_events corrupts the batch's event list (a claim lost, another doubled)."""
+    for path in (ROOT / "agents").glob("*.py"):
+        assert "_set_current_event" not in path.read_text(), path
