@@ -13,11 +13,10 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
-from pydantic import ValidationError
 
-from flts_streams.errors import InvalidInput, SchemaError
+from flts_streams.errors import InvalidInput
 from flts_streams.forecasting.frame import PreparedFrame, prepare_frame
-from flts_streams.records import Claim
+from flts_streams.records import Claim, parse_message
 
 DEADLINE_HEADER = "deadline_ms"
 
@@ -33,16 +32,7 @@ class Coordinates:
 
 def decode_claim(raw: bytes | None) -> Claim:
     """Parse a claim's JSON value; errors name what is wrong."""
-    if not raw:
-        raise SchemaError("claim value is empty")
-    try:
-        return Claim.model_validate_json(raw)
-    except ValidationError as exc:
-        raise SchemaError(f"invalid claim: {_first_errors(exc)}") from exc
-
-
-def _first_errors(exc: ValidationError) -> str:
-    return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'value'}: {e['msg']}" for e in exc.errors()[:3])
+    return parse_message(Claim, raw, "claim")
 
 
 def deadline_of(headers: Iterable[tuple[str, bytes]] | dict[str, bytes] | None) -> int | None:

@@ -14,13 +14,13 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from pydantic import ValidationError
 
-from flts_streams.errors import FltsError, InvalidInput, SchemaError
+from flts_streams.errors import FltsError, InvalidInput
 from flts_streams.forecasting import packaging
 from flts_streams.forecasting.evaluation import validation_mae
 from flts_streams.forecasting.forecast import Forecaster
 from flts_streams.forecasting.frame import PreparedFrame
 from flts_streams.predictor import DEFAULT_KEY
-from flts_streams.records import Champion, TrainingEvent
+from flts_streams.records import Champion, TrainingEvent, parse_message
 
 log = logging.getLogger(__name__)
 MAX_BACKTEST_ORIGINS = 256  # bounds the backtest to a few forwards of a small net
@@ -28,13 +28,7 @@ MAX_BACKTEST_ORIGINS = 256  # bounds the backtest to a few forwards of a small n
 
 def decode_training_event(raw: bytes | None) -> TrainingEvent:
     """Parse a model-training value; errors name what is wrong."""
-    if not raw:
-        raise SchemaError("model-training value is empty")
-    try:
-        return TrainingEvent.model_validate_json(raw)
-    except ValidationError as exc:
-        first = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'value'}: {e['msg']}" for e in exc.errors()[:3])
-        raise SchemaError(f"invalid model-training event: {first}") from exc
+    return parse_message(TrainingEvent, raw, "model-training event")
 
 
 @dataclass(frozen=True)

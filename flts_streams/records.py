@@ -1,9 +1,24 @@
 """Schemas of every message and request (pydantic: strict, with clear errors)."""
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
+
+from flts_streams.errors import SchemaError
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def parse_message(model: type[M], raw: bytes | None, what: str) -> M:
+    """Parse a Kafka message value as ``model``; SchemaError names the first problems."""
+    if not raw:
+        raise SchemaError(f"{what} value is empty")
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as exc:
+        first = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'value'}: {e['msg']}" for e in exc.errors()[:3])
+        raise SchemaError(f"invalid {what}: {first}") from exc
 
 
 class PredictRequest(BaseModel):
