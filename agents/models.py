@@ -32,7 +32,7 @@ async def _handle(event: EventT) -> None:
         ev = decode_training_event(event.value)
     except FltsError as exc:
         log.warning("training event dead-lettered partition=%s offset=%s error=%s", msg.partition, msg.offset, exc)
-        app.metrics.claims.labels("dead_lettered").inc()
+        app.metrics.training_events.labels("invalid").inc()  # not a claim: counted with training events
         await app.kafka_topics.dead_letter.send(key=event.key, value=dead_letter(
             event.value, event.key, exc, Coordinates(msg.topic, msg.partition, msg.offset)))
         return

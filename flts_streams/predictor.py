@@ -88,26 +88,28 @@ class Predictor(Service):
         """Load every identifier's champion and the configured default; returns how many loaded."""
         loaded = await self.follow_registry()
         if self.settings.model.default_uri:
-            try:
-                await self.load(DEFAULT_KEY, self.settings.model.default_uri)
-                loaded += 1
-            except ModelLoadError:
-                log.exception("default model load failed uri=%s", self.settings.model.default_uri)
+            loaded += await self._try_load(DEFAULT_KEY, self.settings.model.default_uri)
         return loaded
+
+    async def _try_load(self, identifier: str, uri: str) -> bool:
+        """Load unless this URI already failed; a failure is logged and remembered, never raised."""
+        if (identifier, uri) in self._failed:
+            return False
+        try:
+            await self.load(identifier, uri)
+        except ModelLoadError:
+            self._failed.add((identifier, uri))  # do not retry a broken model every tick
+            log.exception("model load failed identifier=%s uri=%s", identifier, uri)
+            return False
+        return True
 
     async def follow_registry(self) -> int:
         """Load each registered champion whose aliased version changed since we last loaded it."""
         swapped = 0
         for identifier, (version, uri) in (await asyncio.to_thread(self._registry_champions)).items():
-            if self._versions.get(identifier) == version or (identifier, uri) in self._failed:
-                continue
-            try:
-                await self.load(identifier, uri)
+            if self._versions.get(identifier) != version and await self._try_load(identifier, uri):
                 self._versions[identifier] = version
                 swapped += 1
-            except ModelLoadError:
-                self._failed.add((identifier, uri))  # do not retry a broken version every tick
-                log.exception("champion load failed identifier=%s uri=%s", identifier, uri)
         return swapped
 
     def _registry_champions(self) -> dict[str, tuple[str, str]]:
@@ -155,14 +157,8 @@ class Predictor(Service):
         swapped = 0
         for identifier, (uri, run_id) in champions.items():
             current = self._models.get(identifier)
-            if (current is not None and current.run_id == run_id) or (identifier, run_id) in self._failed:
-                continue
-            try:
-                await self.load(identifier, uri)
+            if (current is None or current.run_id != run_id) and await self._try_load(identifier, uri):
                 swapped += 1
-            except ModelLoadError:
-                self._failed.add((identifier, run_id))  # do not retry a broken model every tick
-                log.exception("champion load failed identifier=%s uri=%s", identifier, uri)
         return swapped
 
     def resolve(self, identifier: str) -> tuple[LoadedModel, str]:

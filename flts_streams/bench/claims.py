@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import io
 import json
 import logging
 import shutil
@@ -125,12 +124,10 @@ def run(out_dir: Path, n: int, identifiers: int, docs: Path) -> dict:
     var.mkdir(parents=True)
     tracking, uri = _train(var)
     idents = [f"site-{i}" for i in range(identifiers)]
-    objects = var / "objects" / "flts"
+    objects = var / "objects" / "flts" / "claims"
+    objects.mkdir(parents=True)
     for i, ident in enumerate(idents):
-        (objects / "claims").mkdir(parents=True, exist_ok=True)
-        buf = io.BytesIO()
-        demo_frame(days=1, seed=1000 + i).to_parquet(buf, index=False)
-        (objects / "claims" / f"{ident}.parquet").write_bytes(buf.getvalue())
+        demo_frame(days=1, seed=1000 + i).to_parquet(objects / f"{ident}.parquet", index=False)
     with ExitStack() as stack:
         broker = start_tansu("127.0.0.1", free_port(), var / "tansu.log")
         stack.callback(broker.stop)
