@@ -82,6 +82,12 @@ class Worker:
             self.process.kill()
             return self.process.wait(10)
 
+    def rebalances(self) -> int:
+        """How many times this worker has joined its consumer group (1 after start; more = rebalances)."""
+        if not self.log_path or not self.log_path.exists():
+            return 0
+        return self.log_path.read_text(errors="replace").count("Joined group")
+
     def log_tail(self, lines: int = 60) -> str:
         if not self.log_path or not self.log_path.exists():
             return ""

@@ -9,6 +9,7 @@ import pytest
 import requests
 
 from flts_streams.forecasting.demo import demo_frame
+from tests.integration.conftest import start_broker
 from tests.integration.harness import Worker
 
 pytestmark = pytest.mark.integration
@@ -129,8 +130,9 @@ def test_hot_swap_under_concurrent_load_fails_no_request(worker, trained):
                   json={"identifier": "*", "model_uri": "models:/flts-demo@champion"}, timeout=60)
 
 
-def test_overload_sheds_with_429_and_health_stays_up(broker, trained, tmp_path):
+def test_overload_sheds_with_429_and_health_stays_up(trained, tmp_path):
     var, uri = trained
+    broker = start_broker(tmp_path / "broker")  # its own broker: joining the shared group would rebalance the session worker
     w = Worker(tmp_path / "var", broker.url, {
         "FLTS_MODEL__DEFAULT_URI": uri, "FLTS_MODEL__TRACKING_URI": f"sqlite:///{var / 'mlflow.db'}",
         "FLTS_SERVING__MAX_IN_FLIGHT": "2", "FLTS_SERVING__MAX_BATCH_WAIT_MS": "50",
@@ -151,3 +153,4 @@ def test_overload_sheds_with_429_and_health_stays_up(broker, trained, tmp_path):
         assert 'flts_rejected_requests_total{reason="overloaded"}' in requests.get(w.url + "/metrics", timeout=5).text
     finally:
         w.stop()
+        broker.stop()

@@ -30,18 +30,35 @@ def _dead_ids(records: list[dict], prefix: str) -> dict[str, str]:
     return out
 
 
+def _assert_at_least_once(results: list[dict], got: list[str], valid: list[str], resent: set[str], exact: bool) -> None:
+    """Every valid claim has a result; repeats (only after a rebalance) carry the same claim coordinates."""
+    if exact:
+        assert sorted(got) == sorted(valid), "without a rebalance every valid claim has exactly one result"
+        return
+    assert set(got) == set(valid), "a rebalance may repeat claims but never lose one"
+    coords: dict[str, set] = {}
+    for r in results:
+        c = r["value"]["claim"]
+        if c["claim_id"] in valid and c["claim_id"] not in resent:  # re-published claims get new coordinates
+            coords.setdefault(c["claim_id"], set()).add((c["topic"], c["partition"], c["offset"]))
+    assert all(len(v) == 1 for v in coords.values()), "a repeated claim is identifiable by its coordinates"
+
+
 def test_burst_every_claim_gets_one_result_or_one_dead_letter(broker, worker):
+    joined = worker.rebalances()
     run = f"burst-{uuid.uuid4().hex[:6]}"
     idents = [f"{run}-{i}" for i in range(5)]
     put_demo_objects(worker.var_dir / "objects", idents, seed=300)
     past = str(int(time.time() * 1000) - 60_000).encode()
     future = str(int(time.time() * 1000) + 600_000).encode()
-    msgs, valid, poison, expired = [], [], {}, []
+    msgs, valid, poison, expired, unkeyed = [], [], {}, [], set()
     for n in range(200):
         ident = idents[n % len(idents)]
         cid = f"{run}-c{n}"
         headers = [("deadline_ms", future)] if n % 3 == 0 else None
         key = None if n % 17 == 0 else ident.encode()  # some unkeyed claims: repartitioned by identifier
+        if key is None:
+            unkeyed.add(cid)
         msgs.append((key, claim(ident, f"{ident}.parquet", claim_id=cid), headers))
         valid.append(cid)
     for n in range(10):
@@ -61,9 +78,10 @@ def test_burst_every_claim_gets_one_result_or_one_dead_letter(broker, worker):
     produce(broker.bootstrap, "inference-data", msgs)
 
     results = poll(lambda: (r := consume(broker.bootstrap, "inference-results", None, timeout=30)) and
-                   len(_claim_ids(r, run)) >= len(valid) and r, timeout=120, interval=1)
+                   len(set(_claim_ids(r, run))) >= len(valid) and r, timeout=120, interval=1)
     got = _claim_ids(results, run)
-    assert sorted(got) == sorted(valid), "every valid claim has exactly one result"
+    exact = worker.rebalances() == joined  # another group member (or a lost session) makes it at-least-once
+    _assert_at_least_once(results, got, valid, unkeyed, exact)
     dead = poll(lambda: len(d := _dead_ids(consume(broker.bootstrap, "flts-dead-letter", None, timeout=30), f"{run}-p")) >= len(poison) and d,
                 timeout=60, interval=1)
     assert set(dead) == set(poison)
@@ -79,7 +97,7 @@ def test_burst_every_claim_gets_one_result_or_one_dead_letter(broker, worker):
     logged = []
     for path in (worker.var_dir / "objects" / "flts" / "inference-logs").glob(f"{run}-*/*/*/*.jsonl"):
         logged += [json.loads(line)["claim"]["claim_id"] for line in path.read_text().splitlines()]
-    assert sorted(logged) == sorted(valid)
+    assert sorted(logged) == sorted(valid) if exact else set(logged) == set(valid)
     # The newest frame of each identifier is cached and serves cached forecasts.
     assert requests.get(f"{worker.url}/predict/{idents[2]}", timeout=10).json()["cached"] is True
 
