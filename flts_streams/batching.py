@@ -28,7 +28,8 @@ class MicroBatcher:
     """Collects windows for up to ``max_wait_s`` (or ``max_batch``) and runs them together.
 
     While one forward runs in the executor, new requests accumulate, so batches grow
-    with load and single requests are not delayed when idle.
+    with load. The wait is adaptive: after a batch of one (an idle service) the next
+    lone request goes at once instead of waiting for company that is not coming.
     """
 
     def __init__(self, executor: Executor, metrics: Metrics, max_batch: int, max_wait_s: float) -> None:
@@ -37,6 +38,7 @@ class MicroBatcher:
         self._max_batch = max_batch
         self._max_wait = max_wait_s
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
+        self._last_size = 0
 
     async def submit(self, model: LoadedModel, item: ModelInput, source: str = "http") -> np.ndarray:
         """Forecast one window (H, targets) in original units, batched with others."""
@@ -59,6 +61,8 @@ class MicroBatcher:
             if not self._queue.empty():
                 batch.append(self._queue.get_nowait())
                 continue
+            if len(batch) == 1 and self._last_size <= 1:
+                break  # idle: waiting would only add latency
             remaining = deadline - loop.time()
             if remaining <= 0:
                 break
@@ -66,6 +70,7 @@ class MicroBatcher:
                 batch.append(await asyncio.wait_for(self._queue.get(), remaining))
             except TimeoutError:
                 break
+        self._last_size = len(batch)
         return [p for p in batch if not p.future.done()]  # drop requests that timed out
 
     async def _forward(self, group: list[_Pending]) -> None:

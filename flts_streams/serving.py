@@ -5,7 +5,6 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-import numpy as np
 from pydantic import ValidationError
 
 from flts_streams.errors import InvalidInput, RequestTooLarge, SchemaError, UnsupportedMediaType
@@ -19,6 +18,29 @@ def parse_predict(body: bytes, content_type: str, query: Mapping[str, str], limi
     """Body + query -> PredictRequest (415 not JSON, 422 wrong types, 413 too many rows)."""
     if content_type and "json" not in content_type:
         raise UnsupportedMediaType(f"send application/json, not {content_type}")
+    req = _parse_fast(body) or _parse_strict(body)
+    if "inference_length" in query and req.inference_length is None:
+        req = _validate({**dict(req), "inference_length": _int_query(query["inference_length"])})
+    if req.data:
+        rows = max(len(v) for v in req.data.values())
+        if rows > limits.max_rows:
+            raise RequestTooLarge(f"{rows} rows exceed the limit of {limits.max_rows}; send only the recent rows the model needs")
+    return req
+
+
+def _parse_fast(body: bytes) -> PredictRequest | None:
+    """Parse and validate in one pass (pydantic-core's JSON parser); None when the careful path must explain."""
+    # NaN/Infinity are JSON extensions pydantic accepts; the strict path rejects them by name.
+    if not body.strip() or b"NaN" in body or b"Infinity" in body:
+        return None
+    try:
+        return PredictRequest.model_validate_json(body)
+    except ValidationError:
+        return None
+
+
+def _parse_strict(body: bytes) -> PredictRequest:
+    """Slow path with precise messages: invalid JSON, NaN/Infinity, nesting, wrong types."""
     if body.strip():
         try:
             payload = json.loads(body, parse_constant=_reject_constant)
@@ -30,17 +52,14 @@ def parse_predict(body: bytes, content_type: str, query: Mapping[str, str], limi
         payload = {}
     if not isinstance(payload, dict):
         raise SchemaError("body must be a JSON object with identifier, data, index_col, inference_length")
-    if "inference_length" in query and payload.get("inference_length") is None:
-        payload["inference_length"] = _int_query(query["inference_length"])
+    return _validate(payload)
+
+
+def _validate(payload: dict[str, Any]) -> PredictRequest:
     try:
-        req = PredictRequest.model_validate(payload)
+        return PredictRequest.model_validate(payload)
     except ValidationError as exc:
         raise SchemaError("; ".join(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()[:5])) from exc
-    if req.data:
-        rows = max(len(v) for v in req.data.values())
-        if rows > limits.max_rows:
-            raise RequestTooLarge(f"{rows} rows exceed the limit of {limits.max_rows}; send only the recent rows the model needs")
-    return req
 
 
 def _reject_constant(name: str) -> Any:
@@ -68,7 +87,7 @@ def request_frame(req: PredictRequest, features: tuple[str, ...]) -> PreparedFra
 def prediction_body(identifier: str, prediction: Prediction, *, cached: bool) -> dict[str, Any]:
     """Response JSON of a successful forecast (values in original units)."""
     fc = prediction.forecast
-    step_s = float(np.diff(fc.timestamps[:2]).astype("timedelta64[ns]").astype(np.int64)[0] / 1e9) if len(fc.timestamps) > 1 else prediction.model.forecaster.spec.cadence_s
+    step_s = prediction.model.forecaster.spec.cadence_s  # forecasts are stamped on the model's cadence
     return {
         "status": "SUCCESS",
         "identifier": identifier,

@@ -51,7 +51,6 @@ def _route(request: web.Request) -> str:
 async def error_middleware(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
     """Map FltsError and aiohttp errors to JSON; unexpected errors to 500 with a logged request id."""
     started = time.perf_counter()
-    request_id = request.headers.get("X-Request-Id") or uuid.uuid4().hex[:16]
     try:
         response = await handler(request)
     except e.FltsError as exc:
@@ -64,6 +63,7 @@ async def error_middleware(request: web.Request, handler: Callable[[web.Request]
         detail = {404: f"no route {request.method} {request.path}; see /openapi.json", 405: f"method {request.method} not allowed on {request.path}", 413: f"request body larger than {app.settings.serving.max_body_bytes} bytes"}.get(exc.status, exc.reason)
         response = json_error(exc.status, detail)
     except Exception:  # noqa: BLE001 - last resort: a 500 the operator can find in the log
+        request_id = request.headers.get("X-Request-Id") or uuid.uuid4().hex[:16]  # only errors need one
         log.exception("unhandled error request_id=%s method=%s path=%s", request_id, request.method, request.path)
         response = json_error(500, f"internal error; quote request id {request_id}", request_id=request_id)
     route = _route(request)

@@ -25,9 +25,9 @@ class Forecast:
 
     def records(self, time_key: str = "ts") -> list[dict[str, Any]]:
         """Row-oriented JSON-ready records with ISO-8601 timestamps."""
-        iso = np.datetime_as_string(self.timestamps, unit="s")
-        cols = {t: self.values[:, j].tolist() for j, t in enumerate(self.targets)}
-        return [{time_key: iso[i], **{t: cols[t][i] for t in self.targets}} for i in range(len(iso))]
+        keys = (time_key, *self.targets)
+        iso = np.datetime_as_string(self.timestamps, unit="s").tolist()
+        return [dict(zip(keys, row)) for row in zip(iso, *self.values.T.tolist())]
 
 
 @dataclass(frozen=True)

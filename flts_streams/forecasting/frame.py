@@ -155,7 +155,7 @@ def prepare_frame(
     if missing:
         raise MissingColumns(f"missing required columns {missing}; got {sorted(cols)}")
     ts = parse_timestamps(cols[time_col])
-    values = np.column_stack([coerce_values(c, cols[c], ts.shape[0]) for c in value_names]) if value_names else np.empty((ts.shape[0], 0))
+    values = _value_matrix(cols, value_names, ts.shape[0])
     order = np.argsort(ts, kind="stable")
     ts, values = ts[order], values[order]
     _reject_duplicates(ts)
@@ -167,6 +167,19 @@ def prepare_frame(
         _reject_irregular(ts, step)
         _reject_non_finite(values, value_names)
     return PreparedFrame(ts, tuple(value_names), values, step)
+
+
+def _value_matrix(cols: Mapping[str, Any], names: Sequence[str], rows: int) -> np.ndarray:
+    """(rows, len(names)) float64; one numpy conversion when every column is clean numeric."""
+    if not names:
+        return np.empty((rows, 0))
+    try:
+        matrix = np.asarray([cols[c] for c in names], dtype=np.float64)
+        if matrix.shape == (len(names), rows):
+            return matrix.T.copy()  # row-major, like column_stack
+    except (ValueError, TypeError):
+        pass  # ragged or non-numeric: the per-column path names the problem
+    return np.column_stack([coerce_values(c, cols[c], rows) for c in names])
 
 
 def _rows(idx: np.ndarray) -> str:

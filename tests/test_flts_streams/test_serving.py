@@ -38,3 +38,22 @@ def test_too_many_rows():
     body = json.dumps({"data": {"ts": list(range(101))}}).encode()
     with pytest.raises(RequestTooLarge, match="101 rows"):
         parse_predict(body, "application/json", {}, LIMITS)
+
+
+@pytest.mark.parametrize("body", [
+    {"identifier": "A", "data": {"ts": ["2024-01-01 00:00:00"], "down": [1.5]}, "index_col": "ts", "inference_length": 3},
+    {"identifier": "NaN-site", "data": {"ts": ["2024-01-01"], "down": ["1.5"]}},  # 'NaN' inside a string is fine
+    {"data": {"down": [None, 2]}, "extra": {"ignored": True}},
+])
+def test_fast_and_strict_parsers_agree(body):
+    from flts_streams.serving import _parse_fast, _parse_strict
+
+    raw = json.dumps(body).encode()
+    assert parse_predict(raw, "application/json", {}, LIMITS) == _parse_strict(raw)
+    fast = _parse_fast(raw)
+    assert fast is None or fast == _parse_strict(raw)
+
+
+def test_query_horizon_is_validated_like_the_body():
+    with pytest.raises(SchemaError, match="inference_length"):
+        parse_predict(b'{"identifier": "A"}', "application/json", {"inference_length": "0"}, LIMITS)

@@ -1,0 +1,112 @@
+"""MicroBatcher: idle requests go at once, concurrent ones share a forward, failures reach every caller."""
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from flts_streams.batching import MicroBatcher
+from flts_streams.metrics import Metrics
+
+
+class _Forecaster:
+    """Records the size of every forward; answers each window with its own marker value."""
+
+    def __init__(self, delay: float = 0.0, fail: bool = False) -> None:
+        self.sizes: list[int] = []
+        self.delay, self.fail = delay, fail
+        self.lock = threading.Lock()
+
+    def predict_inputs(self, items: list[float]) -> np.ndarray:
+        with self.lock:
+            self.sizes.append(len(items))
+        time.sleep(self.delay)
+        if self.fail:
+            raise RuntimeError("forward failed")
+        return np.array([[[item]] for item in items])
+
+
+def _model(forecaster: _Forecaster) -> SimpleNamespace:
+    return SimpleNamespace(forecaster=forecaster, uri="runs:/x/model")
+
+
+async def _with_batcher(max_wait_s: float, body):
+    with ThreadPoolExecutor(1) as pool:
+        batcher = MicroBatcher(pool, Metrics(), max_batch=64, max_wait_s=max_wait_s)
+        task = asyncio.create_task(batcher.run())
+        try:
+            return await body(batcher)
+        finally:
+            task.cancel()
+
+
+def test_lone_request_does_not_wait_for_company():
+    fc = _Forecaster()
+
+    async def body(batcher):
+        started = time.perf_counter()
+        out = await batcher.submit(_model(fc), 7.0)
+        return out, time.perf_counter() - started
+
+    out, took = asyncio.run(_with_batcher(1.0, body))  # a 1 s batch wait would be obvious
+    assert out.tolist() == [[7.0]] and took < 0.5 and fc.sizes == [1]
+
+
+def test_concurrent_requests_share_forwards_and_get_their_own_answers():
+    fc = _Forecaster(delay=0.05)
+    model = _model(fc)
+
+    async def body(batcher):
+        return await asyncio.gather(*(batcher.submit(model, float(i)) for i in range(40)))
+
+    outs = asyncio.run(_with_batcher(0.01, body))
+    assert [o[0][0] for o in outs] == [float(i) for i in range(40)]
+    assert sum(fc.sizes) == 40 and max(fc.sizes) > 1 and len(fc.sizes) < 40
+
+
+def test_under_load_the_batcher_waits_to_fill_a_batch():
+    fc = _Forecaster()
+    model = _model(fc)
+
+    async def body(batcher):
+        await asyncio.gather(*(batcher.submit(model, 0.0) for _ in range(4)))  # load seen: batches of >1
+
+        async def trickle(i: int) -> np.ndarray:
+            await asyncio.sleep(0.002 * i)
+            return await batcher.submit(model, float(i))
+        return await asyncio.gather(*(trickle(i) for i in range(5)))
+
+    asyncio.run(_with_batcher(0.2, body))
+    assert fc.sizes[-1] == 5, f"trickling requests should have been coalesced: {fc.sizes}"
+
+
+def test_a_failed_forward_reaches_every_waiting_request():
+    fc = _Forecaster(fail=True)
+    model = _model(fc)
+
+    async def body(batcher):
+        return await asyncio.gather(*(batcher.submit(model, 1.0) for _ in range(3)), return_exceptions=True)
+
+    outs = asyncio.run(_with_batcher(0.01, body))
+    assert all(isinstance(o, RuntimeError) for o in outs)
+
+
+@pytest.mark.parametrize("size", [1, 3])
+def test_batch_size_is_recorded(size):
+    fc = _Forecaster()
+    metrics = Metrics()
+
+    async def run():
+        with ThreadPoolExecutor(1) as pool:
+            batcher = MicroBatcher(pool, metrics, max_batch=64, max_wait_s=0.01)
+            task = asyncio.create_task(batcher.run())
+            await asyncio.gather(*(batcher.submit(_model(fc), 1.0, source="claims") for _ in range(size)))
+            task.cancel()
+
+    asyncio.run(run())
+    assert metrics.registry.get_sample_value("flts_inference_batch_size_sum", {"source": "claims"}) == size
