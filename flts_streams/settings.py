@@ -144,6 +144,8 @@ class Settings(BaseSettings):
             "store": "rocksdb://",
             "datadir": str(self.paths.var_dir / "faust"),
             "web_host": "127.0.0.1",
+            # Loopback unless told otherwise (the container image sets FLTS_WEB_BIND=0.0.0.0).
+            "web_bind": "127.0.0.1",
             "web_port": 6066,
             "topic_partitions": self.topics.partitions,
             "topic_replication_factor": 1,

@@ -189,12 +189,15 @@ def write_report(summary: dict, docs: Path, out_dir: Path) -> None:
 
 
 def _replace_section(path: Path, heading: str, text: str) -> None:
+    """Replace the ``heading`` section in place (append it when new), keeping the other sections."""
     old = path.read_text() if path.exists() else "# Benchmarks\n\nRatios against baselines measured in the same run; absolute numbers vary with the shared machine.\n"
-    if heading in old:
-        start = old.index(heading)
-        nxt = old.find("\n## ", start + len(heading))
-        old = old[:start] + (old[nxt + 1:] if nxt != -1 else "")
-    path.write_text(old.rstrip() + "\n\n" + text)
+    if heading not in old:
+        path.write_text(old.rstrip() + "\n\n" + text.rstrip() + "\n")
+        return
+    start = old.index(heading)
+    nxt = old.find("\n## ", start + len(heading))
+    rest = old[nxt + 1:] if nxt != -1 else ""
+    path.write_text(old[:start] + text.rstrip() + "\n" + ("\n" + rest if rest else ""))
 
 
 def _plot(summary: dict, png: Path) -> None:
