@@ -28,3 +28,13 @@ def settings_table() -> str:
     lines = ["| env | default | meaning |", "|---|---|---|"]
     lines += [f"| `{env}` | `{default}` | {desc} |" for env, default, desc in _rows(Settings, ENV_PREFIX)]
     return "\n".join(lines)
+
+
+def known_env_names() -> set[str]:
+    """Every environment variable the worker reads: our settings plus Faust's under our prefix."""
+    import faust
+
+    from flts_streams.settings import FAUST_ENV_PREFIX
+
+    ours = {env for env, _, _ in _rows(Settings, ENV_PREFIX)}
+    return ours | {f"{FAUST_ENV_PREFIX}_{p.env_name}" for p in faust.Settings.SETTINGS.values() if p.env_name}

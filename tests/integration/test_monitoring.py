@@ -1,0 +1,41 @@
+"""The dashboard, the alert rules and the KEDA latency trigger read metrics a live worker really exports."""
+from __future__ import annotations
+
+import time
+import uuid
+
+import pytest
+import requests
+import yaml
+
+from tests.integration.harness import claim, consume, poll, produce, put_demo_objects
+from tests.integration.test_serving import _payload, _post
+from tests.test_deploy.conftest import ROOT, promql_metrics
+from tests.test_deploy.test_monitoring import alert_rules, dashboard_exprs
+
+pytestmark = pytest.mark.integration
+
+
+def _exposed(text: str) -> set[str]:
+    return {line.split("{")[0].split(" ")[0] for line in text.splitlines() if line and not line.startswith("#")}
+
+
+def test_monitoring_queries_read_metrics_a_live_worker_exports(broker, worker):
+    # Exercise every labelled series once: a forecast, a deadline rejection, a claim end to end.
+    assert _post(worker, _payload()).status_code == 200
+    assert _post(worker, _payload(), headers={"X-Deadline-Ms": "0"}).status_code == 504
+    ident = f"mon-{uuid.uuid4().hex[:6]}"
+    put_demo_objects(worker.var_dir / "objects", [ident], seed=9)
+    produce(broker.bootstrap, "inference-data", [(ident.encode(), claim(ident, f"{ident}.parquet", claim_id=ident), None)])
+    poll(lambda: any(r["value"]["claim"]["claim_id"] == ident for r in consume(broker.bootstrap, "inference-results", None, timeout=20)),
+         timeout=60, interval=1)
+    so = yaml.safe_load((ROOT / "k8s" / "keda-scaledobject.yaml").read_text())
+    wanted = set().union(*(promql_metrics(e) for e in dashboard_exprs() + [r["expr"] for r in alert_rules()]
+                           + [t["metadata"].get("query", "") for t in so["spec"]["triggers"]]))
+    deadline = time.monotonic() + 30  # lag and buffer gauges appear with the next observation tick
+    while True:
+        missing = wanted - _exposed(requests.get(worker.url + "/metrics", timeout=10).text)
+        if not missing or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    assert not missing, f"monitoring reads metrics the worker does not export: {sorted(missing)}"
