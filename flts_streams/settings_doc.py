@@ -30,11 +30,20 @@ def settings_table() -> str:
     return "\n".join(lines)
 
 
-def known_env_names() -> set[str]:
-    """Every environment variable the worker reads: our settings plus Faust's under our prefix."""
+def our_env_names() -> set[str]:
+    """Environment variables of our settings (FLTS_...)."""
+    return {env for env, _, _ in _rows(Settings, ENV_PREFIX)}
+
+
+def faust_env_names() -> set[str]:
+    """Environment variables of Faust's settings under our prefix."""
     import faust
 
     from flts_streams.settings import FAUST_ENV_PREFIX
 
-    ours = {env for env, _, _ in _rows(Settings, ENV_PREFIX)}
-    return ours | {f"{FAUST_ENV_PREFIX}_{p.env_name}" for p in faust.Settings.SETTINGS.values() if p.env_name}
+    return {f"{FAUST_ENV_PREFIX}_{p.env_name}" for p in faust.Settings.SETTINGS.values() if p.env_name}
+
+
+def known_env_names() -> set[str]:
+    """Every environment variable the worker reads: our settings plus Faust's under our prefix."""
+    return our_env_names() | faust_env_names()

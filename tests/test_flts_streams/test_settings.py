@@ -4,12 +4,11 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-import faust
 import pytest
 from pydantic import ValidationError
 
-from flts_streams.settings import FAUST_ENV_PREFIX, Settings, child_env
-from flts_streams.settings_doc import _rows, settings_table
+from flts_streams.settings import Settings, child_env
+from flts_streams.settings_doc import faust_env_names, our_env_names, settings_table
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("flts_streams", "agents", "tables", "web")
@@ -48,8 +47,7 @@ def test_child_env_inherits_and_overrides(monkeypatch):
 
 
 def test_env_names_do_not_shadow_faust_settings():
-    faust_env = {f"{FAUST_ENV_PREFIX}_{p.env_name}" for p in faust.Settings.SETTINGS.values() if p.env_name}
-    ours = {env for env, _, _ in _rows(Settings, "FLTS_")}
+    faust_env, ours = faust_env_names(), our_env_names()
     assert ours & faust_env == set()
     top_level = {f"FLTS_{name.upper()}" for name in Settings.model_fields}
     assert not any(env.startswith(t) for env in faust_env for t in top_level if env == t or env.startswith(t + "__"))
