@@ -6,8 +6,13 @@ from collections.abc import Iterable
 from typing import Any
 
 import faust
+from faust import transport
 from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
+from faust.transport.drivers import aiokafka as faust_aiokafka
+from faust.types import TransportT
 from mode import ServiceT
+
+from flts_streams import consumer
 
 from flts_streams.flow import FlowSensor
 from flts_streams.metrics import Metrics
@@ -40,6 +45,12 @@ class FltsApp(faust.App):
         self.predictor = Predictor(settings, self.metrics)
         # aiohttp middlewares registered by web/ (e.g. the error mapper) before the server starts.
         self.http_middlewares: list[Any] = []
+
+    def _new_transport(self) -> TransportT:
+        """Faust's consumer transport, with our safe seek-back when it is the aiokafka one."""
+        cls = transport.by_url(self.conf.broker_consumer[0])
+        cls = consumer.Transport if cls is faust_aiokafka.Transport else cls
+        return cls(self.conf.broker_consumer, self)
 
     def on_webserver_init(self, web: Any) -> None:
         """Install registered middlewares on Faust's aiohttp application."""

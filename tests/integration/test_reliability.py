@@ -56,12 +56,21 @@ def _assert_nothing_lost(results: list[dict], ids: list[str]) -> Counter:
     return Counter(c["claim_id"] for c in results) - Counter(set(ids))
 
 
-@pytest.mark.parametrize("successor", ["restart", "takeover"])
+# A long session makes the successor join while the dead worker still counts as a member: it first
+# joins a generation that never syncs, then rebalances again. Faust drops what it fetched in between
+# and seeks back to the committed offsets; the dead worker never committed, and without our
+# consumer's rewind (flts_streams/consumer.py) the successor started at the end: 3 of 4 runs lost
+# the whole burst.
+SUCCESSORS = {"restart": {}, "takeover": {"FLTS_EMBEDDED__SESSION_TIMEOUT_S": "30", "FLTS_EMBEDDED__HEARTBEAT_S": "3"}}
+
+
+@pytest.mark.parametrize("successor", list(SUCCESSORS))
 def test_sigkill_mid_burst_loses_no_claim(tmp_path, trained, successor):
     broker = start_broker(tmp_path / "broker")
     objects = tmp_path / "objects"
-    first = Worker(tmp_path / "a", broker.url, _env(trained, objects))
-    second = first if successor == "restart" else Worker(tmp_path / "b", broker.url, _env(trained, objects))
+    env = _env(trained, objects) | SUCCESSORS[successor]
+    first = Worker(tmp_path / "a", broker.url, env)
+    second = first if successor == "restart" else Worker(tmp_path / "b", broker.url, env)
     run = f"kill-{uuid.uuid4().hex[:6]}"
     try:
         first.start().wait_ready()
@@ -70,7 +79,7 @@ def test_sigkill_mid_burst_loses_no_claim(tmp_path, trained, successor):
         first.stop(signal.SIGKILL)
         done_before = len({c["claim_id"] for c in _results(broker.bootstrap, run)})
         assert done_before < BURST, "the burst finished before the kill; the test proves nothing"
-        second.start().wait_ready()
+        second.start().wait_ready(timeout=180)  # the takeover waits out the dead member's session
         repeats = _assert_nothing_lost(_wait_for(broker.bootstrap, run, BURST), ids)
         # Only the uncommitted tail repeats (about one commit interval of work), never the whole burst.
         assert sum(repeats.values()) < min(done_before, BURST // 2) + 1, (sum(repeats.values()), done_before)
