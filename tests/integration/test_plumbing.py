@@ -74,3 +74,25 @@ def test_expired_claims_are_skipped(worker, broker):
     poll(lambda: requests.get(f"{worker.url}/frames/marker", timeout=5).status_code == 200)
     assert requests.get(f"{worker.url}/frames/late", timeout=5).status_code == 404
     assert 'flts_claims_total{outcome="expired"}' in requests.get(worker.url + "/metrics", timeout=5).text
+
+
+def test_invalid_training_events_are_dead_lettered_and_unknown_models_rejected(worker, broker):
+    tag = f"train-{time.time_ns()}"
+    bad = {
+        f"{tag}-json": b"{not json",
+        f"{tag}-status": json.dumps({"status": "DONE", "run_id": "r1"}).encode(),
+        f"{tag}-run": json.dumps({"status": "SUCCESS", "run_id": ""}).encode(),
+        f"{tag}-empty": b"",
+    }
+    unknown = json.dumps({"status": "SUCCESS", "run_id": f"{tag}-no-such-run", "identifier": tag}).encode()
+    produce(broker.bootstrap, "model-training", [(k.encode(), v, None) for k, v in bad.items()] + [(tag.encode(), unknown, None)])
+    # The agent survives every bad event: the valid one after them is decided (rejected: no such run).
+    selected = poll(lambda: [m["value"] for m in consume(broker.bootstrap, "model-selected", None, timeout=20)
+                             if m["value"]["identifier"] == tag], timeout=60, interval=1)
+    assert selected[0]["decision"] == "REJECTED" and "evaluation failed" in selected[0]["reason"]
+    letters = {m["key"].decode(): m["value"] for m in consume(broker.bootstrap, "flts-dead-letter", None, timeout=20)
+               if m["key"] and m["key"].decode().startswith(tag)}
+    assert set(letters) == set(bad), "every invalid event is dead-lettered under its key"
+    assert {v["source"]["topic"] for v in letters.values()} == {"model-training"}
+    assert all(v["error_type"] == "SchemaError" and v["error"] for v in letters.values()), letters
+    assert requests.get(worker.url + "/healthz", timeout=5).status_code == 200
