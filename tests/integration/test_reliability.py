@@ -11,8 +11,11 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from tests.integration.conftest import start_broker
-from tests.integration.harness import Worker, claim, consume, poll, produce, put_demo_objects
+from flts_streams.broker import ensure_topics, free_port, start_tansu
+from flts_streams.settings import Settings
+from tests.integration.conftest import TOPICS, start_broker
+from tests.integration.harness import Worker, claim, consume, metric, poll, produce, put_demo_objects
+from tests.integration.proxy import TcpProxy
 from tests.integration.test_serving import _payload
 
 pytestmark = pytest.mark.integration
@@ -25,10 +28,10 @@ def _env(trained, objects) -> dict[str, str]:
             "FLTS_STORAGE__URL": f"file://{objects}", "FLTS_STREAMING__BATCH_SIZE": "32"}
 
 
-def _burst(bootstrap: str, objects, run: str) -> list[str]:
+def _burst(bootstrap: str, objects, run: str, count: int = BURST) -> list[str]:
     idents = [f"{run}-{i}" for i in range(6)]
     put_demo_objects(objects, idents, seed=500)
-    ids = [f"{run}-c{n}" for n in range(BURST)]
+    ids = [f"{run}-c{n}" for n in range(count)]
     produce(bootstrap, "inference-data", [(idents[n % 6].encode(), claim(idents[n % 6], f"{idents[n % 6]}.parquet", claim_id=cid), None)
                                           for n, cid in enumerate(ids)])
     return ids
@@ -114,4 +117,47 @@ def test_sigterm_commits_what_was_processed_and_finishes_inflight_requests(tmp_p
         assert sum(repeats.values()) == 0, f"after a graceful stop nothing processed is repeated: {repeats.most_common(5)}"
     finally:
         worker.stop()
+        broker.stop()
+
+
+OUTAGE_S = 20  # longer than the embedded session timeout (8 s): the group forgets the worker
+
+
+def test_broker_outage_keeps_payload_predictions_and_loses_no_claim(tmp_path, trained):
+    (tmp_path / "broker").mkdir()
+    real = free_port()
+    proxy = TcpProxy(real).start()
+    # Tansu advertises the proxy, so every client connection (bootstrap and leader) goes through it.
+    broker = start_tansu("127.0.0.1", real, tmp_path / "broker" / "tansu.log", advertised_port=proxy.port)
+    bootstrap = f"127.0.0.1:{proxy.port}"
+    ensure_topics(bootstrap, TOPICS, Settings().topics.partitions)
+    objects = tmp_path / "objects"
+    worker = Worker(tmp_path / "a", f"kafka://{bootstrap}", _env(trained, objects))
+    run = f"cut-{uuid.uuid4().hex[:6]}"
+    body = json.dumps(_payload())
+    try:
+        worker.start().wait_ready()
+        ids = _burst(bootstrap, objects, run, count=BURST)
+        consume(bootstrap, "inference-results", 1, timeout=120)
+        proxy.cut()
+        processed = 'flts_claims_total{outcome="processed"}'
+        assert metric(worker, processed) < BURST, "the burst finished before the outage; the test proves nothing"
+        statuses, health = Counter(), Counter()
+        deadline = time.monotonic() + OUTAGE_S
+        with requests.Session() as http:
+            while time.monotonic() < deadline:
+                statuses[http.post(worker.url + "/predict", data=body, headers={"Content-Type": "application/json"},
+                                   timeout=10).status_code] += 1
+                health[http.get(worker.url + "/healthz", timeout=5).status_code] += 1
+        assert worker.process.poll() is None, f"worker died during the outage:\n{worker.log_tail()}"
+        assert set(statuses) == {200} and statuses[200] > 10, f"payload predictions need no broker: {statuses}"
+        assert set(health) == {200}, health
+        proxy.restore()
+        # Claims published after the outage are processed too: consumer and producer both reconnected.
+        later = _burst(bootstrap, objects, f"{run}-after", count=60)
+        _assert_nothing_lost(_wait_for(bootstrap, run, BURST + len(later)), ids + later)
+        assert worker.process.poll() is None
+    finally:
+        worker.stop()
+        proxy.stop()
         broker.stop()
