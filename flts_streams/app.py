@@ -15,6 +15,7 @@ from mode import ServiceT
 from flts_streams import consumer
 
 from flts_streams.flow import FlowSensor
+from flts_streams.health import BrokerWatch
 from flts_streams.metrics import Metrics
 from flts_streams.predictor import Predictor
 from flts_streams.settings import APP_ID, FAUST_ENV_PREFIX, Settings
@@ -31,6 +32,7 @@ class FltsApp(faust.App):
     kafka_topics: Topics  # `topics` is taken by Faust (its TopicConductor)
     predictor: Predictor
     flow: FlowSensor
+    broker_watch: BrokerWatch
 
     def __init__(self, settings: Settings, **overrides: Any) -> None:
         conf = settings.faust_defaults() | {"web_application_options": {"client_max_size": settings.serving.max_body_bytes}} | overrides
@@ -43,6 +45,7 @@ class FltsApp(faust.App):
         self.flow = FlowSensor(self.metrics, (settings.topics.inference, settings.topics.training))
         self.sensors.add(self.flow)
         self.predictor = Predictor(settings, self.metrics)
+        self.broker_watch = BrokerWatch(settings.serving.broker_grace_s)
         # aiohttp middlewares registered by web/ (e.g. the error mapper) before the server starts.
         self.http_middlewares: list[Any] = []
 

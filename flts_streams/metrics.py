@@ -31,4 +31,5 @@ class Metrics:
         self.buffer_depth = Gauge("flts_stream_buffer_depth", "Messages buffered in Faust streams", ["topic"], registry=r)
         self.buffer_full = Counter("flts_stream_buffer_full", "Times a stream buffer filled and fetching paused", ["topic"], registry=r)
         self.paused_partitions = Gauge("flts_paused_partitions", "Partitions whose fetching is paused by flow control", registry=r)
+        self.broker_connected = Gauge("flts_broker_connected", "1 while the consumer reaches its group coordinator", registry=r)
         self.consumer_lag = Gauge("flts_consumer_lag", "Highwater minus committed offset", ["topic", "partition"], registry=r)

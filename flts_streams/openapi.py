@@ -69,7 +69,7 @@ def openapi_document(version: str) -> dict[str, Any]:
             "/frames/{identifier}": {"get": {"summary": "Summary of the cached frame", "parameters": [ident],
                                              "responses": {"200": _json({"type": "object"}, "OK"), **_errors("404")}}},
             "/healthz": _simple("Liveness"),
-            "/readyz": _simple("Readiness: recovery done and a model loaded", None, "503"),
+            "/readyz": _simple("Readiness: recovery done, a model loaded, broker reachable", None, "503"),
             "/predict_ping": _simple("Compatibility probe"),
             "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": {"description": "text exposition", "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
             "/openapi.json": _simple("This document"),

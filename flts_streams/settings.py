@@ -57,6 +57,8 @@ class ServingSettings(_Group):
     retry_after_s: int = Field(1, ge=1, description="Retry-After sent with 429")
     torch_threads: int = Field(1, ge=1, description="torch.set_num_threads for inference")
     admin_token: SecretStr | None = Field(None, description="Bearer token for /admin routes (unset: disabled)")
+    ready_requires_broker: bool = Field(True, description="/readyz is 503 while the broker is unreachable (beyond the grace)")
+    broker_grace_s: float = Field(10.0, ge=0, description="How long the broker may be unreachable before it counts as an outage")
 
 
 class StreamingSettings(_Group):

@@ -1,8 +1,11 @@
 """Liveness, readiness, compat ping and Prometheus metrics; cheap and never shed."""
+import time
+
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from flts_streams.app import app
+from flts_streams.health import observe_broker, readiness
 
 
 @app.page("/healthz")
@@ -15,13 +18,15 @@ class Healthz(View):
 
 @app.page("/readyz")
 class Readyz(View):
-    """Readiness: table recovery done and at least one model loaded."""
+    """Readiness: table recovery done, a model loaded and the broker reachable (see ServingSettings)."""
 
     async def get(self, request: Request) -> Response:
+        now = time.monotonic()
+        observe_broker(app, now)
         recovered = app.tables.recovery.completed.is_set() and not app.rebalancing
-        model = app.predictor.has_model
-        body = {"ready": recovered and model, "recovered": recovered, "model_loaded": model}
-        return self.json(body, status=200 if recovered and model else 503)
+        body, status = readiness(recovered, app.predictor.has_model, app.broker_watch, now,
+                                 app.settings.serving.ready_requires_broker)
+        return self.json(body, status=status)
 
 
 @app.page("/metrics")

@@ -132,7 +132,7 @@ def test_broker_outage_keeps_payload_predictions_and_loses_no_claim(tmp_path, tr
     bootstrap = f"127.0.0.1:{proxy.port}"
     ensure_topics(bootstrap, TOPICS, Settings().topics.partitions)
     objects = tmp_path / "objects"
-    worker = Worker(tmp_path / "a", f"kafka://{bootstrap}", _env(trained, objects))
+    worker = Worker(tmp_path / "a", f"kafka://{bootstrap}", _env(trained, objects) | {"FLTS_SERVING__BROKER_GRACE_S": "3"})
     run = f"cut-{uuid.uuid4().hex[:6]}"
     body = json.dumps(_payload())
     try:
@@ -143,16 +143,22 @@ def test_broker_outage_keeps_payload_predictions_and_loses_no_claim(tmp_path, tr
         processed = 'flts_claims_total{outcome="processed"}'
         assert metric(worker, processed) < BURST, "the burst finished before the outage; the test proves nothing"
         statuses, health = Counter(), Counter()
+        ready: list[dict] = []
         deadline = time.monotonic() + OUTAGE_S
         with requests.Session() as http:
             while time.monotonic() < deadline:
                 statuses[http.post(worker.url + "/predict", data=body, headers={"Content-Type": "application/json"},
                                    timeout=10).status_code] += 1
                 health[http.get(worker.url + "/healthz", timeout=5).status_code] += 1
+                ready.append(http.get(worker.url + "/readyz", timeout=5).json())
         assert worker.process.poll() is None, f"worker died during the outage:\n{worker.log_tail()}"
         assert set(statuses) == {200} and statuses[200] > 10, f"payload predictions need no broker: {statuses}"
         assert set(health) == {200}, health
+        # /readyz says so once the outage outlasts the grace period (3 s here).
+        assert ready[-1]["ready"] is False and ready[-1]["broker_connected"] is False and "detail" in ready[-1], ready[-1]
+        assert metric(worker, "flts_broker_connected") == 0
         proxy.restore()
+        poll(lambda: requests.get(worker.url + "/readyz", timeout=5).status_code == 200, timeout=60)
         # Claims published after the outage are processed too: consumer and producer both reconnected.
         later = _burst(bootstrap, objects, f"{run}-after", count=60)
         _assert_nothing_lost(_wait_for(bootstrap, run, BURST + len(later)), ids + later)
