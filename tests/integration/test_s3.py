@@ -1,9 +1,12 @@
 """The S3 path against a real S3-compatible server (moto's): store semantics, claims from S3, outage retried."""
 from __future__ import annotations
 
+import http.client
 import io
+import threading
 import uuid
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import requests
@@ -33,6 +36,55 @@ class S3Server:
     def settings(self, **storage) -> Settings:
         return Settings(storage={"url": f"s3://127.0.0.1:{self.port}", "access_key": "testing", "secret_key": "testing",
                                  "region": "us-east-1", "timeout_s": 2.0, **storage})
+
+
+class FaultyS3:
+    """A loopback HTTP proxy to the S3 server that answers every request with an S3 error while ``fault`` is set."""
+
+    def __init__(self, upstream: int) -> None:
+        self.fault: tuple[int, str] | None = None
+        self.faults_served = 0
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args) -> None:  # keep pytest output clean
+                pass
+
+            def _any(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                if proxy.fault is not None:
+                    proxy.faults_served += 1
+                    status, code = proxy.fault
+                    payload = f"<Error><Code>{code}</Code><Message>injected</Message></Error>".encode()
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/xml")
+                    self.send_header("Content-Length", str(len(payload)))
+                    self.end_headers()
+                    self.wfile.write(payload)
+                    return
+                conn = http.client.HTTPConnection("127.0.0.1", upstream, timeout=10)
+                conn.request(self.command, self.path, body=body, headers=dict(self.headers))
+                resp = conn.getresponse()
+                data = resp.read()
+                self.send_response(resp.status)
+                for k, v in resp.getheaders():
+                    if k.lower() not in ("content-length", "transfer-encoding", "connection", "server", "date"):
+                        self.send_header(k, v)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(data)
+                conn.close()
+
+            do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _any
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
 
 
 @pytest.fixture
@@ -92,3 +144,50 @@ def test_claims_from_s3_survive_an_outage(tmp_path, trained, s3):
         broker.stop()
     assert SECRET not in worker.log_path.read_text(errors="replace")  # credentials are never logged
 
+
+
+@pytest.mark.parametrize("fault", [(503, "SlowDown"), (500, "InternalError")])
+def test_s3_errors_are_transient_and_clear(s3, fault):
+    store = open_store(s3.settings())
+    store.put("flts", "f/x.bin", b"data")
+    faulty = FaultyS3(s3.port)
+    try:
+        through = open_store(s3.settings(url=f"s3://127.0.0.1:{faulty.port}"))
+        assert through.get("flts", "f/x.bin") == b"data"
+        faulty.fault = fault
+        with pytest.raises(TransientError):
+            through.get("flts", "f/x.bin")
+        with pytest.raises(TransientError):
+            through.put("flts", "f/y.bin", b"y")
+        assert faulty.faults_served >= 2
+        faulty.fault = None
+        assert through.get("flts", "f/x.bin") == b"data"
+    finally:
+        faulty.stop()
+
+
+def test_claims_survive_s3_answering_503(tmp_path, trained, s3):
+    _, uri = trained
+    faulty = FaultyS3(s3.port)
+    broker = start_broker(tmp_path / "broker")
+    env = {"FLTS_MODEL__DEFAULT_URI": uri, "FLTS_MODEL__TRACKING_URI": f"sqlite:///{trained[0] / 'mlflow.db'}",
+           "FLTS_STORAGE__URL": f"s3://127.0.0.1:{faulty.port}", "FLTS_STORAGE__TIMEOUT_S": "1", **CREDS,
+           "FLTS_STREAMING__RETRY_BACKOFF_S": "0.2"}
+    worker = Worker(tmp_path / "w", broker.url, env)
+    ident = f"s3e-{uuid.uuid4().hex[:6]}"
+    buf = io.BytesIO()
+    demo_frame(days=1, seed=601).to_parquet(buf, index=False)
+    open_store(s3.settings()).put("flts", f"{ident}.parquet", buf.getvalue())
+    try:
+        worker.start().wait_ready()
+        faulty.fault = (503, "SlowDown")
+        produce(broker.bootstrap, "inference-data", [(ident.encode(), claim(ident, f"{ident}.parquet", claim_id="e1"), None)])
+        poll(lambda: metric(worker, 'flts_claims_total{outcome="retried"}') >= 2, timeout=60)
+        assert metric(worker, 'flts_claims_total{outcome="dead_lettered"}') == 0  # 5xx is transient: retried
+        faulty.fault = None
+        results = consume(broker.bootstrap, "inference-results", 1, timeout=90)
+        assert [r["value"]["claim"]["claim_id"] for r in results] == ["e1"]
+    finally:
+        worker.stop()
+        broker.stop()
+        faulty.stop()
