@@ -45,7 +45,7 @@ def test_claims_fill_table_and_cached_predict(worker, broker):
 
 def test_poison_claims_are_dead_lettered_and_processing_continues(worker, broker):
     _put_object(worker.var_dir, "claims/after.parquet", demo_frame(days=1, seed=9))
-    _put_object(worker.var_dir, "claims/never-seen.parquet", demo_frame(days=1, seed=10))
+    _put_object(worker.var_dir, "claims/untrained-site.parquet", demo_frame(days=1, seed=10))
     poison = [
         (b"bad-1", b"\xff not json", None),
         (b"bad-2", claim("bad-2", "claims/missing.parquet"), None),
@@ -54,15 +54,15 @@ def test_poison_claims_are_dead_lettered_and_processing_continues(worker, broker
         (b"bad-5", b"{" + b"x" * 600_000, None),  # huge and broken
         (b"bad-6", json.dumps({"identifier": 7, "bucket": ["flts"], "object_key": {"k": 1}}).encode(), None),  # wrong types
         # An identifier no model was trained for is not poison: the default model serves it.
-        (b"never-seen", claim("never-seen", "claims/never-seen.parquet"), None),
+        (b"untrained-site", claim("untrained-site", "claims/untrained-site.parquet"), None),
         (b"after", claim("after", "claims/after.parquet"), None),
     ]
     produce(broker.bootstrap, "inference-data", poison)
-    for ident in ("after", "never-seen"):
+    for ident in ("after", "untrained-site"):
         poll(lambda ident=ident: requests.get(f"{worker.url}/frames/{ident}", timeout=5).status_code == 200)
     letters = consume(broker.bootstrap, "flts-dead-letter", None, timeout=20)
     by_key = {m["key"]: m["value"] for m in letters}
-    assert {b"bad-1", b"bad-2", b"bad-3", b"bad-4", b"bad-5", b"bad-6"} <= set(by_key) and b"never-seen" not in by_key
+    assert {b"bad-1", b"bad-2", b"bad-3", b"bad-4", b"bad-5", b"bad-6"} <= set(by_key) and b"untrained-site" not in by_key
     assert by_key[b"bad-2"]["error_type"] == "ObjectNotFound"
     assert by_key[b"bad-3"]["error_type"] == "InvalidObjectKey"
     assert by_key[b"bad-4"]["error_type"] == by_key[b"bad-5"]["error_type"] == by_key[b"bad-6"]["error_type"] == "SchemaError"
