@@ -131,8 +131,11 @@ def infer_cadence(ts: np.ndarray) -> np.timedelta64:
     if ts.shape[0] < 2:
         raise BadTimestamps("need at least 2 rows to infer the cadence")
     steps = np.diff(ts.astype(np.int64))
-    values, counts = np.unique(steps, return_counts=True)
-    step = int(values[np.argmax(counts)])
+    if (steps == steps[0]).all():  # the usual, regular case: skip the sort inside np.unique
+        step = int(steps[0])
+    else:
+        values, counts = np.unique(steps, return_counts=True)
+        step = int(values[np.argmax(counts)])
     if step <= 0:
         raise BadTimestamps("cannot infer a positive cadence from the timestamps")
     return np.timedelta64(step, "ns")
