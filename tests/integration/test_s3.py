@@ -112,18 +112,27 @@ def test_s3_store_round_trip_missing_and_outage(s3):
     assert store.get("flts", "a/b.bin") == b"hello"
 
 
+def _s3_worker(tmp_path, trained, broker, s3_port: int) -> Worker:
+    """A worker reading claims from the S3 server at ``s3_port`` with short timeouts and retries."""
+    var, uri = trained
+    return Worker(tmp_path / "w", broker.url, {
+        "FLTS_MODEL__DEFAULT_URI": uri, "FLTS_MODEL__TRACKING_URI": f"sqlite:///{var / 'mlflow.db'}",
+        "FLTS_STORAGE__URL": f"s3://127.0.0.1:{s3_port}", "FLTS_STORAGE__TIMEOUT_S": "1", **CREDS,
+        "FLTS_STREAMING__RETRY_BACKOFF_S": "0.2"})
+
+
+def _put_demo(store, ident: str, seed: int) -> None:
+    buf = io.BytesIO()
+    demo_frame(days=1, seed=seed).to_parquet(buf, index=False)
+    store.put("flts", f"{ident}.parquet", buf.getvalue())
+
+
 def test_claims_from_s3_survive_an_outage(tmp_path, trained, s3):
-    _, uri = trained
     broker = start_broker(tmp_path / "broker")
-    env = {"FLTS_MODEL__DEFAULT_URI": uri, "FLTS_MODEL__TRACKING_URI": f"sqlite:///{trained[0] / 'mlflow.db'}",
-           "FLTS_STORAGE__URL": f"s3://127.0.0.1:{s3.port}", "FLTS_STORAGE__TIMEOUT_S": "1", **CREDS,
-           "FLTS_STREAMING__RETRY_BACKOFF_S": "0.2"}
-    worker = Worker(tmp_path / "w", broker.url, env)
+    worker = _s3_worker(tmp_path, trained, broker, s3.port)
     ident = f"s3-{uuid.uuid4().hex[:6]}"
     store = open_store(s3.settings())
-    buf = io.BytesIO()
-    demo_frame(days=1, seed=600).to_parquet(buf, index=False)
-    store.put("flts", f"{ident}.parquet", buf.getvalue())
+    _put_demo(store, ident, seed=600)
     try:
         worker.start().wait_ready()
         produce(broker.bootstrap, "inference-data", [(ident.encode(), claim(ident, f"{ident}.parquet", claim_id="ok"), None)])
@@ -167,17 +176,11 @@ def test_s3_errors_are_transient_and_clear(s3, fault):
 
 
 def test_claims_survive_s3_answering_503(tmp_path, trained, s3):
-    _, uri = trained
     faulty = FaultyS3(s3.port)
     broker = start_broker(tmp_path / "broker")
-    env = {"FLTS_MODEL__DEFAULT_URI": uri, "FLTS_MODEL__TRACKING_URI": f"sqlite:///{trained[0] / 'mlflow.db'}",
-           "FLTS_STORAGE__URL": f"s3://127.0.0.1:{faulty.port}", "FLTS_STORAGE__TIMEOUT_S": "1", **CREDS,
-           "FLTS_STREAMING__RETRY_BACKOFF_S": "0.2"}
-    worker = Worker(tmp_path / "w", broker.url, env)
+    worker = _s3_worker(tmp_path, trained, broker, faulty.port)
     ident = f"s3e-{uuid.uuid4().hex[:6]}"
-    buf = io.BytesIO()
-    demo_frame(days=1, seed=601).to_parquet(buf, index=False)
-    open_store(s3.settings()).put("flts", f"{ident}.parquet", buf.getvalue())
+    _put_demo(open_store(s3.settings()), ident, seed=601)
     try:
         worker.start().wait_ready()
         faulty.fault = (503, "SlowDown")
