@@ -174,12 +174,16 @@ class Predictor(Service):
             f"`flts train --identifier {identifier}` or set FLTS_MODEL__DEFAULT_URI"
         )
 
-    @contextmanager
-    def admit(self) -> Iterator[None]:
-        """Bound predictions in flight; beyond the limit raise Overloaded at once."""
+    def check_capacity(self) -> None:
+        """Raise Overloaded (and count it) while max_in_flight predictions are running."""
         if self._in_flight >= self.settings.serving.max_in_flight:
             self.metrics.rejected.labels("overloaded").inc()
             raise Overloaded(f"more than {self.settings.serving.max_in_flight} predictions in flight; retry shortly")
+
+    @contextmanager
+    def admit(self) -> Iterator[None]:
+        """Bound predictions in flight; beyond the limit raise Overloaded at once."""
+        self.check_capacity()
         self._in_flight += 1
         self.metrics.http_in_flight.inc()
         try:

@@ -79,6 +79,10 @@ class Predict(View):
     """Forecast from posted data, or from the identifier's cached frame when no data is sent."""
 
     async def post(self, request: Request) -> Response:
+        # Shed before reading and parsing the body: under overload a 429 must stay cheap, or the
+        # rejections eat the event loop the admitted requests need. (The slot itself is taken
+        # after parsing, so slow uploads cannot hold slots.)
+        app.predictor.check_capacity()
         body = await _read_body(request)
         req = parse_predict(body, request.content_type, request.query, app.settings.serving)
         identifier = req.identifier or app.settings.serving.default_identifier
