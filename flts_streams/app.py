@@ -13,7 +13,6 @@ from faust.types import TransportT
 from mode import ServiceT
 
 from flts_streams import consumer
-
 from flts_streams.flow import FlowSensor
 from flts_streams.health import BrokerWatch
 from flts_streams.metrics import Metrics

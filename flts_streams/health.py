@@ -55,6 +55,11 @@ def readiness(recovered: bool, model_loaded: bool, watch: BrokerWatch, now: floa
     ready = recovered and model_loaded and not (outage and requires_broker)
     body = {"ready": ready, "recovered": recovered, "model_loaded": model_loaded,
             "broker_connected": watch.down_since is None, "broker_unreachable_s": round(watch.unreachable_for(now), 1)}
-    if outage:
-        body["detail"] = f"broker unreachable for {watch.unreachable_for(now):.0f}s; payload predictions still work"
+    reasons = [text for failing, text in (
+        (not recovered, "table recovery or a rebalance is in progress"),
+        (not model_loaded, "no model loaded yet"),
+        (outage, f"broker unreachable for {watch.unreachable_for(now):.0f}s; payload predictions still work"),
+    ) if failing]
+    if reasons:  # also when ready: an outage the probe is told to ignore is still worth saying
+        body["detail"] = "; ".join(reasons)
     return body, 200 if ready else 503

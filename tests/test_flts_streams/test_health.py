@@ -28,8 +28,10 @@ def test_readiness_reflects_the_outage_unless_configured_not_to():
 
 def test_readiness_needs_recovery_and_a_model():
     w = BrokerWatch(grace_s=1)
-    assert readiness(False, True, w, 0, True)[1] == 503
-    assert readiness(True, False, w, 0, True)[1] == 503
+    body, status = readiness(False, True, w, 0, True)
+    assert status == 503 and "recovery" in body["detail"]
+    body, status = readiness(True, False, w, 0, True)
+    assert status == 503 and body["detail"] == "no model loaded yet"
     assert readiness(True, True, w, 0, True) == ({"ready": True, "recovered": True, "model_loaded": True,
                                                  "broker_connected": True, "broker_unreachable_s": 0.0}, 200)
 
