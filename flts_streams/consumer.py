@@ -5,6 +5,7 @@ import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from aiokafka.errors import IllegalStateError
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 
@@ -33,12 +34,17 @@ class Consumer(faust_aiokafka.Consumer):
         committed = await super().seek_to_committed()
         if self.app.conf.consumer_auto_offset_reset != "earliest":
             return committed
-        rewind = never_committed(committed, self.app.tables.changelog_topics)
+        consumer = self._thread._ensure_consumer()
+        # Faust also seeks back while a rebalance is under way: only partitions still assigned.
+        assigned = consumer.assignment()
+        rewind = [tp for tp in never_committed(committed, self.app.tables.changelog_topics) if tp in assigned]
         if rewind:
             log.info("rewinding partitions without a committed offset partitions=%s",
                      ",".join(f"{tp.topic}:{tp.partition}" for tp in rewind))
-            consumer = self._thread._ensure_consumer()
-            await self._thread.call_thread(consumer.seek_to_beginning, *rewind)
+            try:
+                await self._thread.call_thread(consumer.seek_to_beginning, *rewind)
+            except IllegalStateError:  # revoked meanwhile: the next owner seeks back itself
+                log.info("rewind skipped: partitions revoked during the seek")
         return committed
 
 

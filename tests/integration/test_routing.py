@@ -25,6 +25,7 @@ def test_cached_predict_is_routed_to_the_owner(tmp_path, trained):
         put_demo_objects(objects, idents, seed=200)
         a.start().wait_ready()
         b.start().wait_ready()
+        a.wait_ready()  # b's join rebalanced a: routing is under test here, not claims published mid-rebalance
         produce(broker.bootstrap, "inference-data",
                 [(i.encode(), json.dumps({"identifier": i, "object_key": f"{i}.parquet"}).encode(), None) for i in idents])
 
