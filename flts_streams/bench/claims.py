@@ -14,10 +14,10 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import psutil
 import requests
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from flts_streams.bench import rss_mb
 from flts_streams.bench.http import TOPICS, _replace_section, _spawn, _train, _wait
 from flts_streams.broker import ensure_topics, free_port, start_tansu
 from flts_streams.forecasting.demo import demo_frame
@@ -42,9 +42,8 @@ class RssSampler:
         return self
 
     def _run(self) -> None:
-        proc = psutil.Process(self.pid)
         while not self._stop.is_set():
-            self.samples.append(proc.memory_info().rss / 2**20)
+            self.samples.append(rss_mb(self.pid))
             time.sleep(0.5)
 
     def stop(self) -> list[float]:

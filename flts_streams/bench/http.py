@@ -13,9 +13,9 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
-import psutil
 import requests
 
+from flts_streams.bench import rss_mb
 from flts_streams.bench.loadgen import LoadResult, run_load
 from flts_streams.broker import ensure_topics, free_port, start_tansu
 from flts_streams.settings import Settings, child_env
@@ -125,11 +125,11 @@ def run(out_dir: Path, seconds: float, docs: Path) -> dict:
             results[t.name] = {c: asyncio.run(run_load(t.url, t.body, c, seconds)) for c in LEVELS}
             log.info("measured target=%s %s", t.name, {c: round(r.throughput) for c, r in results[t.name].items()})
         health, loaded = asyncio.run(_health_under_load(targets[0], wport, seconds))
-        rss = {"warm": _rss_mb(worker)}  # after the worker's own 1/16/64 runs and the health phase
+        rss = {"warm": round(rss_mb(worker.pid), 1)}  # after the worker's own 1/16/64 runs and the health phase
         overload = asyncio.run(run_load(targets[0].url, ours_body, 256, seconds))
-        rss["after_overload"] = _rss_mb(worker)
+        rss["after_overload"] = round(rss_mb(worker.pid), 1)
         time.sleep(IDLE_AFTER_S)
-        rss["after_idle"] = _rss_mb(worker)
+        rss["after_idle"] = round(rss_mb(worker.pid), 1)
     summary = _summary(results, health, loaded, overload, seconds, size, rss)
     write_report(summary, docs, out_dir)
     return summary
@@ -140,10 +140,6 @@ async def _health_under_load(target: Target, port: int, seconds: float) -> tuple
     await asyncio.sleep(0.7)
     health = await run_load(f"http://127.0.0.1:{port}/healthz", b"", 1, seconds - 1.5, method="GET", warmup=0)
     return health, await load
-
-
-def _rss_mb(proc: subprocess.Popen) -> float:
-    return round(psutil.Process(proc.pid).memory_info().rss / 2**20, 1)
 
 
 def _row(r: LoadResult) -> dict:

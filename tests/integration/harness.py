@@ -12,7 +12,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import psutil
 import requests
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
@@ -166,11 +165,6 @@ def metric(worker: Worker, sample: str) -> float:
         if line.startswith(sample + " "):
             return float(line.split()[-1])
     return 0.0
-
-
-def rss_mb(pid: int) -> float:
-    """Resident memory of a process in MiB."""
-    return psutil.Process(pid).memory_info().rss / 2**20
 
 
 def claim(identifier: str, key: str, **extra) -> bytes:

@@ -10,7 +10,8 @@ import requests
 
 from flts_streams.forecasting.demo import demo_frame
 from tests.integration.conftest import start_broker
-from tests.integration.harness import Worker, rss_mb
+from flts_streams.bench import rss_mb
+from tests.integration.harness import Worker
 
 pytestmark = pytest.mark.integration
 
