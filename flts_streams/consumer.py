@@ -1,7 +1,8 @@
-"""Kafka transport whose seek-back after a rebalance also covers partitions that have no committed offset."""
+"""Faust's aiokafka consumer, made safe for two ways it loses records around rebalances."""
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -11,6 +12,10 @@ from faust.types import TP
 
 log = logging.getLogger(__name__)
 
+# How long the head of a partition may stay un-acked while later offsets are acked before the
+# consumer reads it again. Far above a batch's processing time, so only a dropped record trips it.
+HEAL_AFTER_S = 10.0
+
 
 def never_committed(committed: Mapping[Any, int | None], skip_topics: Iterable[str]) -> list[Any]:
     """Partitions (outside ``skip_topics``) whose group has no committed offset yet."""
@@ -19,19 +24,40 @@ def never_committed(committed: Mapping[Any, int | None], skip_topics: Iterable[s
                   key=lambda tp: (tp.topic, tp.partition))
 
 
-class Consumer(faust_aiokafka.Consumer):
-    """Faust's aiokafka consumer, made safe for stream partitions that were never committed.
+def head_missing(acked: list[int], expected: int | None) -> bool:
+    """True when the acked offsets do not continue from ``expected`` (the next offset to commit)."""
+    return bool(acked) and expected is not None and min(acked) > expected
 
-    After every (re)assignment Faust "seeks stream partitions to committed offsets" to re-read whatever
-    its fetcher buffered and dropped during the rebalance. aiokafka skips that seek when the group has
-    no committed offset (``seek_to_committed`` only seeks offsets > 0), so on a fresh group, or after
-    a worker died before its first commit, the dropped records were never read again: claims were lost.
-    Such partitions are sent back to the start, which is what ``auto_offset_reset=earliest`` promises.
+
+class Consumer(faust_aiokafka.Consumer):
+    """Faust's aiokafka consumer that never commits past a record it did not process.
+
+    1. After every (re)assignment Faust "seeks stream partitions to committed offsets" to re-read what
+       its fetcher buffered and dropped during the rebalance. aiokafka skips that seek when the group
+       has no committed offset, so on a fresh group (or after a worker died before its first commit)
+       the dropped records were never read again. Such partitions go back to the start, as
+       ``auto_offset_reset=earliest`` promises.
+    2. Faust also drops records without acking them (stale generation, flow stopped, partition not
+       yet active) and relies on that seek to read them again, but it commits past them: its
+       ``_new_offset`` skips a missing head offset when nothing was committed yet or exactly one is
+       missing, and its fetch loop files any jump in offsets as a "gap" the broker left, which the
+       next commit steps over. Measured: a successor worker skipped 44 claims of one partition.
+       Here a commit must continue from the next expected offset without gaps (our topics are
+       neither compacted nor transactional, so offsets are consecutive), and a head that stays
+       missing while later records are acked is read again (duplicates, never losses).
     """
+
+    def __post_init__(self) -> None:
+        """Add the offsets this consumer expects to commit next (set at every seek-back)."""
+        super().__post_init__()
+        self._flts_expected: dict[TP, int] = {}
+        self._flts_blocked_since: dict[TP, float] = {}
 
     async def seek_to_committed(self) -> Mapping[TP, int]:
         """Seek to committed offsets; partitions without one go back to the beginning."""
         committed = await super().seek_to_committed()
+        self._flts_expected = {tp: offset for tp, offset in committed.items() if offset is not None and offset > 0}
+        self._flts_blocked_since.clear()
         if self.app.conf.consumer_auto_offset_reset != "earliest":
             return committed
         consumer = self._thread._ensure_consumer()
@@ -43,9 +69,49 @@ class Consumer(faust_aiokafka.Consumer):
                      ",".join(f"{tp.topic}:{tp.partition}" for tp in rewind))
             try:
                 await self._thread.call_thread(consumer.seek_to_beginning, *rewind)
+                starts = await self._thread.call_thread(consumer.beginning_offsets, rewind)
             except IllegalStateError:  # revoked meanwhile: the next owner seeks back itself
                 log.info("rewind skipped: partitions revoked during the seek")
+            else:
+                self._flts_expected.update({TP(tp.topic, tp.partition): offset for tp, offset in starts.items()})
         return committed
+
+    def _new_offset(self, tp: TP) -> int | None:
+        """Faust's next commit for ``tp``, or None while the record at the head was not acked."""
+        committed = self._committed_offset[tp]
+        expected = committed if committed is not None else self._flts_expected.get(tp)
+        if not head_missing(self._acked[tp], expected):
+            self._flts_blocked_since.pop(tp, None)
+            return super()._new_offset(tp)
+        self._maybe_read_head_again(tp, expected)
+        return None
+
+    def _maybe_read_head_again(self, tp: TP, expected: int) -> None:
+        """Seek back to a head offset that stayed un-acked for HEAL_AFTER_S while later ones were acked."""
+        now = time.monotonic()
+        since = self._flts_blocked_since.setdefault(tp, now)
+        if now - since < HEAL_AFTER_S or tp not in self.assignment():
+            return
+        self._flts_blocked_since[tp] = now
+        self.add_future(self._read_again(tp, expected))
+
+    async def _read_again(self, tp: TP, expected: int) -> None:
+        """Seek back to ``expected`` unless retention already removed it (then commit on from the log start)."""
+        consumer = self._thread._ensure_consumer()
+        start = (await self._thread.call_thread(consumer.beginning_offsets, [tp]))[tp]
+        if start > expected:
+            log.warning("records removed by retention before processing topic=%s partition=%s offsets=%s-%s",
+                        tp.topic, tp.partition, expected, start - 1)
+            self._committed_offset[tp] = start
+            return
+        log.warning("record dropped before processing; reading it again topic=%s partition=%s offset=%s acked_from=%s",
+                    tp.topic, tp.partition, expected, min(self._acked[tp], default=None))
+        await self.seek(tp, expected)
+
+    async def _add_gap(self, tp: TP, offset_from: int, offset_to: int) -> None:
+        """Record nothing: a jump in offsets here means Faust dropped records, not that none exist."""
+        log.info("offsets skipped by the fetch loop; commits wait for them topic=%s partition=%s offsets=%s-%s",
+                 tp.topic, tp.partition, offset_from, offset_to - 1)
 
 
 class Transport(faust_aiokafka.Transport):

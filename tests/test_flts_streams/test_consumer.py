@@ -1,6 +1,11 @@
 """Which partitions the consumer rewinds after a rebalance, and that the app uses that consumer."""
 from __future__ import annotations
 
+import asyncio
+
+import pytest
+
+from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 
 from flts_streams import consumer
@@ -20,3 +25,105 @@ def test_never_committed_is_empty_once_everything_is_committed():
 
 def test_app_consumes_through_the_rewinding_consumer():
     assert app.transport.Consumer is consumer.Consumer
+
+
+def _consumer_with(tp: TP, acked: list[int], committed: int | None = None, expected: int | None = None):
+    c = app.consumer
+    c._acked[tp] = list(acked)
+    c._acked_index[tp] = set(acked)
+    c._committed_offset[tp] = committed
+    c._gap.pop(tp, None)
+    if expected is not None:
+        c._flts_expected[tp] = expected
+    return c
+
+
+def test_faust_still_commits_past_a_missing_head_offset():
+    # The trap the consumer guards (DESIGN §6): if Faust fixes it, this fails and the guard can go.
+    tp = TP("inference-data", 2)
+    assert faust_aiokafka.Consumer._new_offset(_consumer_with(tp, [1]), tp) == 2  # never committed: 0 skipped
+    tp = TP("inference-data", 3)
+    assert faust_aiokafka.Consumer._new_offset(_consumer_with(tp, [32, 33], committed=31), tp) == 34  # 31 skipped
+    # A jump seen by the fetch loop (read 11, next delivered 15) is filed as a gap and committed over.
+    tp = TP("inference-data", 0)
+    c = _consumer_with(tp, [10, 11], committed=10)
+    asyncio.run(faust_aiokafka.Consumer._add_gap(c, tp, 12, 15))
+    c._acked[tp].append(15)
+    assert faust_aiokafka.Consumer._new_offset(c, tp) == 16  # 12-14 never acked
+
+
+def test_no_commit_past_a_record_that_was_not_acked():
+    tp = TP("inference-data", 2)
+    assert _consumer_with(tp, [1, 2], expected=0)._new_offset(tp) is None
+    tp = TP("inference-data", 3)
+    assert _consumer_with(tp, [32, 33], committed=31)._new_offset(tp) is None
+
+
+def test_commits_a_run_that_continues_from_the_expected_offset():
+    tp = TP("inference-data", 0)
+    assert _consumer_with(tp, [0, 1, 2], expected=0)._new_offset(tp) == 3
+    tp = TP("inference-data", 1)
+    assert _consumer_with(tp, [31, 32, 34], committed=31)._new_offset(tp) == 33
+
+
+def test_head_missing_compares_with_the_next_expected_offset():
+    assert consumer.head_missing([8, 9], 7) is True
+    assert consumer.head_missing([8, 9], 8) is False
+    assert consumer.head_missing([8, 9], None) is False  # nothing known: Faust decides
+    assert consumer.head_missing([], 3) is False
+
+
+def test_a_jump_in_fetched_offsets_is_not_stepped_over():
+    # Faust files such a jump as offsets the broker skipped and commits past them (a lost claim).
+    tp = TP("inference-data", 0)
+    c = _consumer_with(tp, [10, 11], committed=10)
+    asyncio.run(c._add_gap(tp, 12, 15))
+    c._acked[tp] += [15, 16]
+    assert c._new_offset(tp) == 12
+    assert c._new_offset(tp) is None  # 12-14 never acked: the commit waits for them
+
+
+def test_a_head_missing_for_long_is_read_again(monkeypatch):
+    tp = TP("inference-data", 1)
+    c = _consumer_with(tp, [5, 6], committed=4)
+    seeks: list = []
+    monkeypatch.setattr(type(c), "assignment", lambda self: {tp})
+    monkeypatch.setattr(c, "_read_again", lambda partition, offset: seeks.append((partition, offset)))
+    monkeypatch.setattr(c, "add_future", lambda awaitable: None)
+    clock = iter([100.0, 100.0 + consumer.HEAL_AFTER_S / 2, 100.0 + consumer.HEAL_AFTER_S + 1])
+    monkeypatch.setattr(consumer.time, "monotonic", lambda: next(clock))
+    assert c._new_offset(tp) is None and seeks == []
+    assert c._new_offset(tp) is None and seeks == []
+    assert c._new_offset(tp) is None
+    assert seeks == [(tp, 4)]
+
+
+class _FakeThread:
+    """Consumer thread stand-in whose partitions start at ``start``."""
+
+    def __init__(self, start: int) -> None:
+        self.start = start
+
+    def _ensure_consumer(self):
+        return self
+
+    def beginning_offsets(self, tps):
+        return {tp: self.start for tp in tps}
+
+    async def call_thread(self, fn, *args):
+        return fn(*args)
+
+
+@pytest.mark.parametrize(("log_start", "seeks", "committed"), [(0, [12], 10), (20, [], 20)])
+def test_reading_again_seeks_back_unless_retention_removed_the_records(monkeypatch, log_start, seeks, committed):
+    tp = TP("inference-data", 0)
+    c = _consumer_with(tp, [15], committed=10)
+    sought: list[int] = []
+
+    async def seek(partition, offset):
+        sought.append(offset)
+
+    monkeypatch.setattr(c, "_thread", _FakeThread(log_start))
+    monkeypatch.setattr(c, "seek", seek)
+    asyncio.run(c._read_again(tp, 12))
+    assert sought == seeks and c._committed_offset[tp] == committed
