@@ -42,9 +42,10 @@ class Consumer(faust_aiokafka.Consumer):
        ``_new_offset`` skips a missing head offset when nothing was committed yet or exactly one is
        missing, and its fetch loop files any jump in offsets as a "gap" the broker left, which the
        next commit steps over. Measured: a successor worker skipped 44 claims of one partition.
-       Here a commit must continue from the next expected offset without gaps (our topics are
-       neither compacted nor transactional, so offsets are consecutive), and a head that stays
-       missing while later records are acked is read again (duplicates, never losses).
+       Here a commit must continue from the next expected offset without gaps, and a head that
+       stays missing while later records are acked is read again (duplicates, never losses). Only
+       if it is still missing after that (no record there: transaction markers or compaction, which
+       our topics do not use) does the commit step over it.
     """
 
     def __post_init__(self) -> None:
@@ -52,12 +53,14 @@ class Consumer(faust_aiokafka.Consumer):
         super().__post_init__()
         self._flts_expected: dict[TP, int] = {}
         self._flts_blocked_since: dict[TP, float] = {}
+        self._flts_read_again: dict[TP, int] = {}  # offset each partition last sought back to
 
     async def seek_to_committed(self) -> Mapping[TP, int]:
         """Seek to committed offsets; partitions without one go back to the beginning."""
         committed = await super().seek_to_committed()
         self._flts_expected = {tp: offset for tp, offset in committed.items() if offset is not None and offset > 0}
         self._flts_blocked_since.clear()
+        self._flts_read_again.clear()
         if self.app.conf.consumer_auto_offset_reset != "earliest":
             return committed
         consumer = self._thread._ensure_consumer()
@@ -80,20 +83,27 @@ class Consumer(faust_aiokafka.Consumer):
         """Faust's next commit for ``tp``, or None while the record at the head was not acked."""
         committed = self._committed_offset[tp]
         expected = committed if committed is not None else self._flts_expected.get(tp)
-        if not head_missing(self._acked[tp], expected):
-            self._flts_blocked_since.pop(tp, None)
-            return super()._new_offset(tp)
-        self._maybe_read_head_again(tp, expected)
-        return None
+        if head_missing(self._acked[tp], expected) and self._waiting_for_head(tp, expected):
+            return None
+        self._flts_blocked_since.pop(tp, None)
+        return super()._new_offset(tp)
 
-    def _maybe_read_head_again(self, tp: TP, expected: int) -> None:
-        """Seek back to a head offset that stayed un-acked for HEAL_AFTER_S while later ones were acked."""
+    def _waiting_for_head(self, tp: TP, expected: int) -> bool:
+        """Whether commits keep waiting for the missing head; reads it again once it was missing HEAL_AFTER_S."""
         now = time.monotonic()
         since = self._flts_blocked_since.setdefault(tp, now)
         if now - since < HEAL_AFTER_S or tp not in self.assignment():
-            return
+            return True
         self._flts_blocked_since[tp] = now
+        if self._flts_read_again.get(tp) == expected:
+            # Read again and still not delivered: no record is there (transaction markers, compaction).
+            log.warning("no records at these offsets after reading again; committing past them topic=%s partition=%s offsets=%s-%s",
+                        tp.topic, tp.partition, expected, min(self._acked[tp]) - 1)
+            self._committed_offset[tp] = min(self._acked[tp])
+            return False
+        self._flts_read_again[tp] = expected
         self.add_future(self._read_again(tp, expected))
+        return True
 
     async def _read_again(self, tp: TP, expected: int) -> None:
         """Seek back to ``expected`` unless retention already removed it (then commit on from the log start)."""

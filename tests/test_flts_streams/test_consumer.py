@@ -33,6 +33,8 @@ def _consumer_with(tp: TP, acked: list[int], committed: int | None = None, expec
     c._acked_index[tp] = set(acked)
     c._committed_offset[tp] = committed
     c._gap.pop(tp, None)
+    c._flts_blocked_since.pop(tp, None)
+    c._flts_read_again.pop(tp, None)
     if expected is not None:
         c._flts_expected[tp] = expected
     return c
@@ -127,3 +129,18 @@ def test_reading_again_seeks_back_unless_retention_removed_the_records(monkeypat
     monkeypatch.setattr(c, "seek", seek)
     asyncio.run(c._read_again(tp, 12))
     assert sought == seeks and c._committed_offset[tp] == committed
+
+
+def test_a_head_still_missing_after_reading_again_is_committed_past(monkeypatch):
+    # Offsets that hold no record (transaction markers, compaction) must not stall commits forever.
+    tp = TP("inference-data", 3)
+    c = _consumer_with(tp, [7, 8], committed=5)
+    reads: list = []
+    monkeypatch.setattr(type(c), "assignment", lambda self: {tp})
+    monkeypatch.setattr(c, "_read_again", lambda partition, offset: reads.append(offset))
+    monkeypatch.setattr(c, "add_future", lambda awaitable: None)
+    clock = iter(100.0 + n * consumer.HEAL_AFTER_S * 1.1 for n in range(4))
+    monkeypatch.setattr(consumer.time, "monotonic", lambda: next(clock))
+    assert c._new_offset(tp) is None and reads == []  # first seen missing
+    assert c._new_offset(tp) is None and reads == [5]  # read again
+    assert c._new_offset(tp) == 9 and reads == [5]  # still missing: nothing there, commit on
