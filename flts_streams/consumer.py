@@ -15,6 +15,9 @@ log = logging.getLogger(__name__)
 # How long the head of a partition may stay un-acked while later offsets are acked before the
 # consumer reads it again. Far above a batch's processing time, so only a dropped record trips it.
 HEAL_AFTER_S = 10.0
+# After reading it again, how long before a still-missing head is taken to hold no record. Generous:
+# the re-read record may queue behind a full stream buffer.
+GIVE_UP_AFTER_S = 60.0
 
 
 def never_committed(committed: Mapping[Any, int | None], skip_topics: Iterable[str]) -> list[Any]:
@@ -89,13 +92,14 @@ class Consumer(faust_aiokafka.Consumer):
         return super()._new_offset(tp)
 
     def _waiting_for_head(self, tp: TP, expected: int) -> bool:
-        """Whether commits keep waiting for the missing head; reads it again once it was missing HEAL_AFTER_S."""
+        """Whether commits keep waiting for the missing head; reads it again after HEAL_AFTER_S, gives up after GIVE_UP_AFTER_S more."""
         now = time.monotonic()
         since = self._flts_blocked_since.setdefault(tp, now)
-        if now - since < HEAL_AFTER_S or tp not in self.assignment():
+        read_before = self._flts_read_again.get(tp) == expected
+        if now - since < (GIVE_UP_AFTER_S if read_before else HEAL_AFTER_S) or tp not in self.assignment():
             return True
         self._flts_blocked_since[tp] = now
-        if self._flts_read_again.get(tp) == expected:
+        if read_before:
             # Read again and still not delivered: no record is there (transaction markers, compaction).
             log.warning("no records at these offsets after reading again; committing past them topic=%s partition=%s offsets=%s-%s",
                         tp.topic, tp.partition, expected, min(self._acked[tp]) - 1)
