@@ -103,6 +103,7 @@ class Consumer(faust_aiokafka.Consumer):
             # Read again and still not delivered: no record is there (transaction markers, compaction).
             log.warning("no records at these offsets after reading again; committing past them topic=%s partition=%s offsets=%s-%s",
                         tp.topic, tp.partition, expected, min(self._acked[tp]) - 1)
+            self.app.metrics.offset_repairs.labels("no_record").inc()
             self._committed_offset[tp] = min(self._acked[tp])
             return False
         self._flts_read_again[tp] = expected
@@ -116,10 +117,12 @@ class Consumer(faust_aiokafka.Consumer):
         if start > expected:
             log.warning("records removed by retention before processing topic=%s partition=%s offsets=%s-%s",
                         tp.topic, tp.partition, expected, start - 1)
+            self.app.metrics.offset_repairs.labels("retention_removed").inc()
             self._committed_offset[tp] = start
             return
         log.warning("record dropped before processing; reading it again topic=%s partition=%s offset=%s acked_from=%s",
                     tp.topic, tp.partition, expected, min(self._acked[tp], default=None))
+        self.app.metrics.offset_repairs.labels("read_again").inc()
         await self.seek(tp, expected)
 
     async def _add_gap(self, tp: TP, offset_from: int, offset_to: int) -> None:

@@ -32,4 +32,6 @@ class Metrics:
         self.buffer_full = Counter("flts_stream_buffer_full", "Times a stream buffer filled and fetching paused", ["topic"], registry=r)
         self.paused_partitions = Gauge("flts_paused_partitions", "Partitions whose fetching is paused by flow control", registry=r)
         self.broker_connected = Gauge("flts_broker_connected", "1 while the consumer reaches its group coordinator", registry=r)
+        self.offset_repairs = Counter("flts_consumer_offset_repairs", "Partition heads the consumer read again or stepped over",
+                                      ["action"], registry=r)
         self.consumer_lag = Gauge("flts_consumer_lag", "Highwater minus committed offset", ["topic", "partition"], registry=r)

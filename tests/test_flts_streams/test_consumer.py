@@ -127,8 +127,11 @@ def test_reading_again_seeks_back_unless_retention_removed_the_records(monkeypat
 
     monkeypatch.setattr(c, "_thread", _FakeThread(log_start))
     monkeypatch.setattr(c, "seek", seek)
+    action = "read_again" if seeks else "retention_removed"
+    before = app.metrics.offset_repairs.labels(action)._value.get()
     asyncio.run(c._read_again(tp, 12))
     assert sought == seeks and c._committed_offset[tp] == committed
+    assert app.metrics.offset_repairs.labels(action)._value.get() == before + 1
 
 
 def test_a_head_still_missing_after_reading_again_is_committed_past(monkeypatch):
