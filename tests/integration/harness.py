@@ -88,6 +88,29 @@ class Worker:
             return 0
         return self.log_path.read_text(errors="replace").count("Joined group")
 
+    def diagnose(self, keep: tuple[str, ...] = ("_drain_messages", "agents/claims.py", "recovery.py", "seek")) -> str:
+        """Consumer metrics plus the stacks of the tasks that move claims (mode's SIGUSR1 dump), for a failing test."""
+        try:
+            text = requests.get(self.url + "/metrics", timeout=5).text
+            samples = [ln for ln in text.splitlines() if ln.startswith(("flts_claims_total", "flts_stream_buffer_depth",
+                                                                          "flts_paused_partitions", "flts_consumer_lag",
+                                                                          "flts_consumer_offset_repairs_total"))]
+        except requests.RequestException as exc:
+            samples = [f"metrics unavailable: {exc!r}"]
+        tail = self.log_tail(30)
+        stacks: list[str] = []
+        if self.process is not None and self.process.poll() is None and self.log_path is not None:
+            before = self.log_path.stat().st_size
+            self.process.send_signal(signal.SIGUSR1)
+            time.sleep(3)
+            with open(self.log_path, errors="replace") as log:
+                log.seek(before)
+                dump = log.read()
+            # Keep the frames, not the locals: every task's stack, trimmed to the ones that move claims.
+            stacks = ["\n".join(ln for ln in block.splitlines()[:60] if ln.startswith(("  File", "Stack")) or "line" in ln)
+                      for block in dump.split("Stack for ")[1:] if any(k in block for k in keep)]
+        return "\n".join([*samples, "--- log tail ---", tail, "--- stacks ---", *stacks])
+
     def log_tail(self, lines: int = 60) -> str:
         if not self.log_path or not self.log_path.exists():
             return ""

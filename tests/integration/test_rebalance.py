@@ -82,7 +82,7 @@ def test_claims_published_across_rebalances_are_all_processed(tmp_path, trained)
         publisher.join(30)
         assert publisher.error is None, publisher.error
         assert a.rebalances() >= 4, "the workers did not rebalance; the test proves nothing"
-        _assert_nothing_lost(_wait_for(broker.bootstrap, run, len(publisher.ids), timeout=120), publisher.ids)
+        _assert_nothing_lost(_wait_for(broker.bootstrap, run, len(publisher.ids), timeout=120, watch=a), publisher.ids)
     finally:
         publisher.halt.set()
         a.stop()

@@ -42,11 +42,17 @@ def _results(bootstrap: str, run: str) -> list[dict]:
             if str(r["value"]["claim"]["claim_id"]).startswith(run)]
 
 
-def _wait_for(bootstrap: str, run: str, count: int, timeout: float = 180) -> list[dict]:
+def _wait_for(bootstrap: str, run: str, count: int, timeout: float = 180, watch: Worker | None = None) -> list[dict]:
+    """Results of ``run`` once ``count`` claims have one; on timeout, says how many and what ``watch`` is doing."""
     def enough() -> list[dict] | None:
         res = _results(bootstrap, run)
         return res if len({c["claim_id"] for c in res}) >= count else None
-    return poll(enough, timeout=timeout, interval=2)
+    try:
+        return poll(enough, timeout=timeout, interval=2)
+    except AssertionError:
+        done = len({c["claim_id"] for c in _results(bootstrap, run)})
+        raise AssertionError(f"{done} of {count} claims have a result after {timeout}s\n"
+                             f"{watch.diagnose() if watch else ''}") from None
 
 
 def _assert_nothing_lost(results: list[dict], ids: list[str]) -> Counter:
@@ -83,7 +89,7 @@ def test_sigkill_mid_burst_loses_no_claim(tmp_path, trained, successor):
         done_before = len({c["claim_id"] for c in _results(broker.bootstrap, run)})
         assert done_before < BURST, "the burst finished before the kill; the test proves nothing"
         second.start().wait_ready(timeout=180)  # the takeover waits out the dead member's session
-        repeats = _assert_nothing_lost(_wait_for(broker.bootstrap, run, BURST), ids)
+        repeats = _assert_nothing_lost(_wait_for(broker.bootstrap, run, BURST, watch=second), ids)
         # Only the uncommitted tail repeats (about one commit interval of work), never the whole burst.
         assert sum(repeats.values()) < min(done_before, BURST // 2) + 1, (sum(repeats.values()), done_before)
     finally:
@@ -113,7 +119,7 @@ def test_sigterm_commits_what_was_processed_and_finishes_inflight_requests(tmp_p
         done_before = _results(broker.bootstrap, run)
         assert len({c["claim_id"] for c in done_before}) < BURST, "the burst finished before the stop; the test proves nothing"
         worker.start().wait_ready()
-        repeats = _assert_nothing_lost(_wait_for(broker.bootstrap, run, BURST), ids)
+        repeats = _assert_nothing_lost(_wait_for(broker.bootstrap, run, BURST, watch=worker), ids)
         assert sum(repeats.values()) == 0, f"after a graceful stop nothing processed is repeated: {repeats.most_common(5)}"
     finally:
         worker.stop()
@@ -161,7 +167,7 @@ def test_broker_outage_keeps_payload_predictions_and_loses_no_claim(tmp_path, tr
         poll(lambda: requests.get(worker.url + "/readyz", timeout=5).status_code == 200, timeout=60)
         # Claims published after the outage are processed too: consumer and producer both reconnected.
         later = _burst(bootstrap, objects, f"{run}-after", count=60)
-        _assert_nothing_lost(_wait_for(bootstrap, run, BURST + len(later)), ids + later)
+        _assert_nothing_lost(_wait_for(bootstrap, run, BURST + len(later), watch=worker), ids + later)
         assert worker.process.poll() is None
     finally:
         worker.stop()
