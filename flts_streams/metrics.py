@@ -5,6 +5,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+REPAIR_ACTIONS = ("read_again", "retention_removed", "no_record")
 
 
 class Metrics:
@@ -34,4 +35,7 @@ class Metrics:
         self.broker_connected = Gauge("flts_broker_connected", "1 while the consumer reaches its group coordinator", registry=r)
         self.offset_repairs = Counter("flts_consumer_offset_repairs", "Partition heads the consumer read again or stepped over",
                                       ["action"], registry=r)
+        # Known actions start at 0 so the alert's increase() sees the first repair, not a new series.
+        for action in REPAIR_ACTIONS:
+            self.offset_repairs.labels(action)
         self.consumer_lag = Gauge("flts_consumer_lag", "Highwater minus committed offset", ["topic", "partition"], registry=r)
