@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from typing import Any
 
 from aiokafka.errors import IllegalStateError
@@ -49,6 +49,9 @@ class Consumer(faust_aiokafka.Consumer):
        stays missing while later records are acked is read again (duplicates, never losses). Only
        if it is still missing after that (no record there: transaction markers or compaction, which
        our topics do not use) does the commit step over it.
+    3. A seek back re-delivers every record from the head on, including those processed since then
+       (acked, not yet committed: a commit cannot pass the head). Those are not handed to the agents
+       again, so reading a dropped head again repeats nothing but the head.
     """
 
     def __post_init__(self) -> None:
@@ -125,8 +128,16 @@ class Consumer(faust_aiokafka.Consumer):
         self.app.metrics.offset_repairs.labels("read_again").inc()
         await self.seek(tp, expected)
 
+    async def getmany(self, timeout: float) -> AsyncIterator[tuple[TP, Any]]:
+        """Faust's fetched records, without those already processed and waiting for their commit."""
+        async for tp, message in super().getmany(timeout):
+            if message.offset not in self._acked_index.get(tp, ()):
+                yield tp, message
+
     async def _add_gap(self, tp: TP, offset_from: int, offset_to: int) -> None:
         """Record nothing: a jump in offsets here means Faust dropped records, not that none exist."""
+        if self._acked_index.get(tp, set()).issuperset(range(offset_from, offset_to)):
+            return  # skipped by getmany above: processed already
         log.info("offsets skipped by the fetch loop; commits wait for them topic=%s partition=%s offsets=%s-%s",
                  tp.topic, tp.partition, offset_from, offset_to - 1)
 

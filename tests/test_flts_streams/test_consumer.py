@@ -149,3 +149,37 @@ def test_a_head_still_missing_after_reading_again_is_committed_past(monkeypatch)
     assert c._new_offset(tp) is None and reads == [5]  # read again
     assert c._new_offset(tp) is None and reads == [5]  # the re-read record may still be queued
     assert c._new_offset(tp) == 9 and reads == [5]  # still missing: nothing there, commit on
+
+
+class _Msg:
+    def __init__(self, offset: int) -> None:
+        self.offset = offset
+
+
+def test_records_processed_since_the_head_are_not_handed_over_again(monkeypatch):
+    # After a seek back to a dropped head (5) the fetcher re-delivers 5-8; 6 and 7 were processed.
+    tp, other = TP("inference-data", 1), TP("inference-data", 2)
+    c = _consumer_with(tp, [6, 7], committed=5)
+    c._acked_index.pop(other, None)
+
+    async def fetched(self, timeout):
+        for partition, offset in [(tp, 5), (tp, 6), (tp, 7), (tp, 8), (other, 6)]:
+            yield partition, _Msg(offset)
+
+    monkeypatch.setattr(faust_aiokafka.Consumer, "getmany", fetched)
+
+    async def drain():
+        return [(partition, m.offset) async for partition, m in c.getmany(timeout=1.0)]
+
+    assert asyncio.run(drain()) == [(tp, 5), (tp, 8), (other, 6)]
+    assert other not in c._acked_index  # looking did not create bookkeeping for other partitions
+
+
+def test_a_jump_over_records_processed_already_is_not_logged(caplog):
+    tp = TP("inference-data", 1)
+    c = _consumer_with(tp, [6, 7], committed=5)
+    with caplog.at_level("INFO", logger=consumer.__name__):
+        asyncio.run(c._add_gap(tp, 6, 8))
+        assert caplog.records == []
+        asyncio.run(c._add_gap(tp, 6, 9))
+    assert "offsets skipped by the fetch loop" in caplog.text
