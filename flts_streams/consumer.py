@@ -51,7 +51,7 @@ class Consumer(faust_aiokafka.Consumer):
        our topics do not use) does the commit step over it.
     3. A seek back re-delivers every record from the head on, including those processed since then
        (acked, not yet committed: a commit cannot pass the head). Those are not handed to the agents
-       again, so reading a dropped head again repeats nothing but the head.
+       again, so reading a dropped head again re-processes only the records that were dropped.
     """
 
     def __post_init__(self) -> None:
