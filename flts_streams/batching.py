@@ -40,11 +40,22 @@ class MicroBatcher:
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
         self._last_size = 0
 
-    async def submit(self, model: LoadedModel, item: ModelInput, source: str = "http") -> np.ndarray:
-        """Forecast one window (H, targets) in original units, batched with others."""
-        future = asyncio.get_running_loop().create_future()
+    async def submit(self, model: LoadedModel, item: ModelInput, source: str = "http", timeout: float | None = None) -> np.ndarray:
+        """Forecast one window (H, targets) in original units, batched with others.
+
+        After ``timeout`` seconds raise TimeoutError; the window is then left out of the next batch.
+        """
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
         self._queue.put_nowait(_Pending(model, item, source, future))
-        return await future
+        if timeout is None:
+            return await future
+        # One timer on the future: asyncio.timeout() cost ~5% of the event loop per request.
+        timer = loop.call_later(timeout, _expire, future)
+        try:
+            return await future
+        finally:
+            timer.cancel()
 
     async def run(self) -> None:
         """Batching loop; runs for the life of the owning service."""
@@ -93,6 +104,11 @@ class MicroBatcher:
         for p, v in zip(group, values):
             if not p.future.done():
                 p.future.set_result(v)
+
+
+def _expire(future: asyncio.Future) -> None:
+    if not future.done():
+        future.set_exception(TimeoutError())
 
 
 def _by_model(batch: list[_Pending]) -> dict[tuple[int, str], list[_Pending]]:

@@ -5,9 +5,8 @@ import asyncio
 import gc
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -182,27 +181,47 @@ class Predictor(Service):
             self.metrics.rejected.labels("overloaded").inc()
             raise Overloaded(f"more than {self.settings.serving.max_in_flight} predictions in flight; retry shortly")
 
-    @contextmanager
-    def admit(self) -> Iterator[None]:
-        """Bound predictions in flight; beyond the limit raise Overloaded at once."""
+    def admit(self) -> _Slot:
+        """Bound predictions in flight; beyond the limit raise Overloaded at once (use with ``with``)."""
         self.check_capacity()
+        return _Slot(self)
+
+    def _take_slot(self) -> None:
         self._in_flight += 1
         self.metrics.http_in_flight.inc()
-        try:
-            yield
-        finally:
-            self._in_flight -= 1
-            self.metrics.http_in_flight.dec()
 
-    async def predict(self, identifier: str, frame_for: FrameSource, horizon: int | None, source: str = "http") -> Prediction:
-        """Forecast with the identifier's model; ``frame_for`` builds the frame for that model's features."""
+    def _free_slot(self) -> None:
+        self._in_flight -= 1
+        self.metrics.http_in_flight.dec()
+
+    async def predict(self, identifier: str, frame_for: FrameSource, horizon: int | None, source: str = "http",
+                      timeout: float | None = None) -> Prediction:
+        """Forecast with the identifier's model; ``frame_for`` builds the frame for that model's features.
+
+        Raises TimeoutError when the forecast is not back within ``timeout`` seconds.
+        """
         model, owner = self.resolve(identifier)  # resolved once: a swap mid-request cannot mix models
         forecaster = model.forecaster
         h = forecaster.check_horizon(horizon)
         item = forecaster.make_input(frame_for(forecaster.spec.features))
-        values: np.ndarray = await self._batcher.submit(model, item, source)
-        forecast = Forecast(item.future_ts[:h], forecaster.spec.targets, values[:h])
+        values: np.ndarray = await self._batcher.submit(model, item, source, timeout)
+        forecast = Forecast(forecaster.future_timestamps(item)[:h], forecaster.spec.targets, values[:h])
         return Prediction(forecast, model, owner)
+
+
+class _Slot:
+    """One admitted prediction: holds a slot from ``with`` until the block ends (a class: cheaper than a generator)."""
+
+    __slots__ = ("_predictor",)
+
+    def __init__(self, predictor: Predictor) -> None:
+        self._predictor = predictor
+
+    def __enter__(self) -> None:
+        self._predictor._take_slot()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._predictor._free_slot()
 
 
 def freeze_startup_heap() -> None:

@@ -5,6 +5,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+import orjson
 from pydantic import ValidationError
 
 from flts_streams.errors import InvalidInput, RequestTooLarge, SchemaError, UnsupportedMediaType
@@ -29,13 +30,12 @@ def parse_predict(body: bytes, content_type: str, query: Mapping[str, str], limi
 
 
 def _parse_fast(body: bytes) -> PredictRequest | None:
-    """Parse and validate in one pass (pydantic-core's JSON parser); None when the careful path must explain."""
-    # NaN/Infinity are JSON extensions pydantic accepts; the strict path rejects them by name.
-    if not body.strip() or b"NaN" in body or b"Infinity" in body:
-        return None
+    """Parse (orjson) and validate (pydantic); None when the careful path must explain."""
+    # orjson rejects NaN/Infinity, invalid UTF-8 and deep nesting: the strict path names each.
+    # (Validating orjson's objects is ~1.5x faster than pydantic's own JSON mode here.)
     try:
-        return PredictRequest.model_validate_json(body)
-    except ValidationError:
+        return PredictRequest.model_validate(orjson.loads(body))
+    except (orjson.JSONDecodeError, ValidationError):
         return None
 
 

@@ -66,10 +66,7 @@ async def error_middleware(request: web.Request, handler: Callable[[web.Request]
         request_id = request.headers.get("X-Request-Id") or uuid.uuid4().hex[:16]  # only errors need one
         log.exception("unhandled error request_id=%s method=%s path=%s", request_id, request.method, request.path)
         response = json_error(500, f"internal error; quote request id {request_id}", request_id=request_id)
-    route = _route(request)
-    status = str(response.status)
-    app.metrics.http_requests.labels(route, status).inc()
-    app.metrics.http_duration.labels(route, status).observe(time.perf_counter() - started)
+    app.metrics.observe_http(_route(request), str(response.status), time.perf_counter() - started)
     return response
 
 

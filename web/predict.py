@@ -1,6 +1,4 @@
 """POST /predict (payload or cached) and GET /predict/{identifier} (cached, table-routed)."""
-import asyncio
-
 import aiohttp
 from faust.web import Request, Response, View
 
@@ -34,8 +32,7 @@ def _budget(request: Request) -> float:
 async def _forecast(identifier: str, frame_for: FrameSource, horizon: int | None, *, cached: bool, budget: float) -> dict:
     with app.predictor.admit():
         try:
-            async with asyncio.timeout(budget):
-                prediction = await app.predictor.predict(identifier, frame_for, horizon)
+            prediction = await app.predictor.predict(identifier, frame_for, horizon, timeout=budget)
         except TimeoutError as exc:
             app.metrics.rejected.labels("deadline").inc()
             raise e.DeadlineExceeded(f"no forecast within the {budget:g}s deadline; retry or raise X-Deadline-Ms") from exc

@@ -25,18 +25,21 @@ class Forecast:
 
     def records(self, time_key: str = "ts") -> list[dict[str, Any]]:
         """Row-oriented JSON-ready records with ISO-8601 timestamps."""
-        keys = (time_key, *self.targets)
         iso = np.datetime_as_string(self.timestamps, unit="s").tolist()
-        return [dict(zip(keys, row)) for row in zip(iso, *self.values.T.tolist())]
+        columns = self.values.T.tolist()
+        if len(self.targets) == 1:  # the common case; a dict display is ~2x faster than dict(zip())
+            (name,), (values,) = self.targets, columns
+            return [{time_key: t, name: v} for t, v in zip(iso, values)]
+        keys = (time_key, *self.targets)
+        return [dict(zip(keys, row)) for row in zip(iso, *columns)]
 
 
 @dataclass(frozen=True)
 class ModelInput:
-    """One prepared window ready for a batched forward."""
+    """One validated window; scaling and calendar features are computed per batch, not per request."""
 
-    window: np.ndarray  # (W, F+T) float32
-    future_time: np.ndarray  # (H, T) float32
-    future_ts: np.ndarray  # (H,) datetime64[ns]
+    window: np.ndarray  # (W, F) float64, original units
+    last_ns: int  # timestamp of the window's last row, ns since the epoch
 
 
 class Forecaster:
@@ -45,6 +48,10 @@ class Forecaster:
     def __init__(self, spec: ModelSpec, net: ForecastNet) -> None:
         self.spec = spec
         self.net = net.eval()
+        self._mean, self._scale = spec.scaler.params(spec.features)
+        # Window and horizon timestamps relative to the last row: frames are regular by construction.
+        step_ns = int(spec.cadence.astype("timedelta64[ns]").astype(np.int64))
+        self._offsets_ns = np.arange(1 - spec.window, spec.horizon + 1, dtype=np.int64) * step_ns
 
     @classmethod
     def from_state(cls, spec: ModelSpec, state: dict[str, torch.Tensor]) -> Forecaster:
@@ -61,7 +68,7 @@ class Forecaster:
         return h
 
     def make_input(self, frame: PreparedFrame) -> ModelInput:
-        """Scale the last W rows and compute calendar features for window and horizon."""
+        """Check the frame against the model and take its last W rows of the model's features."""
         spec = self.spec
         if len(frame) < spec.window:
             raise NotEnoughRows(f"need at least {spec.window} rows (the model's input window); got {len(frame)}")
@@ -70,27 +77,32 @@ class Forecaster:
                 f"data cadence is {frame.cadence.astype('timedelta64[s]')} but the model was trained on "
                 f"{spec.cadence.astype('timedelta64[s]')} steps"
             )
-        ts = frame.timestamps[-spec.window:]
-        raw = frame.select(spec.features)[-spec.window:]
-        scaled = spec.scaler.transform(raw, spec.features).astype(np.float32)
-        future_ts = ts[-1] + np.arange(1, spec.horizon + 1) * spec.cadence
-        window = np.concatenate([scaled, time_features(ts, spec.time_features)], axis=1)
-        return ModelInput(window, time_features(future_ts, spec.time_features), future_ts)
+        return ModelInput(frame.tail(spec.window).select(spec.features), int(frame.timestamps[-1].astype(np.int64)))
+
+    def future_timestamps(self, item: ModelInput) -> np.ndarray:
+        """The H timestamps a window's forecast is for."""
+        return (item.last_ns + self._offsets_ns[self.spec.window:]).view("datetime64[ns]")
 
     def predict_inputs(self, inputs: Sequence[ModelInput]) -> np.ndarray:
         """One batched forward: (B, H, targets) in original units."""
-        x = torch.from_numpy(np.stack([i.window for i in inputs]))
-        fut = torch.from_numpy(np.stack([i.future_time for i in inputs]))
+        w = self.spec.window
+        raw = np.stack([i.window for i in inputs])  # (B, W, F)
+        grid = np.fromiter((i.last_ns for i in inputs), np.int64, len(inputs))[:, None] + self._offsets_ns
+        calendar = time_features(grid.reshape(-1).view("datetime64[ns]"), self.spec.time_features)
+        calendar = calendar.reshape(len(inputs), grid.shape[1], 2 * len(self.spec.time_features))
+        scaled = ((raw - self._mean) / self._scale).astype(np.float32)
+        x = torch.from_numpy(np.concatenate([scaled, calendar[:, :w]], axis=2))
+        fut = torch.from_numpy(np.ascontiguousarray(calendar[:, w:]))
         with torch.inference_mode():
-            scaled = self.net(x, fut).numpy().astype(np.float64)
-        return self.spec.scaler.inverse(scaled, self.spec.targets)
+            out = self.net(x, fut).numpy().astype(np.float64)
+        return self.spec.scaler.inverse(out, self.spec.targets)
 
     def forecast_batch(self, frames: Sequence[PreparedFrame], horizon: int | None = None) -> list[Forecast]:
         """Forecast many frames with one forward pass."""
         h = self.check_horizon(horizon)
         inputs = [self.make_input(f) for f in frames]
         values = self.predict_inputs(inputs)
-        return [Forecast(i.future_ts[:h], self.spec.targets, v[:h]) for i, v in zip(inputs, values)]
+        return [Forecast(self.future_timestamps(i)[:h], self.spec.targets, v[:h]) for i, v in zip(inputs, values)]
 
     def forecast(self, frame: PreparedFrame, horizon: int | None = None) -> Forecast:
         """Forecast one frame: timestamps strictly after its last row, at its cadence."""

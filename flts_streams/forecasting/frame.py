@@ -42,6 +42,8 @@ class PreparedFrame:
 
     def select(self, names: Sequence[str]) -> np.ndarray:
         """Columns in the given order, as a (rows, len(names)) array."""
+        if tuple(names) == self.columns:
+            return self.values  # frames prepared for a model hold exactly its features, in order
         missing = [n for n in names if n not in self.columns]
         if missing:
             raise MissingColumns(f"missing required columns {missing}; have {list(self.columns)}")
@@ -79,25 +81,28 @@ def find_time_column(names: Sequence[str], index_col: str | None = None) -> str:
 
 def parse_timestamps(raw: Any) -> np.ndarray:
     """Parse timestamps (ISO-8601 strings or datetimes) to datetime64[ns]; name bad rows."""
-    arr = np.asarray(raw)
-    if np.issubdtype(arr.dtype, np.datetime64):
-        ts = arr.astype("datetime64[ns]")
-    else:
-        try:
-            ts = arr.astype("datetime64[ns]")
-        except (ValueError, TypeError, OverflowError):
-            ts = _parse_slow(arr)
-    bad = np.flatnonzero(np.isnat(ts))
-    if bad.size:
+    try:
+        # One call from the list: ~6x faster than np.asarray(raw).astype(...) for 30 strings.
+        ts = np.array(raw, dtype="datetime64[ns]")
+    except (ValueError, TypeError, OverflowError):
+        ts = _parse_slow(raw)
+    if ts.ndim != 1:
+        raise BadTimestamps("timestamps must be a flat list of ISO-8601 strings")
+    nat = np.isnat(ts)
+    if nat.any():
+        bad = np.flatnonzero(nat)
         raise BadTimestamps(f"unparseable or blank timestamps at rows {_rows(bad)}; use ISO-8601 like 2018-02-05 23:40:00")
     return ts
 
 
-def _parse_slow(arr: np.ndarray) -> np.ndarray:
+def _parse_slow(raw: Any) -> np.ndarray:
     """Fallback parser for timestamp strings numpy rejects (time zones, odd formats)."""
     import pandas as pd  # only reached for unusual formats; keeps pandas off the hot path
 
-    parsed = pd.to_datetime(pd.Series(arr, dtype=object), errors="coerce", utc=True, format="mixed")
+    cells = [raw] if isinstance(raw, str) or not isinstance(raw, Sequence | np.ndarray) else list(raw)
+    if any(isinstance(c, list | dict | tuple) for c in cells):
+        raise BadTimestamps("timestamps must be a flat list of ISO-8601 strings")
+    parsed = pd.to_datetime(pd.Series(cells, dtype=object), errors="coerce", utc=True, format="mixed")
     return parsed.dt.tz_localize(None).to_numpy(dtype="datetime64[ns]")
 
 
@@ -128,10 +133,14 @@ def _coerce_slow(name: str, raw: Any) -> np.ndarray:
 
 def infer_cadence(ts: np.ndarray) -> np.timedelta64:
     """Most common positive step between sorted timestamps."""
-    if ts.shape[0] < 2:
+    return _most_common_step(_steps(ts))
+
+
+def _most_common_step(steps: np.ndarray) -> np.timedelta64:
+    """Most common positive value of int64 nanosecond steps."""
+    if steps.shape[0] < 1:
         raise BadTimestamps("need at least 2 rows to infer the cadence")
-    steps = np.diff(ts.astype(np.int64))
-    if (steps == steps[0]).all():  # the usual, regular case: skip the sort inside np.unique
+    if steps.min() == steps.max():  # the usual, regular case: skip the sort inside np.unique
         step = int(steps[0])
     else:
         values, counts = np.unique(steps, return_counts=True)
@@ -159,17 +168,31 @@ def prepare_frame(
         raise MissingColumns(f"missing required columns {missing}; got {sorted(cols)}")
     ts = parse_timestamps(cols[time_col])
     values = _value_matrix(cols, value_names, ts.shape[0])
-    order = np.argsort(ts, kind="stable")
-    ts, values = ts[order], values[order]
-    _reject_duplicates(ts)
-    step = cadence if cadence is not None else infer_cadence(ts)
+    ts, values, steps = _sorted(ts, values)
+    step = cadence if cadence is not None else _most_common_step(steps)  # raises below 2 rows
     if impute:
         ts, values = _regularize(ts, values, step, max_gap_rows)
         values = _interpolate(values, value_names)
     else:
-        _reject_irregular(ts, step)
+        _reject_irregular(ts, steps, step)
         _reject_non_finite(values, value_names)
     return PreparedFrame(ts, tuple(value_names), values, step)
+
+
+def _sorted(ts: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rows in time order (duplicates rejected) plus the int64 ns steps between them."""
+    steps = _steps(ts)
+    if steps.size and steps.min() <= 0:  # the usual request is already sorted: no reordering then
+        order = np.argsort(ts, kind="stable")
+        ts, values = ts[order], values[order]
+        _reject_duplicates(ts)
+        steps = _steps(ts)
+    return ts, values, steps
+
+
+def _steps(ts: np.ndarray) -> np.ndarray:
+    ns = ts.view(np.int64)
+    return ns[1:] - ns[:-1]  # np.diff costs 3x more on 30 rows
 
 
 def _value_matrix(cols: Mapping[str, Any], names: Sequence[str], rows: int) -> np.ndarray:
@@ -197,9 +220,11 @@ def _reject_duplicates(ts: np.ndarray) -> None:
         raise BadTimestamps(f"duplicate timestamps {[str(t) for t in ts[dup[:_SHOW]]]} (sorted rows {_rows(dup)})")
 
 
-def _reject_irregular(ts: np.ndarray, step: np.timedelta64) -> None:
-    steps = np.diff(ts)
-    bad = np.flatnonzero(steps != step) + 1
+def _reject_irregular(ts: np.ndarray, steps: np.ndarray, step: np.timedelta64) -> None:
+    step_ns = int(step / np.timedelta64(1, "ns"))
+    if steps.size == 0 or steps.min() == steps.max() == step_ns:
+        return
+    bad = np.flatnonzero(steps != step_ns) + 1
     if bad.size:
         first = int(bad[0])
         raise BadTimestamps(

@@ -24,7 +24,8 @@ class Scaler:
         std = np.where(std > 0, std, 1.0)
         return cls(tuple(columns), tuple(float(m) for m in mean), tuple(float(s) for s in std))
 
-    def _params(self, columns: Sequence[str] | None) -> tuple[np.ndarray, np.ndarray]:
+    def params(self, columns: Sequence[str] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(mean, scale) arrays for ``columns`` (default: all, in order)."""
         if columns is None:
             return np.asarray(self.mean), np.asarray(self.scale)
         idx = [self.columns.index(c) for c in columns]
@@ -32,12 +33,12 @@ class Scaler:
 
     def transform(self, values: np.ndarray, columns: Sequence[str] | None = None) -> np.ndarray:
         """Scale values whose last axis is ``columns`` (default: all, in order)."""
-        mean, scale = self._params(columns)
+        mean, scale = self.params(columns)
         return (values - mean) / scale
 
     def inverse(self, values: np.ndarray, columns: Sequence[str] | None = None) -> np.ndarray:
         """Undo transform, back to original units."""
-        mean, scale = self._params(columns)
+        mean, scale = self.params(columns)
         return values * scale + mean
 
     def to_dict(self) -> dict[str, Any]:

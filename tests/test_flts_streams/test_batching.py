@@ -19,12 +19,14 @@ class _Forecaster:
 
     def __init__(self, delay: float = 0.0, fail: bool = False) -> None:
         self.sizes: list[int] = []
+        self.items: list[float] = []
         self.delay, self.fail = delay, fail
         self.lock = threading.Lock()
 
     def predict_inputs(self, items: list[float]) -> np.ndarray:
         with self.lock:
             self.sizes.append(len(items))
+            self.items.extend(items)
         time.sleep(self.delay)
         if self.fail:
             raise RuntimeError("forward failed")
@@ -110,3 +112,23 @@ def test_batch_size_is_recorded(size):
 
     asyncio.run(run())
     assert metrics.registry.get_sample_value("flts_inference_batch_size_sum", {"source": "claims"}) == size
+
+
+def test_a_request_past_its_timeout_fails_at_once_and_leaves_the_queue():
+    fc = _Forecaster(delay=0.3)
+    model = _model(fc)
+
+    async def body(batcher):
+        busy = asyncio.create_task(batcher.submit(model, 1.0))  # holds the executor for 0.3 s
+        await asyncio.sleep(0.02)
+        started = time.perf_counter()
+        with pytest.raises(TimeoutError):
+            await batcher.submit(model, 2.0, timeout=0.05)
+        took = time.perf_counter() - started
+        await busy
+        await batcher.submit(model, 3.0, timeout=5.0)
+        return took
+
+    took = asyncio.run(_with_batcher(0.01, body))
+    assert took < 0.25, f"the timeout fired after {took:.2f}s, not at 0.05 s"
+    assert fc.items == [1.0, 3.0], "the expired window must not be forwarded"

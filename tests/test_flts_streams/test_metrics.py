@@ -8,3 +8,15 @@ def test_offset_repairs_exported_at_zero_for_every_action_before_any_repair():
     text = generate_latest(Metrics().registry).decode()
     for action in REPAIR_ACTIONS:
         assert f'flts_consumer_offset_repairs_total{{action="{action}"}} 0.0' in text
+
+
+def test_observe_http_counts_and_times_per_route_and_status():
+    m = Metrics()
+    m.observe_http("/predict", "200", 0.004)
+    m.observe_http("/predict", "200", 0.02)
+    m.observe_http("/predict", "429", 0.0001)
+    get = m.registry.get_sample_value
+    assert get("flts_http_requests_total", {"route": "/predict", "status": "200"}) == 2
+    assert get("flts_http_requests_total", {"route": "/predict", "status": "429"}) == 1
+    assert get("flts_http_request_duration_seconds_count", {"route": "/predict", "status": "200"}) == 2
+    assert get("flts_http_request_duration_seconds_bucket", {"route": "/predict", "status": "200", "le": "0.005"}) == 1

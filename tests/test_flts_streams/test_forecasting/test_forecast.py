@@ -7,7 +7,7 @@ import torch
 
 from flts_streams.errors import HorizonTooLong, InvalidInput, NotEnoughRows
 from flts_streams.forecasting.demo import demo_frame
-from flts_streams.forecasting.forecast import Forecaster
+from flts_streams.forecasting.forecast import Forecast, Forecaster
 from flts_streams.forecasting.frame import prepare_frame
 from flts_streams.forecasting.model import build_net
 from flts_streams.forecasting.scaler import Scaler
@@ -65,3 +65,35 @@ def test_seeded_nets_are_identical(frame):
     a, b = _forecaster(frame, seed=3), _forecaster(frame, seed=3)
     for pa, pb in zip(a.net.parameters(), b.net.parameters()):
         assert torch.equal(pa, pb)
+
+
+def test_serving_inputs_equal_training_inputs(frame):
+    """Per-batch scaling and calendar features (serving) match training's per-row tensors for the same origins."""
+    from flts_streams.forecasting.training import gather, tensors
+
+    f = _forecaster(frame)
+    w, h = f.spec.window, f.spec.horizon
+    origins = [w, w + 7, len(frame) - h]
+    x, tf, _ = tensors(frame, f.spec)
+    past, fut, _ = gather(x, tf, tf, torch.tensor(origins), w, h)
+    with torch.inference_mode():
+        expected = f.spec.scaler.inverse(f.net(past, fut).numpy().astype(np.float64), f.spec.targets)
+    inputs = [f.make_input(_rows(frame, t - w, t)) for t in origins]
+    np.testing.assert_allclose(f.predict_inputs(inputs), expected, rtol=1e-6)
+    for t, item in zip(origins, inputs):
+        assert (f.future_timestamps(item) == frame.timestamps[t:t + h]).all()
+
+
+def _rows(frame, lo, hi):
+    from flts_streams.forecasting.frame import PreparedFrame
+
+    return PreparedFrame(frame.timestamps[lo:hi], frame.columns, frame.values[lo:hi], frame.cadence)
+
+
+@pytest.mark.parametrize("targets", [("down",), ("down", "up")])
+def test_records_name_each_target(frame, targets):
+    f = _forecaster(frame)
+    fc = Forecast(f.future_timestamps(f.make_input(frame.tail(30)))[:3], targets, np.arange(3.0 * len(targets)).reshape(3, -1))
+    recs = fc.records("ts")
+    assert [list(r) for r in recs] == [["ts", *targets]] * 3
+    assert recs[1] == {"ts": str(np.datetime_as_string(fc.timestamps[1], unit="s")), **{t: float(fc.values[1, j]) for j, t in enumerate(targets)}}
