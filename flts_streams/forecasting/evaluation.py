@@ -58,13 +58,9 @@ def model_predictions(forecaster: Forecaster, frame: PreparedFrame, at: np.ndarr
     w = forecaster.spec.window
     out = []
     for lo in range(0, at.shape[0], chunk):
-        inputs = [forecaster.make_input(_slice(frame, t - w, t)) for t in at[lo:lo + chunk]]
+        inputs = [forecaster.make_input(frame.rows(t - w, t)) for t in at[lo:lo + chunk]]
         out.append(forecaster.predict_inputs(inputs))
     return np.concatenate(out, axis=0)
-
-
-def _slice(frame: PreparedFrame, lo: int, hi: int) -> PreparedFrame:
-    return PreparedFrame(frame.timestamps[lo:hi], frame.columns, frame.values[lo:hi], frame.cadence)
 
 
 def score(name: str, pred: np.ndarray, truth: np.ndarray) -> Scores:

@@ -52,7 +52,11 @@ class PreparedFrame:
 
     def tail(self, rows: int) -> PreparedFrame:
         """The last ``rows`` rows."""
-        return PreparedFrame(self.timestamps[-rows:], self.columns, self.values[-rows:], self.cadence)
+        return self.rows(-rows, None)
+
+    def rows(self, start: int | None, stop: int | None) -> PreparedFrame:
+        """Rows ``start:stop`` (a slice of a regular frame stays regular)."""
+        return PreparedFrame(self.timestamps[start:stop], self.columns, self.values[start:stop], self.cadence)
 
 
 def columns_of(data: Any) -> dict[str, Any]:
@@ -221,10 +225,7 @@ def _reject_duplicates(ts: np.ndarray) -> None:
 
 
 def _reject_irregular(ts: np.ndarray, steps: np.ndarray, step: np.timedelta64) -> None:
-    step_ns = int(step / np.timedelta64(1, "ns"))
-    if steps.size == 0 or steps.min() == steps.max() == step_ns:
-        return
-    bad = np.flatnonzero(steps != step_ns) + 1
+    bad = np.flatnonzero(steps != int(step / np.timedelta64(1, "ns"))) + 1
     if bad.size:
         first = int(bad[0])
         raise BadTimestamps(

@@ -78,16 +78,10 @@ def test_serving_inputs_equal_training_inputs(frame):
     past, fut, _ = gather(x, tf, tf, torch.tensor(origins), w, h)
     with torch.inference_mode():
         expected = f.spec.scaler.inverse(f.net(past, fut).numpy().astype(np.float64), f.spec.targets)
-    inputs = [f.make_input(_rows(frame, t - w, t)) for t in origins]
+    inputs = [f.make_input(frame.rows(t - w, t)) for t in origins]
     np.testing.assert_allclose(f.predict_inputs(inputs), expected, rtol=1e-6)
     for t, item in zip(origins, inputs):
         assert (f.future_timestamps(item) == frame.timestamps[t:t + h]).all()
-
-
-def _rows(frame, lo, hi):
-    from flts_streams.forecasting.frame import PreparedFrame
-
-    return PreparedFrame(frame.timestamps[lo:hi], frame.columns, frame.values[lo:hi], frame.cadence)
 
 
 @pytest.mark.parametrize("targets", [("down",), ("down", "up")])
