@@ -55,8 +55,12 @@ class FltsApp(faust.App):
         return cls(self.conf.broker_consumer, self)
 
     def on_webserver_init(self, web: Any) -> None:
-        """Install registered middlewares on Faust's aiohttp application."""
-        web.web_app.middlewares.extend(self.http_middlewares)
+        """Install registered middlewares on Faust's aiohttp application (once each)."""
+        # Faust calls this on every init_server(): after autodiscovery and again when the web
+        # service starts. Extending blindly ran each request through the middleware 3 times
+        # (3x its CPU, and every flts_http_* metric counted 3x).
+        installed = web.web_app.middlewares
+        installed.extend([m for m in self.http_middlewares if m not in installed])
 
     def on_init_dependencies(self) -> Iterable[ServiceT]:
         """Start the predictor with the app."""

@@ -39,3 +39,18 @@ def test_monitoring_queries_read_metrics_a_live_worker_exports(broker, worker):
             break
         time.sleep(1)
     assert not missing, f"monitoring reads metrics the worker does not export: {sorted(missing)}"
+
+
+def _count(worker, route: str, status: str) -> float:
+    prefix = f'flts_http_requests_total{{route="{route}",status="{status}"}} '
+    lines = [ln for ln in requests.get(worker.url + "/metrics", timeout=10).text.splitlines() if ln.startswith(prefix)]
+    return float(lines[0].split()[-1]) if lines else 0.0
+
+
+def test_each_request_is_counted_once(worker):
+    # Faust initialises its web server more than once; our middleware must still run once per request
+    # (it ran 3 times: 3x its CPU, and every rate on the dashboard and in KEDA's trigger was 3x).
+    before = _count(worker, "/predict_ping", "200")
+    for _ in range(7):
+        assert requests.get(worker.url + "/predict_ping", timeout=10).status_code == 200
+    assert _count(worker, "/predict_ping", "200") - before == 7

@@ -57,3 +57,15 @@ def test_no_module_level_mutable_containers():
             if isinstance(node, (ast.Assign, ast.AnnAssign)) and isinstance(node.value, (ast.List, ast.Dict, ast.Set)):
                 bad.append(f"{path.name}:{node.lineno}")
     assert bad == []
+
+
+def test_middlewares_are_installed_once_however_often_faust_inits_the_server():
+    class FakeWeb:
+        web_app = type("A", (), {"middlewares": []})()
+
+    app.discover()  # web/errors.py registers the error middleware
+    assert app.http_middlewares
+    web = FakeWeb()
+    for _ in range(3):  # worker_init_post_autodiscover, Web.on_start, ...
+        app.on_webserver_init(web)
+    assert web.web_app.middlewares == app.http_middlewares
