@@ -7,7 +7,6 @@ from typing import Any
 
 import faust
 from faust import transport
-from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TransportT
 from mode import ServiceT
@@ -15,7 +14,7 @@ from mode import ServiceT
 from flts_streams import consumer
 from flts_streams.flow import FlowSensor
 from flts_streams.health import BrokerWatch
-from flts_streams.metrics import Metrics
+from flts_streams.metrics import FaustMonitor, Metrics
 from flts_streams.predictor import Predictor
 from flts_streams.settings import APP_ID, FAUST_ENV_PREFIX, Settings
 from flts_streams.topics import Topics, declare_topics
@@ -39,7 +38,7 @@ class FltsApp(faust.App):
         self.settings = settings
         self.metrics = Metrics()
         # Faust's own sensor shares our registry so /metrics serves both.
-        self.monitor = PrometheusMonitor(metrics=FaustMetrics.create(self.metrics.registry, "flts_faust"))
+        self.monitor = FaustMonitor(self.metrics.registry)
         self.kafka_topics = declare_topics(self, settings.topics)
         self.flow = FlowSensor(self.metrics, (settings.topics.inference, settings.topics.training))
         self.sensors.add(self.flow)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 
@@ -24,12 +25,28 @@ class _Pending:
     future: asyncio.Future = field(repr=False)
 
 
-class MicroBatcher:
-    """Collects windows for up to ``max_wait_s`` (or ``max_batch``) and runs them together.
+@dataclass
+class _Outcome:
+    """What one forward of a group produced (filled in the executor thread)."""
 
-    While one forward runs in the executor, new requests accumulate, so batches grow
-    with load. The wait is adaptive: after a batch of one (an idle service) the next
-    lone request goes at once instead of waiting for company that is not coming.
+    group: list[_Pending]
+    values: np.ndarray | None = None
+    error: BaseException | None = None
+    seconds: float = 0.0
+
+
+class MicroBatcher:
+    """Runs windows in batched forwards on one executor thread, one batch at a time.
+
+    While a forward runs, new windows accumulate; the moment it finishes, everything that
+    accumulated (up to ``max_batch``) goes as the next batch, so batches grow with load and
+    nothing waits for a timer under load. When the executor is free, a batch waits up to
+    ``max_wait_s`` for company, except on an idle service (last batch of one), where it goes
+    at the end of the current event-loop iteration, with whatever arrived in that iteration.
+
+    Everything here runs on the event loop except the forwards; results are delivered from one
+    ``call_soon_threadsafe`` callback per batch (no task hops: each hop is a loop iteration,
+    which under overload costs tens of ms).
     """
 
     def __init__(self, executor: Executor, metrics: Metrics, max_batch: int, max_wait_s: float) -> None:
@@ -37,7 +54,9 @@ class MicroBatcher:
         self._metrics = metrics
         self._max_batch = max_batch
         self._max_wait = max_wait_s
-        self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
+        self._pending: list[_Pending] = []
+        self._busy = False  # a batch is in the executor
+        self._flush: asyncio.TimerHandle | asyncio.Handle | None = None
         self._last_size = 0
 
     async def submit(self, model: LoadedModel, item: ModelInput, source: str = "http", timeout: float | None = None) -> np.ndarray:
@@ -47,7 +66,8 @@ class MicroBatcher:
         """
         loop = asyncio.get_running_loop()
         future = loop.create_future()
-        self._queue.put_nowait(_Pending(model, item, source, future))
+        self._pending.append(_Pending(model, item, source, future))
+        self._schedule(loop)
         if timeout is None:
             return await future
         # One timer on the future: asyncio.timeout() cost ~5% of the event loop per request.
@@ -57,53 +77,76 @@ class MicroBatcher:
         finally:
             timer.cancel()
 
-    async def run(self) -> None:
-        """Batching loop; runs for the life of the owning service."""
-        while True:
-            batch = await self._collect()
-            for group in _by_model(batch).values():
-                await self._forward(group)
+    def _schedule(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Arrange the next flush unless one is due anyway (running batch or scheduled flush)."""
+        if self._busy:
+            return  # the running batch's delivery starts the next one
+        full = len(self._pending) >= self._max_batch
+        if self._flush is not None:
+            if not full:
+                return
+            self._flush.cancel()  # a full batch does not wait for the timer
+        if full or self._last_size <= 1:
+            self._flush = loop.call_soon(self._start_batch)  # idle: waiting would only add latency
+        else:
+            self._flush = loop.call_later(self._max_wait, self._start_batch)
 
-    async def _collect(self) -> list[_Pending]:
-        batch = [await self._queue.get()]
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self._max_wait
-        while len(batch) < self._max_batch:
-            if not self._queue.empty():
-                batch.append(self._queue.get_nowait())
-                continue
-            if len(batch) == 1 and self._last_size <= 1:
-                break  # idle: waiting would only add latency
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                break
-            try:
-                batch.append(await asyncio.wait_for(self._queue.get(), remaining))
-            except TimeoutError:
-                break
-        self._last_size = len(batch)
-        return [p for p in batch if not p.future.done()]  # drop requests that timed out
-
-    async def _forward(self, group: list[_Pending]) -> None:
-        if not group:
+    def _start_batch(self) -> None:
+        """Hand up to max_batch live windows to the executor (windows past their timeout are dropped)."""
+        self._flush = None
+        batch, self._pending = self._pending[:self._max_batch], self._pending[self._max_batch:]
+        batch = [p for p in batch if not p.future.done()]
+        if not batch:
+            if self._pending:
+                self._schedule(asyncio.get_running_loop())
             return
-        model = group[0].model
+        self._last_size = len(batch)
+        self._busy = True
+        loop = asyncio.get_running_loop()
+        groups = list(_by_model(batch).values())
+        try:
+            self._executor.submit(_run_groups, groups, lambda outcomes: loop.call_soon_threadsafe(self._deliver, outcomes))
+        except RuntimeError as exc:  # executor shut down: the service is stopping
+            self._deliver([_Outcome(g, error=exc) for g in groups])
+
+    def _deliver(self, outcomes: list[_Outcome]) -> None:
+        """Resolve every window of the finished batch, then start the next batch at once."""
+        self._busy = False
+        for out in outcomes:
+            _resolve(out, self._metrics)
+        if self._pending:
+            self._start_batch()  # they waited during the forward already
+
+
+def _run_groups(groups: list[list[_Pending]], done: Callable[[list[_Outcome]], object]) -> None:
+    """Executor side: one forward per model group, then one hand-back to the loop."""
+    outcomes = []
+    for group in groups:
+        out = _Outcome(group)
         started = time.perf_counter()
         try:
-            values = await asyncio.get_running_loop().run_in_executor(
-                self._executor, model.forecaster.predict_inputs, [p.item for p in group]
-            )
+            out.values = group[0].model.forecaster.predict_inputs([p.item for p in group])
         except Exception as exc:  # noqa: BLE001 - delivered to every waiting request
-            log.exception("batched forward failed model_uri=%s size=%d", model.uri, len(group))
-            for p in group:
-                if not p.future.done():
-                    p.future.set_exception(exc)
-            return
-        self._metrics.inference_duration.labels(group[0].source).observe(time.perf_counter() - started)
-        self._metrics.batch_size.labels(group[0].source).observe(len(group))
-        for p, v in zip(group, values):
+            out.error = exc
+        out.seconds = time.perf_counter() - started
+        outcomes.append(out)
+    done(outcomes)
+
+
+def _resolve(out: _Outcome, metrics: Metrics) -> None:
+    """Set each window's result (or the forward's error) and record the forward."""
+    if out.error is not None:
+        log.error("batched forward failed model_uri=%s size=%d", out.group[0].model.uri, len(out.group), exc_info=out.error)
+        for p in out.group:
             if not p.future.done():
-                p.future.set_result(v)
+                p.future.set_exception(out.error)
+        return
+    source = out.group[0].source
+    metrics.inference_duration.labels(source).observe(out.seconds)
+    metrics.batch_size.labels(source).observe(len(out.group))
+    for p, v in zip(out.group, out.values):
+        if not p.future.done():
+            p.future.set_result(v)
 
 
 def _expire(future: asyncio.Future) -> None:

@@ -65,10 +65,6 @@ class Predictor(Service):
         self._torch.shutdown(wait=True, cancel_futures=True)
 
     @Service.task
-    async def _batching(self) -> None:
-        await self._batcher.run()
-
-    @Service.task
     async def _initial_load(self) -> None:
         try:
             await self.load_champions()
@@ -205,7 +201,7 @@ class Predictor(Service):
         h = forecaster.check_horizon(horizon)
         item = forecaster.make_input(frame_for(forecaster.spec.features))
         values: np.ndarray = await self._batcher.submit(model, item, source, timeout)
-        forecast = Forecast(forecaster.future_timestamps(item)[:h], forecaster.spec.targets, values[:h])
+        forecast = Forecast(forecaster.future_timestamps(item)[:h], forecaster.spec.targets, values[:h], forecaster.iso)
         return Prediction(forecast, model, owner)
 
 

@@ -1,12 +1,12 @@
 """The one place that maps errors to HTTP: JSON ``detail`` bodies, request ids, metrics."""
 from __future__ import annotations
 
-import json
 import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 
+import orjson
 from aiohttp import web
 
 from flts_streams import errors as e
@@ -37,9 +37,9 @@ def status_for(exc: e.FltsError) -> int:
 
 def json_error(status: int, detail: str, headers: dict[str, str] | None = None, **extra: str) -> web.Response:
     """A JSON error response with a ``detail``."""
-    return web.Response(
-        status=status, body=json.dumps({"detail": detail, **extra}), content_type="application/json", headers=headers
-    )
+    # A bytes body: a str one goes through aiohttp's payload registry, which made each 429 ~8% dearer.
+    return web.Response(status=status, body=orjson.dumps({"detail": detail, **extra}), content_type="application/json",
+                        headers=headers)
 
 
 def _route(request: web.Request) -> str:

@@ -72,6 +72,9 @@ def test_400_errors_name_the_problem(worker):
     r = _post(worker, json.dumps(body).replace('"__NAN__"', "NaN"))
     assert r.status_code == 400 and "NaN" in _detail(r)
     assert _post(worker, b'{"data": {"ts": [Infinity]}}').status_code == 400
+    body = _payload()
+    body["data"]["up"][2] = 10**400  # valid JSON, beyond float range: was an OverflowError and a 500
+    assert "'up'" in _detail(r := _post(worker, body)) and r.status_code == 400
 
 
 def test_other_error_statuses(worker):

@@ -37,14 +37,9 @@ def _model(forecaster: _Forecaster) -> SimpleNamespace:
     return SimpleNamespace(forecaster=forecaster, uri="runs:/x/model")
 
 
-async def _with_batcher(max_wait_s: float, body):
+async def _with_batcher(max_wait_s: float, body, max_batch: int = 64):
     with ThreadPoolExecutor(1) as pool:
-        batcher = MicroBatcher(pool, Metrics(), max_batch=64, max_wait_s=max_wait_s)
-        task = asyncio.create_task(batcher.run())
-        try:
-            return await body(batcher)
-        finally:
-            task.cancel()
+        return await body(MicroBatcher(pool, Metrics(), max_batch=max_batch, max_wait_s=max_wait_s))
 
 
 def test_lone_request_does_not_wait_for_company():
@@ -106,9 +101,7 @@ def test_batch_size_is_recorded(size):
     async def run():
         with ThreadPoolExecutor(1) as pool:
             batcher = MicroBatcher(pool, metrics, max_batch=64, max_wait_s=0.01)
-            task = asyncio.create_task(batcher.run())
             await asyncio.gather(*(batcher.submit(_model(fc), 1.0, source="claims") for _ in range(size)))
-            task.cancel()
 
     asyncio.run(run())
     assert metrics.registry.get_sample_value("flts_inference_batch_size_sum", {"source": "claims"}) == size
@@ -132,3 +125,45 @@ def test_a_request_past_its_timeout_fails_at_once_and_leaves_the_queue():
     took = asyncio.run(_with_batcher(0.01, body))
     assert took < 0.25, f"the timeout fired after {took:.2f}s, not at 0.05 s"
     assert fc.items == [1.0, 3.0], "the expired window must not be forwarded"
+
+
+def test_windows_arriving_during_a_forward_go_right_after_it_without_the_batch_wait():
+    fc = _Forecaster(delay=0.1)
+    model = _model(fc)
+
+    async def body(batcher):
+        first = asyncio.create_task(batcher.submit(model, 0.0))  # idle: goes at once, holds the executor 0.1 s
+        await asyncio.sleep(0.02)
+        started = time.perf_counter()
+        await asyncio.gather(*(batcher.submit(model, float(i)) for i in range(1, 4)))
+        await first
+        return time.perf_counter() - started
+
+    took = asyncio.run(_with_batcher(2.0, body))  # a 2 s batch wait would be obvious
+    assert fc.sizes == [1, 3] and took < 1.0, (fc.sizes, took)
+
+
+def test_batches_never_exceed_max_batch_and_a_full_batch_does_not_wait():
+    fc = _Forecaster(delay=0.01)
+    model = _model(fc)
+
+    async def body(batcher):
+        await asyncio.gather(*(batcher.submit(model, 0.0) for _ in range(2)))  # load seen: the next batch may wait
+        started = time.perf_counter()
+        outs = await asyncio.gather(*(batcher.submit(model, float(i)) for i in range(10)))
+        return outs, time.perf_counter() - started
+
+    outs, took = asyncio.run(_with_batcher(2.0, body, max_batch=4))
+    assert [o[0][0] for o in outs] == [float(i) for i in range(10)]
+    assert max(fc.sizes) <= 4 and fc.sizes[1:3] == [4, 4]
+    assert took < 1.9, f"full batches must not wait for the 2 s timer (took {took:.2f}s)"
+
+
+def test_windows_of_different_models_in_one_batch_get_their_own_model():
+    a, b = _Forecaster(), _Forecaster()
+
+    async def body(batcher):
+        return await asyncio.gather(batcher.submit(_model(a), 1.0), batcher.submit(_model(b), 2.0), batcher.submit(_model(a), 3.0))
+
+    outs = asyncio.run(_with_batcher(0.01, body))
+    assert [o[0][0] for o in outs] == [1.0, 2.0, 3.0] and a.items == [1.0, 3.0] and b.items == [2.0]

@@ -91,3 +91,24 @@ def test_records_name_each_target(frame, targets):
     recs = fc.records("ts")
     assert [list(r) for r in recs] == [["ts", *targets]] * 3
     assert recs[1] == {"ts": str(np.datetime_as_string(fc.timestamps[1], unit="s")), **{t: float(fc.values[1, j]) for j, t in enumerate(targets)}}
+
+
+def test_memoised_iso_strings_equal_numpys():
+    from flts_streams.forecasting.forecast import IsoSeconds, iso_seconds
+
+    rng = np.random.default_rng(3)
+    ns = rng.integers(-2 * 10**18, 4 * 10**18, 500)  # 1906 .. 2096, sub-second parts, pre-epoch too
+    ts = np.concatenate([ns.view("datetime64[ns]"),
+                         np.array(["2024-02-29T23:59:59.999", "1969-12-31T23:59:59.5", "2000-01-01"], dtype="datetime64[ns]")])
+    iso = IsoSeconds()
+    iso.MAX_DATES = 64  # exercise the bound
+    assert iso(ts) == iso_seconds(ts)
+    assert iso(ts) == iso_seconds(ts)  # second call: from the memo
+    assert len(iso._dates) <= 64
+
+
+def test_forecasts_render_records_with_the_forecasters_formatter(frame):
+    f = _forecaster(frame)
+    fc = f.forecast(frame.tail(30), horizon=3)
+    assert fc.format_ts is f.iso
+    assert [r["ts"] for r in fc.records()] == np.datetime_as_string(fc.timestamps, unit="s").tolist()

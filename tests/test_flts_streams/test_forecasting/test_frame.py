@@ -114,3 +114,66 @@ def test_cadence_inference_uses_most_common_step():
     assert infer_cadence(ts) == np.timedelta64(120, "s")
     with pytest.raises(BadTimestamps):
         infer_cadence(ts[:1])
+
+
+def _hostile_variants(seed: int = 11, count: int = 400):
+    """Column data with one or two realistic defects each (or none)."""
+    rng = np.random.default_rng(seed)
+    defects = [
+        lambda d, i: d["down"].__setitem__(i, None), lambda d, i: d["down"].__setitem__(i, "1.5"),
+        lambda d, i: d["down"].__setitem__(i, "abc"), lambda d, i: d["up"].__setitem__(i, True),
+        lambda d, i: d["up"].__setitem__(i, float("nan")), lambda d, i: d["up"].__setitem__(i, float("-inf")),
+        lambda d, i: d["up"].__setitem__(i, 10**400), lambda d, i: d["up"].__setitem__(i, 1e308),
+        lambda d, i: d["up"].__setitem__(i, [1.0]), lambda d, i: d["up"].__setitem__(i, {"a": 1}),
+        lambda d, i: d["ts"].__setitem__(i, d["ts"][i - 1]), lambda d, i: d["ts"].__setitem__(i, "not a time"),
+        lambda d, i: d["ts"].__setitem__(i, None), lambda d, i: d["ts"].__setitem__(i, "2024-01-01 00:03:00"),
+        lambda d, i: d["ts"].__setitem__(i, 5), lambda d, i: d["ts"].__setitem__(i, "2024-01-01T00:00:00+02:00"),
+        lambda d, i: d["ts"].reverse(), lambda d, i: d["up"].pop(), lambda d, i: d.pop("up"),
+        lambda d, i: d.__setitem__("up", 3.0), lambda d, i: d.__setitem__("ts", d["ts"][:1]),
+        lambda d, i: [d[k].__setitem__(slice(None), d[k][:1]) for k in d],
+    ]
+    for _ in range(count):
+        d = _data(n=int(rng.integers(2, 12)))
+        for _ in range(int(rng.integers(0, 3))):
+            try:
+                defects[int(rng.integers(len(defects)))](d, int(rng.integers(1, len(d["ts"])) if len(d["ts"]) > 1 else 0))
+            except (IndexError, KeyError, TypeError, AttributeError):
+                pass  # a defect that does not apply to this variant
+        yield d
+
+
+def _outcome(fn):
+    try:
+        f = fn()
+    except Exception as exc:  # noqa: BLE001 - compared, not handled
+        return type(exc), str(exc)
+    return f.timestamps.tolist(), f.columns, f.values.tolist(), f.cadence
+
+
+def test_fast_path_agrees_with_the_full_checks_on_hostile_inputs():
+    from flts_streams.forecasting.frame import _prepare_checked, _regular_clean
+
+    took_fast = 0
+    for d in _hostile_variants():
+        fast = _outcome(lambda: prepare_frame(d, required=("down", "up")))
+        full = _outcome(lambda: _prepare_checked(dict(d), "ts", ["down", "up"], False, 30, None))
+        assert repr(fast) == repr(full), d  # repr: NaN compares unequal to itself
+        took_fast += _regular_clean(d, "ts", ["down", "up"]) is not None
+    assert 50 < took_fast < 350, f"the variants must exercise both paths; {took_fast} of 400 took the fast one"
+
+
+def test_integers_beyond_float_range_are_bad_values_not_crashes():
+    d = _data()
+    d["up"][2] = 10**400  # valid JSON; Python's json module parses it
+    with pytest.raises(BadValues, match="'up'.*rows 2"):
+        prepare_frame(d, required=("down", "up"))
+
+
+@pytest.mark.parametrize("rows", [30, 30_000])  # both sides of the fast path's struct/fromiter switch
+def test_fast_path_result_equals_the_full_checks(rows):
+    from flts_streams.forecasting.frame import _PACK_MAX, _prepare_checked, _regular_clean
+
+    d = _data(n=rows)
+    fast = _regular_clean(d, "ts", ["down", "up"])
+    assert fast is not None and (rows * 2 > _PACK_MAX) == (rows == 30_000)
+    assert repr(_outcome(lambda: fast)) == repr(_outcome(lambda: _prepare_checked(d, "ts", ["down", "up"], False, 30, None)))
