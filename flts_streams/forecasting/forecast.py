@@ -77,6 +77,19 @@ class Forecast:
         return [dict(zip(keys, row)) for row in zip(iso, *columns)]
 
 
+def _traced(net: ForecastNet, spec: ModelSpec) -> torch.nn.Module:
+    """The network as TorchScript: the whole forward runs with the GIL released once, not once per op.
+
+    Eager, each of the forward's ~28 torch ops gives the GIL back and must win it again from the
+    event loop; with the loop busy that stretched a 3 ms forward of 27 windows to 13 ms (and to
+    190 ms next to a thread that never blocks). Same kernels, same numbers (a test compares).
+    """
+    n_time = 2 * len(spec.time_features)
+    example = (torch.zeros(2, spec.window, len(spec.features) + n_time), torch.zeros(2, spec.horizon, n_time))
+    with torch.no_grad():
+        return torch.jit.trace(net, example, check_trace=False)
+
+
 @dataclass(frozen=True)
 class ModelInput:
     """One validated window; scaling and calendar features are computed per batch, not per request."""
@@ -91,6 +104,7 @@ class Forecaster:
     def __init__(self, spec: ModelSpec, net: ForecastNet) -> None:
         self.spec = spec
         self.net = net.eval()
+        self._run = _traced(self.net, spec)  # what serving calls; self.net stays the trainable module
         self._mean, self._scale = spec.scaler.params(spec.features)
         self._cadence = spec.cadence  # a property that builds a timedelta64: not per request
         self.iso = IsoSeconds()
@@ -139,7 +153,7 @@ class Forecaster:
         x = torch.from_numpy(np.concatenate([scaled, calendar[:, :w]], axis=2))
         fut = torch.from_numpy(np.ascontiguousarray(calendar[:, w:]))
         with torch.inference_mode():
-            out = self.net(x, fut).numpy().astype(np.float64)
+            out = self._run(x, fut).numpy().astype(np.float64)
         return self.spec.scaler.inverse(out, self.spec.targets)
 
     def forecast_batch(self, frames: Sequence[PreparedFrame], horizon: int | None = None) -> list[Forecast]:

@@ -112,3 +112,19 @@ def test_forecasts_render_records_with_the_forecasters_formatter(frame):
     fc = f.forecast(frame.tail(30), horizon=3)
     assert fc.format_ts is f.iso
     assert [r["ts"] for r in fc.records()] == np.datetime_as_string(fc.timestamps, unit="s").tolist()
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
+def test_the_traced_forward_equals_the_eager_network_at_any_batch_size(frame, kind):
+    f = _forecaster(frame, kind=kind)
+    assert isinstance(f._run, torch.jit.ScriptModule)
+    inputs = [f.make_input(frame.rows(t - 30, t)) for t in range(30, 30 + 70)]
+    for size in (1, 3, 70):  # traced with a batch of 2: the batch dimension must stay free
+        batch = inputs[:size]
+        traced = f.predict_inputs(batch)
+        run, f._run = f._run, f.net
+        try:
+            eager = f.predict_inputs(batch)
+        finally:
+            f._run = run
+        np.testing.assert_array_equal(traced, eager)
