@@ -11,6 +11,11 @@ from flts_streams.serving import horizon_query, parse_predict, prediction_body, 
 from tables.latest_frames import latest_frames
 
 DEADLINE_HEADER = "X-Deadline-Ms"  # optional per-request budget in milliseconds
+PREDICT_PATH = "/predict"
+# Shed by the error middleware before the body is read or the view dispatched: under overload a 429
+# must stay cheap, or the rejections eat the event loop the admitted requests need. (The slot itself
+# is taken after parsing, in _forecast, so slow uploads cannot hold slots.)
+SHED_EARLY = frozenset({("POST", PREDICT_PATH)})
 
 
 async def _read_body(request: Request) -> bytes:
@@ -71,16 +76,12 @@ def _remote_error(status: int) -> type[e.FltsError]:
     return known.get(status, e.TransientError)
 
 
-@app.page("/predict")
+@app.page(PREDICT_PATH)
 class Predict(View):
     """Forecast from posted data, or from the identifier's cached frame when no data is sent."""
 
     async def post(self, request: Request) -> Response:
-        # Shed before reading and parsing the body: under overload a 429 must stay cheap, or the
-        # rejections eat the event loop the admitted requests need. (The slot itself is taken
-        # after parsing, so slow uploads cannot hold slots.)
-        app.predictor.check_capacity()
-        body = await _read_body(request)
+        body = await _read_body(request)  # capacity was checked already (SHED_EARLY)
         req = parse_predict(body, request.content_type, request.query, app.settings.serving)
         identifier = req.identifier or app.settings.serving.default_identifier
         budget = _budget(request)
