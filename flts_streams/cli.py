@@ -212,7 +212,7 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     from flts_streams.bench import http
 
-    summary = http.run(settings.paths.var_dir / "bench", args.seconds, Path(args.docs))
+    summary = http.run(settings.paths.var_dir / "bench", args.seconds, Path(args.docs), rounds=args.rounds)
     _say(json.dumps(summary["ratios"], indent=2))
     return 0
 
@@ -268,7 +268,8 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument("which", choices=("http", "claims"))
     be.add_argument("--count", type=int, default=100_000, help="claims: burst size")
     be.add_argument("--identifiers", type=int, default=20, help="claims: identifiers the burst is spread over")
-    be.add_argument("--seconds", type=float, default=8.0, help="measurement time per level")
+    be.add_argument("--seconds", type=float, default=8.0, help="http: measurement time per server and level, split over the rounds")
+    be.add_argument("--rounds", type=int, default=3, help="http: interleaved rounds (ratios are taken within each)")
     be.add_argument("--docs", default="docs", help="where BENCHMARKS.md and the plot go")
     be.set_defaults(func=cmd_bench)
     st = sub.add_parser("settings", help="print all settings as a Markdown table")

@@ -93,18 +93,36 @@ def test_records_name_each_target(frame, targets):
     assert recs[1] == {"ts": str(np.datetime_as_string(fc.timestamps[1], unit="s")), **{t: float(fc.values[1, j]) for j, t in enumerate(targets)}}
 
 
-def test_memoised_iso_strings_equal_numpys():
-    from flts_streams.forecasting.forecast import IsoSeconds, iso_seconds
+@pytest.mark.parametrize("start,step_s,n", [
+    ("2024-02-28T22:00:00", 120, 30),      # across midnight and a leap day
+    ("2024-02-28T23:58:00", 120, 2000),    # several days: tables are chained
+    ("1969-12-31T23:30:00", 120, 40),      # before the epoch (floor division)
+    ("2024-01-01T00:00:00", 1800, 5),
+    ("2024-01-01T00:01:00", 120, 10),      # off the 2-minute grid: numpy
+    ("2024-01-01T00:00:00", 1, 10),        # too fine for day tables: numpy
+    ("2024-01-01T00:00:00", 7, 10),        # does not divide the day: numpy
+    ("2024-01-01T00:00:00", 120, 1),
+])
+def test_grid_iso_strings_equal_numpys(start, step_s, n):
+    from flts_streams.forecasting.forecast import GridIso, iso_seconds
 
-    rng = np.random.default_rng(3)
-    ns = rng.integers(-2 * 10**18, 4 * 10**18, 500)  # 1906 .. 2096, sub-second parts, pre-epoch too
-    ts = np.concatenate([ns.view("datetime64[ns]"),
-                         np.array(["2024-02-29T23:59:59.999", "1969-12-31T23:59:59.5", "2000-01-01"], dtype="datetime64[ns]")])
-    iso = IsoSeconds()
-    iso.MAX_DATES = 64  # exercise the bound
+    ts = (np.datetime64(start) + np.arange(1, n + 1) * np.timedelta64(step_s, "s")).astype("datetime64[ns]")
+    iso = GridIso(np.timedelta64(step_s, "s"))
     assert iso(ts) == iso_seconds(ts)
-    assert iso(ts) == iso_seconds(ts)  # second call: from the memo
-    assert len(iso._dates) <= 64
+    assert iso(ts) == iso_seconds(ts)  # second call: from the day tables
+    assert len(iso._days) <= iso.MAX_DAYS
+
+
+def test_grid_iso_falls_back_for_irregular_and_foreign_timestamps():
+    from flts_streams.forecasting.forecast import GridIso, iso_seconds
+
+    iso = GridIso(np.timedelta64(120, "s"))
+    ts = (np.datetime64("2024-01-01T00:00:00") + np.array([0, 120, 360, 480]) * np.timedelta64(1, "s")).astype("datetime64[ns]")
+    assert iso(ts) == iso_seconds(ts)
+    coarse = np.array(["2024-01-01T00:00", "2024-01-01T00:02"], dtype="datetime64[m]")  # not ns
+    assert iso(coarse) == iso_seconds(coarse)
+    assert iso(ts[:0]) == []
+    assert not iso._days
 
 
 def test_forecasts_render_records_with_the_forecasters_formatter(frame):
