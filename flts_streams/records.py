@@ -21,15 +21,19 @@ def parse_message(model: type[M], raw: bytes | None, what: str) -> M:
         raise SchemaError(f"invalid {what}: {first}") from exc
 
 
+IDENTIFIER_MAX = 200  # characters
+HORIZON_MAX = 10_000  # steps a request may ask for (the model's own horizon is usually far lower)
+
+
 class PredictRequest(BaseModel):
     """Body of POST /predict (compatible with the original clients)."""
 
     model_config = ConfigDict(extra="ignore")
 
-    identifier: str | None = Field(None, min_length=1, max_length=200)
+    identifier: str | None = Field(None, min_length=1, max_length=IDENTIFIER_MAX)
     data: dict[str, list[Any]] | None = None
     index_col: str | None = None
-    inference_length: int | None = Field(None, ge=1, le=10_000)
+    inference_length: int | None = Field(None, ge=1, le=HORIZON_MAX)
 
 
 class Claim(BaseModel):

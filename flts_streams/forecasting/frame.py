@@ -23,7 +23,7 @@ import numpy as np
 from flts_streams.errors import BadTimestamps, BadValues, MissingColumns, SchemaError
 
 TIME_COLUMNS = ("ts", "time", "timestamp", "date")
-_PACK_MAX = 50_000  # beyond this many cells, do not spread them into one call's arguments
+_PACK_MAX = 50_000  # beyond this many cells, np.fromiter: no argument tuples of that size
 _SHOW = 5  # offending rows named in an error message
 
 
@@ -195,7 +195,7 @@ def _regular_clean(cols: Mapping[str, Any], time_col: str, value_names: Sequence
         lists.append(column)
     try:
         ns = np.array(raw_ts, dtype="datetime64[ns]").view(np.int64)
-        flat = _floats(lists, rows * len(lists))
+        flat = _floats(lists, rows)
     except (ValueError, TypeError, OverflowError, struct.error):  # None, text, huge integers: the full path names them
         return None
     if ns.ndim != 1:
@@ -211,11 +211,12 @@ def _regular_clean(cols: Mapping[str, Any], time_col: str, value_names: Sequence
     return PreparedFrame(ns.view("datetime64[ns]"), tuple(value_names), values, np.timedelta64(step, "ns"))
 
 
-def _floats(lists: list[list[Any]], count: int) -> np.ndarray:
-    """Concatenated numeric lists as float64 (struct converts ~2x cheaper than np.fromiter for a request's size)."""
-    if count > _PACK_MAX:
-        return np.fromiter(chain.from_iterable(lists), np.float64, count)
-    return np.frombuffer(struct.pack(f"{count}d", *chain.from_iterable(lists)), np.float64)
+def _floats(lists: list[list[Any]], rows: int) -> np.ndarray:
+    """Equal-length numeric lists, concatenated as float64 (struct converts ~2x cheaper than np.fromiter here)."""
+    if rows * len(lists) > _PACK_MAX:
+        return np.fromiter(chain.from_iterable(lists), np.float64, rows * len(lists))
+    fmt = f"{rows}d"
+    return np.frombuffer(b"".join([struct.pack(fmt, *column) for column in lists]), np.float64)
 
 
 def _prepare_checked(cols: Mapping[str, Any], time_col: str, value_names: list[str], impute: bool, max_gap_rows: int,

@@ -57,3 +57,39 @@ def test_fast_and_strict_parsers_agree(body):
 def test_query_horizon_is_validated_like_the_body():
     with pytest.raises(SchemaError, match="inference_length"):
         parse_predict(b'{"identifier": "A"}', "application/json", {"inference_length": "0"}, LIMITS)
+
+
+def _bodies():
+    """Bodies near every edge PredictRequest has: types, lengths, bounds, nulls, extras."""
+    idents = [None, "A", "", "x" * 200, "x" * 201, 5, True, ["A"], "é" * 200]
+    horizons = [None, 1, 0, 10_000, 10_001, True, 5.0, 5.5, "5", [5]]
+    datas = [None, {}, {"ts": ["2024-01-01"], "down": [1.0]}, {"ts": "2024"}, [1, 2], {"a": None}, {"a": {"b": 1}},
+             {"a": [[1]]}, "x"]
+    cols = [None, "ts", 3, ""]
+    for i, ident in enumerate(idents):
+        for j, h in enumerate(horizons):
+            body = {"data": datas[(i + j) % len(datas)], "index_col": cols[(i * j) % len(cols)], "extra": i}
+            body.update({k: v for k, v in (("identifier", ident), ("inference_length", h)) if v is not None or (i + j) % 2})
+            yield body
+    yield from ([], "x", 3, None, {"identifier": None, "data": None})
+    yield from ({"identifier": "PobleSec", "data": {"ts": ["2024-01-01"] * 3, "down": [1.0, 2, None]}, "inference_length": h}
+                for h in (1, 30, None))
+
+
+def test_the_plain_checks_accept_only_what_the_schema_accepts_unchanged():
+    from pydantic import ValidationError
+
+    from flts_streams.records import PredictRequest
+    from flts_streams.serving import _from_model, _plain
+
+    plain = 0
+    for body in _bodies():
+        fast = _plain(body)
+        try:
+            model = _from_model(PredictRequest.model_validate(body))
+        except ValidationError:
+            assert fast is None, body
+            continue
+        assert fast is None or fast == model, body
+        plain += fast is not None
+    assert plain >= 8  # the usual bodies do take the plain path
