@@ -8,7 +8,7 @@ import numpy as np
 from flts_streams.errors import InvalidInput
 
 _NS_MINUTE = 60 * 10**9
-_NS_DAY = 1440 * _NS_MINUTE
+NS_DAY = 1440 * _NS_MINUTE
 KNOWN = ("minute_of_day", "day_of_week", "day_of_year")
 
 
@@ -16,10 +16,10 @@ def _phase(ts: np.ndarray, name: str) -> np.ndarray:
     """Position within the period in [0, 1)."""
     ns = ts.astype("datetime64[ns]").astype(np.int64)
     if name == "minute_of_day":
-        return (ns % _NS_DAY) / _NS_DAY
+        return (ns % NS_DAY) / NS_DAY
     if name == "day_of_week":
         # 1970-01-01 was a Thursday: +3 makes Monday 0.
-        return ((ns // _NS_DAY + 3) % 7) / 7.0
+        return ((ns // NS_DAY + 3) % 7) / 7.0
     if name == "day_of_year":
         days = ts.astype("datetime64[D]")
         start = days.astype("datetime64[Y]").astype("datetime64[D]")

@@ -12,6 +12,7 @@ import torch
 from flts_streams.errors import HorizonTooLong, InvalidInput, NotEnoughRows
 from flts_streams.forecasting.features import time_features
 from flts_streams.forecasting.frame import PreparedFrame
+from flts_streams.forecasting.graph import serving_graph, traced_net
 from flts_streams.forecasting.model import ForecastNet
 from flts_streams.forecasting.spec import ModelSpec
 
@@ -92,19 +93,6 @@ class Forecast:
         return [dict(zip(keys, row)) for row in zip(iso, *columns)]
 
 
-def _traced(net: ForecastNet, spec: ModelSpec) -> torch.nn.Module:
-    """The network as TorchScript: the whole forward runs with the GIL released once, not once per op.
-
-    Eager, each of the forward's ~28 torch ops gives the GIL back and must win it again from the
-    event loop; with the loop busy that stretched a 3 ms forward of 27 windows to 13 ms (and to
-    190 ms next to a thread that never blocks). Same kernels, same numbers (a test compares).
-    """
-    n_time = 2 * len(spec.time_features)
-    example = (torch.zeros(2, spec.window, len(spec.features) + n_time), torch.zeros(2, spec.horizon, n_time))
-    with torch.no_grad():
-        return torch.jit.trace(net, example, check_trace=False)
-
-
 @dataclass(frozen=True)
 class ModelInput:
     """One validated window; scaling and calendar features are computed per batch, not per request."""
@@ -118,14 +106,15 @@ class Forecaster:
 
     def __init__(self, spec: ModelSpec, net: ForecastNet) -> None:
         self.spec = spec
-        self.net = net.eval()
-        self._run = _traced(self.net, spec)  # what serving calls; self.net stays the trainable module
+        self.net = net.eval()  # the trainable module (state dicts); serving runs the traced forms below
         self._mean, self._scale = spec.scaler.params(spec.features)
         self._cadence = spec.cadence  # a property that builds a timedelta64: not per request
         self.iso = GridIso(spec.cadence)
         # Window and horizon timestamps relative to the last row: frames are regular by construction.
         step_ns = int(spec.cadence.astype("timedelta64[ns]").astype(np.int64))
         self._offsets_ns = np.arange(1 - spec.window, spec.horizon + 1, dtype=np.int64) * step_ns
+        self._graph = serving_graph(self.net, spec, self._offsets_ns)  # None: a calendar feature needs numpy
+        self._run = traced_net(self.net, spec)
 
     @classmethod
     def from_state(cls, spec: ModelSpec, state: dict[str, torch.Tensor]) -> Forecaster:
@@ -159,11 +148,19 @@ class Forecaster:
 
     def predict_inputs(self, inputs: Sequence[ModelInput]) -> np.ndarray:
         """One batched forward: (B, H, targets) in original units."""
+        raw = np.stack([i.window for i in inputs])  # (B, W, F); stack and fromiter keep the GIL
+        last = np.fromiter((i.last_ns for i in inputs), np.int64, len(inputs))
+        if self._graph is None:
+            return self._predict_numpy(raw, last)
+        with torch.inference_mode():
+            return self._graph(torch.from_numpy(raw), torch.from_numpy(last)).numpy()
+
+    def _predict_numpy(self, raw: np.ndarray, last: np.ndarray) -> np.ndarray:
+        """The same forward with scaling and calendar features in numpy (any time feature)."""
         w = self.spec.window
-        raw = np.stack([i.window for i in inputs])  # (B, W, F)
-        grid = np.fromiter((i.last_ns for i in inputs), np.int64, len(inputs))[:, None] + self._offsets_ns
+        grid = last[:, None] + self._offsets_ns
         calendar = time_features(grid.reshape(-1).view("datetime64[ns]"), self.spec.time_features)
-        calendar = calendar.reshape(len(inputs), grid.shape[1], 2 * len(self.spec.time_features))
+        calendar = calendar.reshape(raw.shape[0], grid.shape[1], 2 * len(self.spec.time_features))
         scaled = ((raw - self._mean) / self._scale).astype(np.float32)
         x = torch.from_numpy(np.concatenate([scaled, calendar[:, :w]], axis=2))
         fut = torch.from_numpy(np.ascontiguousarray(calendar[:, w:]))

@@ -132,17 +132,24 @@ def test_forecasts_render_records_with_the_forecasters_formatter(frame):
     assert [r["ts"] for r in fc.records()] == np.datetime_as_string(fc.timestamps, unit="s").tolist()
 
 
-@pytest.mark.parametrize("kind", ["lstm", "gru"])
-def test_the_traced_forward_equals_the_eager_network_at_any_batch_size(frame, kind):
-    f = _forecaster(frame, kind=kind)
-    assert isinstance(f._run, torch.jit.ScriptModule)
-    inputs = [f.make_input(frame.rows(t - 30, t)) for t in range(30, 30 + 70)]
-    for size in (1, 3, 70):  # traced with a batch of 2: the batch dimension must stay free
+@pytest.mark.parametrize("kind,time_feats", [("lstm", ("minute_of_day",)), ("gru", ("minute_of_day", "day_of_week")),
+                                             ("lstm", ("minute_of_day", "day_of_year"))])
+def test_the_serving_graph_equals_the_numpy_path_and_the_eager_network(frame, kind, time_feats):
+    spec = ModelSpec(kind=kind, features=FEATURES, targets=("down", "up"), window=30, horizon=10, cadence_s=120.0,
+                     scaler=Scaler.fit(FEATURES, frame.select(FEATURES)), time_features=time_feats)
+    f = Forecaster(spec, build_net(spec, 0))
+    assert (f._graph is None) == ("day_of_year" in time_feats)  # numpy-only feature: the numpy path serves
+    inputs = [f.make_input(frame.rows(t - 30, t)) for t in range(30, len(frame), 7)]  # origins across days
+    for size in (1, 3, len(inputs)):  # traced with a batch of 2: the batch dimension must stay free
         batch = inputs[:size]
-        traced = f.predict_inputs(batch)
+        served = f.predict_inputs(batch)
+        raw, last = np.stack([i.window for i in batch]), np.array([i.last_ns for i in batch])
+        numpy_path = f._predict_numpy(raw, last)
         run, f._run = f._run, f.net
         try:
-            eager = f.predict_inputs(batch)
+            eager = f._predict_numpy(raw, last)
         finally:
             f._run = run
-        np.testing.assert_array_equal(traced, eager)
+        np.testing.assert_array_equal(numpy_path, eager)  # tracing the network changes nothing
+        # Bitwise equal here; torch's and numpy's float64 sin/cos may differ by an ulp on other CPUs.
+        np.testing.assert_allclose(served, numpy_path, rtol=1e-6, atol=0)

@@ -1,0 +1,78 @@
+"""The serving forward as one TorchScript graph: scaling, calendar features, network, inverse scaling.
+
+Why one graph: the forward runs on the torch thread while the event loop holds the GIL most of
+the time. Every call that gives the GIL back (each eager torch op, each numpy ufunc on more than
+a few hundred elements) must win it back from the loop, and under load that waiting, not the
+arithmetic, was most of a forward's time (27 windows: 2.7 ms alone, ~10 ms inside the busy
+worker). A traced graph gives the GIL back once for everything.
+
+The arithmetic is the numpy path's (features.time_features, Scaler): float64 scaling and phases,
+float32 into the network, float64 out of it; sin/cos are torch's, which agree with numpy's after
+the float32 rounding (a test compares the two paths).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch import nn
+
+from flts_streams.forecasting.features import NS_DAY
+from flts_streams.forecasting.model import ForecastNet
+from flts_streams.forecasting.spec import ModelSpec
+
+IN_GRAPH = ("minute_of_day", "day_of_week")  # calendar features computed inside; others use the numpy path
+
+
+class ServingGraph(nn.Module):
+    """(B, W, F) float64 windows in original units, (B,) int64 last timestamps -> (B, H, targets) float64, original units."""
+
+    def __init__(self, net: ForecastNet, spec: ModelSpec, offsets_ns: np.ndarray) -> None:
+        super().__init__()
+        self.net = net
+        self.window = spec.window
+        self.time_features = tuple(spec.time_features)
+        for name, values in (("mean", spec.scaler.params(spec.features)[0]), ("scale", spec.scaler.params(spec.features)[1]),
+                             ("target_mean", spec.scaler.params(spec.targets)[0]),
+                             ("target_scale", spec.scaler.params(spec.targets)[1])):
+            self.register_buffer(name, torch.from_numpy(np.asarray(values, dtype=np.float64).copy()), persistent=False)
+        self.register_buffer("offsets", torch.from_numpy(np.asarray(offsets_ns, dtype=np.int64).copy()), persistent=False)
+
+    def forward(self, raw: torch.Tensor, last_ns: torch.Tensor) -> torch.Tensor:
+        """One batched forecast; the layout of every intermediate matches Forecaster's numpy path."""
+        grid = last_ns.unsqueeze(1) + self.offsets  # (B, W+H) ns timestamps
+        columns = []
+        for name in self.time_features:
+            angle = (2 * math.pi) * self._phase(grid, name)
+            columns += [torch.sin(angle).float(), torch.cos(angle).float()]
+        calendar = torch.stack(columns, dim=2)  # (B, W+H, 2 * features): sin, cos per feature
+        scaled = ((raw - self.mean) / self.scale).float()
+        x = torch.cat([scaled, calendar[:, :self.window]], dim=2)
+        out = self.net(x, calendar[:, self.window:].contiguous()).double()
+        return out * self.target_scale + self.target_mean
+
+    @staticmethod
+    def _phase(ns: torch.Tensor, name: str) -> torch.Tensor:
+        """features._phase in torch (floor division and modulo, like numpy's on int64)."""
+        if name == "minute_of_day":
+            return torch.remainder(ns, NS_DAY).double() / NS_DAY
+        # day_of_week: 1970-01-01 was a Thursday, +3 makes Monday 0
+        return torch.remainder(torch.div(ns, NS_DAY, rounding_mode="floor") + 3, 7).double() / 7.0
+
+
+def serving_graph(net: ForecastNet, spec: ModelSpec, offsets_ns: np.ndarray) -> torch.jit.ScriptModule | None:
+    """The traced graph for ``spec``, or None when a calendar feature is only available in numpy."""
+    if not set(spec.time_features) <= set(IN_GRAPH):
+        return None
+    example = (torch.zeros(2, spec.window, len(spec.features), dtype=torch.float64), torch.zeros(2, dtype=torch.int64))
+    with torch.no_grad():
+        return torch.jit.trace(ServingGraph(net, spec, offsets_ns).eval(), example, check_trace=False)
+
+
+def traced_net(net: ForecastNet, spec: ModelSpec) -> torch.jit.ScriptModule:
+    """The network alone as TorchScript (the numpy path's forward): one GIL release instead of one per op."""
+    n_time = 2 * len(spec.time_features)
+    example = (torch.zeros(2, spec.window, len(spec.features) + n_time), torch.zeros(2, spec.horizon, n_time))
+    with torch.no_grad():
+        return torch.jit.trace(net, example, check_trace=False)
