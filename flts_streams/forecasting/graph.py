@@ -13,6 +13,7 @@ the float32 rounding (a test compares the two paths).
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import torch
@@ -66,13 +67,26 @@ def serving_graph(net: ForecastNet, spec: ModelSpec, offsets_ns: np.ndarray) -> 
     if not set(spec.time_features) <= set(IN_GRAPH):
         return None
     example = (torch.zeros(2, spec.window, len(spec.features), dtype=torch.float64), torch.zeros(2, dtype=torch.int64))
-    with torch.no_grad():
-        return torch.jit.trace(ServingGraph(net, spec, offsets_ns).eval(), example, check_trace=False)
+    return _trace(ServingGraph(net, spec, offsets_ns).eval(), example)
 
 
 def traced_net(net: ForecastNet, spec: ModelSpec) -> torch.jit.ScriptModule:
     """The network alone as TorchScript (the numpy path's forward): one GIL release instead of one per op."""
     n_time = 2 * len(spec.time_features)
     example = (torch.zeros(2, spec.window, len(spec.features) + n_time), torch.zeros(2, spec.horizon, n_time))
-    with torch.no_grad():
-        return torch.jit.trace(net, example, check_trace=False)
+    return _trace(net, example)
+
+
+def _trace(module: nn.Module, example: tuple[torch.Tensor, ...]) -> torch.jit.ScriptModule:
+    """torch.jit.trace without its warnings about the RNN's shape checks.
+
+    Why quiet: nn.LSTM/GRU compare input and hidden sizes in Python; the trace keeps no check,
+    which is fine because the feature count is fixed per model and the tests run batch sizes 1-70
+    through the traced graph. The warnings otherwise land in every worker log on each model load.
+    torch 2.13 deprecates torch.jit.trace (a DeprecationWarning, hidden by default); its suggested
+    successors do not fit here: torch.export runs as Python ops (a GIL round trip per op again) and
+    torch.compile needs a C compiler at load. Revisit when TorchScript is removed.
+    """
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+        return torch.jit.trace(module, example, check_trace=False)

@@ -15,7 +15,7 @@ from pathlib import Path
 import requests
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from flts_streams.broker import free_port
+from flts_streams.broker import EmbeddedBroker, free_port, port_open, start_tansu
 
 FAUST = str(Path(sys.executable).with_name("faust"))
 
@@ -117,13 +117,21 @@ class Worker:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
 
-def produce(bootstrap: str, topic: str, messages: list[tuple[bytes | None, bytes, list[tuple[str, bytes]] | None]]) -> None:
-    """Send (key, value, headers) messages and wait for acks (one record per batch, as Tansu needs)."""
+def produce(bootstrap: str, topic: str, messages: list[tuple[bytes | None, bytes, list[tuple[str, bytes]] | None]],
+            pipelined: bool = False) -> None:
+    """Send (key, value, headers) messages and wait for acks (one record per batch, as Tansu needs).
+
+    ``pipelined`` waits for all acks at the end: one request then carries a batch for every
+    partition (order within a partition is kept), which matters where each write is slow.
+    """
     async def run() -> None:
         producer = AIOKafkaProducer(bootstrap_servers=bootstrap, max_batch_size=1, linger_ms=0)
         await producer.start()
         try:
-            for key, value, headers in messages:
+            if pipelined:
+                await asyncio.gather(*[await producer.send(topic, value, key=key, headers=headers)
+                                       for key, value, headers in messages])
+            for key, value, headers in [] if pipelined else messages:
                 await producer.send_and_wait(topic, value, key=key, headers=headers)
         finally:
             await producer.stop()
@@ -193,3 +201,44 @@ def metric(worker: Worker, sample: str) -> float:
 def claim(identifier: str, key: str, **extra) -> bytes:
     """A claim-check message value."""
     return json.dumps({"identifier": identifier, "bucket": "flts", "object_key": key, **extra}).encode()
+
+
+class PersistentBroker:
+    """Tansu on S3 storage (a moto server subprocess): topics and group offsets survive a broker kill."""
+
+    def __init__(self, log_dir: Path) -> None:
+        self.log_dir = log_dir
+        self.port = free_port()
+        s3_port = free_port()
+        log_dir.mkdir(parents=True, exist_ok=True)
+        self.s3 = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(s3_port)],
+                                   stdout=open(log_dir / "moto.log", "ab"), stderr=subprocess.STDOUT,  # noqa: SIM115
+                                   start_new_session=True)
+        poll(lambda: port_open("127.0.0.1", s3_port), timeout=30)
+        requests.put(f"http://127.0.0.1:{s3_port}/tansu", timeout=10).raise_for_status()  # moto: unsigned is fine
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")} | {
+            "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_ENDPOINT": f"http://127.0.0.1:{s3_port}", "AWS_ALLOW_HTTP": "true"}
+        self.broker: EmbeddedBroker | None = None
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self) -> PersistentBroker:
+        """(Re)start Tansu on the same port and bucket."""
+        self.broker = start_tansu("127.0.0.1", self.port, self.log_dir / "tansu.log", storage="s3://tansu/", env=self.env)
+        return self
+
+    def kill(self) -> None:
+        """SIGKILL the broker: no flush, no goodbye to clients."""
+        assert self.broker is not None
+        self.broker.process.kill()
+        self.broker.process.wait(10)
+
+    def stop(self) -> None:
+        """Stop the broker and the S3 server."""
+        if self.broker is not None:
+            self.broker.stop()
+        self.s3.terminate()
+        self.s3.wait(10)

@@ -14,7 +14,7 @@ import requests
 from flts_streams.broker import ensure_topics, free_port, start_tansu
 from flts_streams.settings import Settings
 from tests.integration.conftest import TOPICS, start_broker
-from tests.integration.harness import Worker, claim, consume, metric, poll, produce, put_demo_objects
+from tests.integration.harness import PersistentBroker, Worker, claim, consume, metric, poll, produce, put_demo_objects
 from tests.integration.proxy import TcpProxy
 from tests.integration.test_serving import _payload
 
@@ -28,12 +28,12 @@ def _env(trained, objects) -> dict[str, str]:
             "FLTS_STORAGE__URL": f"file://{objects}", "FLTS_STREAMING__BATCH_SIZE": "32"}
 
 
-def _burst(bootstrap: str, objects, run: str, count: int = BURST) -> list[str]:
+def _burst(bootstrap: str, objects, run: str, count: int = BURST, pipelined: bool = False) -> list[str]:
     idents = [f"{run}-{i}" for i in range(6)]
     put_demo_objects(objects, idents, seed=500)
     ids = [f"{run}-c{n}" for n in range(count)]
     produce(bootstrap, "inference-data", [(idents[n % 6].encode(), claim(idents[n % 6], f"{idents[n % 6]}.parquet", claim_id=cid), None)
-                                          for n, cid in enumerate(ids)])
+                                          for n, cid in enumerate(ids)], pipelined=pipelined)
     return ids
 
 
@@ -127,6 +127,7 @@ def test_sigterm_commits_what_was_processed_and_finishes_inflight_requests(tmp_p
 
 
 OUTAGE_S = 20  # longer than the embedded session timeout (8 s): the group forgets the worker
+RESTART_BURST = 300  # each broker write is an S3 request on the persistent broker (~10 claims/s end to end)
 
 
 def test_broker_outage_keeps_payload_predictions_and_loses_no_claim(tmp_path, trained):
@@ -140,7 +141,6 @@ def test_broker_outage_keeps_payload_predictions_and_loses_no_claim(tmp_path, tr
     objects = tmp_path / "objects"
     worker = Worker(tmp_path / "a", f"kafka://{bootstrap}", _env(trained, objects) | {"FLTS_SERVING__BROKER_GRACE_S": "3"})
     run = f"cut-{uuid.uuid4().hex[:6]}"
-    body = json.dumps(_payload())
     try:
         worker.start().wait_ready()
         ids = _burst(bootstrap, objects, run, count=BURST)
@@ -148,28 +148,66 @@ def test_broker_outage_keeps_payload_predictions_and_loses_no_claim(tmp_path, tr
         proxy.cut()
         processed = 'flts_claims_total{outcome="processed"}'
         assert metric(worker, processed) < BURST, "the burst finished before the outage; the test proves nothing"
-        statuses, health = Counter(), Counter()
-        ready: list[dict] = []
-        deadline = time.monotonic() + OUTAGE_S
-        with requests.Session() as http:
-            while time.monotonic() < deadline:
-                statuses[http.post(worker.url + "/predict", data=body, headers={"Content-Type": "application/json"},
-                                   timeout=10).status_code] += 1
-                health[http.get(worker.url + "/healthz", timeout=5).status_code] += 1
-                ready.append(http.get(worker.url + "/readyz", timeout=5).json())
-        assert worker.process.poll() is None, f"worker died during the outage:\n{worker.log_tail()}"
-        assert set(statuses) == {200} and statuses[200] > 10, f"payload predictions need no broker: {statuses}"
-        assert set(health) == {200}, health
-        # /readyz says so once the outage outlasts the grace period (3 s here).
-        assert ready[-1]["ready"] is False and ready[-1]["broker_connected"] is False and "detail" in ready[-1], ready[-1]
-        assert metric(worker, "flts_broker_connected") == 0
+        _serve_through_outage(worker)
         proxy.restore()
-        poll(lambda: requests.get(worker.url + "/readyz", timeout=5).status_code == 200, timeout=60)
-        # Claims published after the outage are processed too: consumer and producer both reconnected.
-        later = _burst(bootstrap, objects, f"{run}-after", count=60)
-        _assert_nothing_lost(_wait_for(bootstrap, run, BURST + len(later), watch=worker), ids + later)
-        assert worker.process.poll() is None
+        _resumes_losing_nothing(worker, bootstrap, objects, run, ids)
     finally:
         worker.stop()
         proxy.stop()
         broker.stop()
+
+
+def test_broker_restart_with_its_data_loses_no_claim(tmp_path, trained):
+    # Tansu's memory engine forgets everything on exit; on S3 storage, topics, records and the group's
+    # committed offsets come back, so this is the real "broker restarts" case (the cut above is the
+    # "network partition" case). SIGKILL: the broker gets no chance to flush or close connections.
+    broker = PersistentBroker(tmp_path / "broker")
+    objects = tmp_path / "objects"
+    worker = Worker(tmp_path / "a", f"kafka://{broker.bootstrap}", _env(trained, objects) | {"FLTS_SERVING__BROKER_GRACE_S": "3"})
+    run = f"restart-{uuid.uuid4().hex[:6]}"
+    try:
+        broker.start()
+        ensure_topics(broker.bootstrap, TOPICS, Settings().topics.partitions)
+        # Published before the worker starts: every broker write is an S3 request here, and a worker
+        # consuming while the burst is produced keeps up with it, leaving nothing pending to kill.
+        ids = _burst(broker.bootstrap, objects, run, count=RESTART_BURST, pipelined=True)
+        worker.start().wait_ready()
+        processed = 'flts_claims_total{outcome="processed"}'
+        poll(lambda: metric(worker, processed) > 0, timeout=120, interval=0.05)
+        broker.kill()
+        assert metric(worker, processed) < RESTART_BURST, "the burst finished before the broker died; the test proves nothing"
+        _serve_through_outage(worker)
+        broker.start()
+        _resumes_losing_nothing(worker, broker.bootstrap, objects, run, ids)
+    finally:
+        worker.stop()
+        broker.stop()
+
+
+def _serve_through_outage(worker: Worker) -> None:
+    """For OUTAGE_S with the broker unreachable: payload /predict and /healthz answer, /readyz says not ready."""
+    body = json.dumps(_payload())
+    statuses, health = Counter(), Counter()
+    ready: list[dict] = []
+    deadline = time.monotonic() + OUTAGE_S
+    with requests.Session() as http:
+        while time.monotonic() < deadline:
+            statuses[http.post(worker.url + "/predict", data=body, headers={"Content-Type": "application/json"},
+                               timeout=10).status_code] += 1
+            health[http.get(worker.url + "/healthz", timeout=5).status_code] += 1
+            ready.append(http.get(worker.url + "/readyz", timeout=5).json())
+    assert worker.process.poll() is None, f"worker died during the outage:\n{worker.log_tail()}"
+    assert set(statuses) == {200} and statuses[200] > 10, f"payload predictions need no broker: {statuses}"
+    assert set(health) == {200}, health
+    # /readyz says so once the outage outlasts the grace period (3 s here).
+    assert ready[-1]["ready"] is False and ready[-1]["broker_connected"] is False and "detail" in ready[-1], ready[-1]
+    assert metric(worker, "flts_broker_connected") == 0
+
+
+def _resumes_losing_nothing(worker: Worker, bootstrap: str, objects, run: str, ids: list[str]) -> None:
+    """Once the broker is back: ready again without a restart, every claim of ``run`` done, later ones too."""
+    poll(lambda: requests.get(worker.url + "/readyz", timeout=5).status_code == 200, timeout=60)
+    # Claims published after the outage are processed too: consumer and producer both reconnected.
+    later = _burst(bootstrap, objects, f"{run}-after", count=60)
+    _assert_nothing_lost(_wait_for(bootstrap, run, len(ids) + len(later), watch=worker), ids + later)
+    assert worker.process.poll() is None

@@ -1,6 +1,8 @@
 """Forecast API: timestamp placement, original units, horizon errors, determinism."""
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -153,3 +155,14 @@ def test_the_serving_graph_equals_the_numpy_path_and_the_eager_network(frame, ki
         np.testing.assert_array_equal(numpy_path, eager)  # tracing the network changes nothing
         # Bitwise equal here; torch's and numpy's float64 sin/cos may differ by an ulp on other CPUs.
         np.testing.assert_allclose(served, numpy_path, rtol=1e-6, atol=0)
+
+
+@pytest.mark.parametrize("time_feats", [("minute_of_day",), ("minute_of_day", "day_of_year")])
+def test_tracing_at_load_warns_nothing(frame, time_feats):
+    spec = ModelSpec(kind="lstm", features=FEATURES, targets=("down", "up"), window=30, horizon=10, cadence_s=120.0,
+                     scaler=Scaler.fit(FEATURES, frame.select(FEATURES)), time_features=time_feats)
+    with warnings.catch_warnings():
+        # TracerWarnings would otherwise reach every worker log per load. (torch 2.13 also deprecates
+        # torch.jit.trace; DeprecationWarnings stay hidden in the worker, see forecasting/graph.py.)
+        warnings.simplefilter("error", torch.jit.TracerWarning)
+        Forecaster(spec, build_net(spec, 0))
