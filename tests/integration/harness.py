@@ -129,10 +129,11 @@ def produce(bootstrap: str, topic: str, messages: list[tuple[bytes | None, bytes
         await producer.start()
         try:
             if pipelined:
-                await asyncio.gather(*[await producer.send(topic, value, key=key, headers=headers)
-                                       for key, value, headers in messages])
-            for key, value, headers in [] if pipelined else messages:
-                await producer.send_and_wait(topic, value, key=key, headers=headers)
+                acks = [await producer.send(topic, value, key=key, headers=headers) for key, value, headers in messages]
+                await asyncio.gather(*acks)
+            else:
+                for key, value, headers in messages:
+                    await producer.send_and_wait(topic, value, key=key, headers=headers)
         finally:
             await producer.stop()
     asyncio.run(run())
@@ -209,16 +210,8 @@ class PersistentBroker:
     def __init__(self, log_dir: Path) -> None:
         self.log_dir = log_dir
         self.port = free_port()
-        s3_port = free_port()
-        log_dir.mkdir(parents=True, exist_ok=True)
-        self.s3 = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(s3_port)],
-                                   stdout=open(log_dir / "moto.log", "ab"), stderr=subprocess.STDOUT,  # noqa: SIM115
-                                   start_new_session=True)
-        poll(lambda: port_open("127.0.0.1", s3_port), timeout=30)
-        requests.put(f"http://127.0.0.1:{s3_port}/tansu", timeout=10).raise_for_status()  # moto: unsigned is fine
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")} | {
-            "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
-            "AWS_ENDPOINT": f"http://127.0.0.1:{s3_port}", "AWS_ALLOW_HTTP": "true"}
+        self.s3_port = free_port()
+        self.s3: subprocess.Popen | None = None
         self.broker: EmbeddedBroker | None = None
 
     @property
@@ -226,9 +219,22 @@ class PersistentBroker:
         return f"127.0.0.1:{self.port}"
 
     def start(self) -> PersistentBroker:
-        """(Re)start Tansu on the same port and bucket."""
-        self.broker = start_tansu("127.0.0.1", self.port, self.log_dir / "tansu.log", storage="s3://tansu/", env=self.env)
+        """(Re)start Tansu on the same port and bucket; the S3 server is started the first time."""
+        if self.s3 is None:
+            self._start_s3()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")} | {
+            "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_ENDPOINT": f"http://127.0.0.1:{self.s3_port}", "AWS_ALLOW_HTTP": "true"}
+        self.broker = start_tansu("127.0.0.1", self.port, self.log_dir / "tansu.log", storage="s3://tansu/", env=env)
         return self
+
+    def _start_s3(self) -> None:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.s3 = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.s3_port)],
+                                   stdout=open(self.log_dir / "moto.log", "ab"), stderr=subprocess.STDOUT,  # noqa: SIM115
+                                   start_new_session=True)
+        poll(lambda: port_open("127.0.0.1", self.s3_port), timeout=30)
+        requests.put(f"http://127.0.0.1:{self.s3_port}/tansu", timeout=10).raise_for_status()  # moto takes it unsigned
 
     def kill(self) -> None:
         """SIGKILL the broker: no flush, no goodbye to clients."""
@@ -240,5 +246,6 @@ class PersistentBroker:
         """Stop the broker and the S3 server."""
         if self.broker is not None:
             self.broker.stop()
-        self.s3.terminate()
-        self.s3.wait(10)
+        if self.s3 is not None:
+            self.s3.terminate()
+            self.s3.wait(10)
