@@ -100,8 +100,7 @@ def start_tansu(host: str, port: int, log_path: Path | None = None, ready_timeou
     out = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115 - owned by the child
     cmd = [binary, "broker", "--listener-url", f"tcp://{host}:{port}", "--advertised-listener-url", f"tcp://{host}:{advertised_port or port}",
            "--storage-engine", storage]
-    process = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-                               env=dict(env) if env is not None else None)
+    process = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, env=env)
     broker = EmbeddedBroker(host, port, process)
     deadline = time.monotonic() + ready_timeout
     while not port_open(host, port, 0.2):

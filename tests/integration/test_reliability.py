@@ -20,6 +20,7 @@ from tests.integration.test_serving import _payload
 
 pytestmark = pytest.mark.integration
 BURST = 3000
+PROCESSED = 'flts_claims_total{outcome="processed"}'
 
 
 def _env(trained, objects) -> dict[str, str]:
@@ -146,8 +147,7 @@ def test_broker_outage_keeps_payload_predictions_and_loses_no_claim(tmp_path, tr
         ids = _burst(bootstrap, objects, run, count=BURST)
         consume(bootstrap, "inference-results", 1, timeout=120)
         proxy.cut()
-        processed = 'flts_claims_total{outcome="processed"}'
-        assert metric(worker, processed) < BURST, "the burst finished before the outage; the test proves nothing"
+        assert metric(worker, PROCESSED) < BURST, "the burst finished before the outage; the test proves nothing"
         _serve_through_outage(worker)
         proxy.restore()
         _resumes_losing_nothing(worker, bootstrap, objects, run, ids)
@@ -172,10 +172,9 @@ def test_broker_restart_with_its_data_loses_no_claim(tmp_path, trained):
         # consuming while the burst is produced keeps up with it, leaving nothing pending to kill.
         ids = _burst(broker.bootstrap, objects, run, count=RESTART_BURST, pipelined=True)
         worker.start().wait_ready()
-        processed = 'flts_claims_total{outcome="processed"}'
-        poll(lambda: metric(worker, processed) > 0, timeout=120, interval=0.05)
+        poll(lambda: metric(worker, PROCESSED) > 0, timeout=120, interval=0.05)
         broker.kill()
-        assert metric(worker, processed) < RESTART_BURST, "the burst finished before the broker died; the test proves nothing"
+        assert metric(worker, PROCESSED) < RESTART_BURST, "the burst finished before the broker died; the test proves nothing"
         _serve_through_outage(worker)
         broker.start()
         _resumes_losing_nothing(worker, broker.bootstrap, objects, run, ids)
