@@ -111,5 +111,15 @@ def test_keda_targets_the_statefulset_group_and_partitions(manifests):
     kafka = next(t for t in spec["triggers"] if t["type"] == "kafka")["metadata"]
     assert kafka["consumerGroup"] == APP_ID and kafka["topic"] == Settings().topics.inference
     assert kafka["bootstrapServers"] in cm["data"]["FLTS_BROKER_URL"]
-    prom = next(t for t in spec["triggers"] if t["type"] == "prometheus")["metadata"]
-    assert promql_metrics(prom["query"]) and promql_metrics(prom["query"]) <= exported_samples()
+    for prom in (t["metadata"] for t in spec["triggers"] if t["type"] == "prometheus"):
+        assert promql_metrics(prom["query"]) and promql_metrics(prom["query"]) <= exported_samples()
+
+
+def test_keda_scales_on_admission_not_only_latency(manifests):
+    """Shedding keeps accepted latency bounded, so only an in-flight trigger sees overload."""
+    (so,) = by_kind(manifests, "ScaledObject")
+    (cm,) = by_kind(manifests, "ConfigMap")
+    (in_flight,) = [t["metadata"] for t in so["spec"]["triggers"]
+                    if t["type"] == "prometheus" and promql_metrics(t["metadata"]["query"]) == {"flts_http_predictions_in_flight"}]
+    # Scale out well before a replica sheds: at most half its admission limit on average.
+    assert 0 < float(in_flight["threshold"]) <= int(cm["data"]["FLTS_SERVING__MAX_IN_FLIGHT"]) / 2
