@@ -22,6 +22,7 @@ class Metrics:
         self._http_children: dict[tuple[str, str], tuple[Counter, Histogram]] = {}  # labels() costs ~1.5 us a call
         self.http_in_flight = Gauge("flts_http_predictions_in_flight", "Predictions admitted and not finished", registry=r)
         self.rejected = Counter("flts_rejected_requests", "Requests rejected before inference", ["reason"], registry=r)
+        self.rejected_overloaded = self.rejected.labels("overloaded")  # counted per 429 under overload: no labels() there
         self.batch_size = Histogram("flts_inference_batch_size", "Windows per model forward", ["source"], buckets=BATCH_BUCKETS, registry=r)
         self.inference_duration = Histogram("flts_inference_duration_seconds", "Model forward duration", ["source"], buckets=LATENCY_BUCKETS, registry=r)
         self.model_info = Gauge("flts_model_info", "Model in use per identifier (value 1)", ["identifier", "run_id", "model_uri"], registry=r)

@@ -171,11 +171,19 @@ class Predictor(Service):
             f"`flts train --identifier {identifier}` or set FLTS_MODEL__DEFAULT_URI"
         )
 
+    def at_capacity(self) -> bool:
+        """True while max_in_flight predictions are running."""
+        return self._in_flight >= self.settings.serving.max_in_flight
+
+    def overloaded(self) -> Overloaded:
+        """Count one rejection for capacity; the error to answer it with."""
+        self.metrics.rejected_overloaded.inc()
+        return Overloaded(f"more than {self.settings.serving.max_in_flight} predictions in flight; retry shortly")
+
     def check_capacity(self) -> None:
         """Raise Overloaded (and count it) while max_in_flight predictions are running."""
-        if self._in_flight >= self.settings.serving.max_in_flight:
-            self.metrics.rejected.labels("overloaded").inc()
-            raise Overloaded(f"more than {self.settings.serving.max_in_flight} predictions in flight; retry shortly")
+        if self.at_capacity():
+            raise self.overloaded()
 
     def admit(self) -> _Slot:
         """Bound predictions in flight; beyond the limit raise Overloaded at once (use with ``with``)."""

@@ -43,6 +43,11 @@ def json_error(status: int, detail: str, headers: dict[str, str] | None = None, 
                         headers=headers)
 
 
+def _error_response(exc: e.FltsError, status: int) -> web.Response:
+    headers = {"Retry-After": str(app.settings.serving.retry_after_s)} if status == 429 else None
+    return json_error(status, str(exc), headers)
+
+
 def _route(request: web.Request) -> str:
     info = request.match_info
     return info.route.resource.canonical if info.route.resource is not None else "unmatched"
@@ -53,14 +58,14 @@ async def error_middleware(request: web.Request, handler: Callable[[web.Request]
     """Map FltsError and aiohttp errors to JSON; unexpected errors to 500 with a logged request id."""
     started = time.perf_counter()
     try:
-        if (request.method, request.path) in SHED_EARLY:
-            # Before Faust's view dispatch: under overload most requests are 429s (~9% cheaper here).
-            app.predictor.check_capacity()
-        response = await handler(request)
+        if (request.method, request.path) in SHED_EARLY and app.predictor.at_capacity():
+            # Before Faust's view dispatch, and without raising: under overload most requests are
+            # 429s, and what each costs is event-loop time the admitted requests wait for.
+            response = _error_response(app.predictor.overloaded(), 429)
+        else:
+            response = await handler(request)
     except e.FltsError as exc:
-        status = status_for(exc)
-        headers = {"Retry-After": str(app.settings.serving.retry_after_s)} if status == 429 else None
-        response = json_error(status, str(exc), headers)
+        response = _error_response(exc, status_for(exc))
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
