@@ -28,6 +28,7 @@ def test_ratios_are_taken_within_rounds_and_reported_as_median_and_range(tmp_pat
     assert s["ratios"]["peak_throughput_vs_mlflow_peak"]["rounds"] == [10.0, 15.0, 4.0]
     assert s["overload"]["accepted_p99_vs_sustainable_p99"]["rounds"] == [2.0, 5.0, 3.0]
     assert s["overload"]["statuses"] == {"200": 90, "429": 900}
+    assert s["overload"]["answered_rate_vs_sustainable_rate"]["rounds"] == [3.3, 3.3, 3.3]  # (30 + 300) / 100
     assert s["table"][http.WORKER][64]["rps"] == round((1000 + 1500 + 800) / 3, 1)  # pooled over the rounds' time
 
     docs = tmp_path / "docs"
@@ -36,5 +37,6 @@ def test_ratios_are_taken_within_rounds_and_reported_as_median_and_range(tmp_pat
     http.write_report(s, docs, tmp_path)
     text = (docs / "BENCHMARKS.md").read_text()
     assert "| worker peak / bare aiohttp peak | 0.25 (rounds 0.2-0.5) | >= 0.40 |" in text
+    assert "the rate offered | 3.3x (rounds 3.3-3.3x) |" in text
     assert "old" not in text and "## Claims: `flts bench claims`\nkept" in text
     assert (docs / "img" / "bench-http.png").stat().st_size > 0
