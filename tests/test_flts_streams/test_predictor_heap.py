@@ -1,0 +1,17 @@
+"""Start-up heap handling of the predictor: frozen heap, rarer young collections."""
+from __future__ import annotations
+
+import gc
+
+from flts_streams.predictor import GC_THRESHOLDS, freeze_startup_heap
+
+
+def test_startup_heap_is_frozen_and_young_collections_run_less_often():
+    before = gc.get_threshold()
+    try:
+        freeze_startup_heap()
+        assert gc.get_freeze_count() > 0
+        assert gc.get_threshold() == GC_THRESHOLDS and GC_THRESHOLDS[0] > before[0]
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)
