@@ -100,6 +100,7 @@ def run(out_dir: Path, seconds: float, docs: Path, rounds: int = ROUNDS) -> dict
     var.mkdir(parents=True)
     tracking, uri = _train(var)
     ours_body, mlflow_body = _payloads()
+    (out_dir / "body.json").write_bytes(ours_body)  # for other clients (loadtests/wrk_post.lua)
     bindir = Path(sys.executable).parent
     # mlflow serve execs `uvicorn` by name: the venv's bin must come first on PATH.
     base_env = child_env(inherit_flts=False)
