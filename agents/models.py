@@ -63,7 +63,8 @@ async def _promote(decision: Decision) -> None:
     try:
         if version is None or not await app.predictor.follow_registry():
             await app.predictor.load(decision.identifier, decision.model_uri)
-    except FltsError:
+    except Exception:  # noqa: BLE001 - the promotion stands (table, alias) and the follow timer retries the load;
+        # raising would crash the agent before the decision is announced (seen: a torch tracer error)
         log.exception("promoted model failed to load identifier=%s uri=%s", decision.identifier, decision.model_uri)
 
 

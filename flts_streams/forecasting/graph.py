@@ -13,6 +13,7 @@ the float32 rounding (a test compares the two paths).
 from __future__ import annotations
 
 import math
+import threading
 import warnings
 
 import numpy as np
@@ -24,6 +25,10 @@ from flts_streams.forecasting.model import ForecastNet
 from flts_streams.forecasting.spec import ModelSpec
 
 IN_GRAPH = ("minute_of_day", "day_of_week")  # calendar features computed inside; others use the numpy path
+# torch.jit.trace is not thread-safe: two traces at once can fail inside the tracer ("IndexError:
+# unordered_map::at"; seen in CI when a promotion and the champion-follow timer loaded models
+# together, which crashed the models agent). Process-wide, like the tracer state it guards.
+TRACE_LOCK = threading.Lock()
 
 
 class ServingGraph(nn.Module):
@@ -87,6 +92,6 @@ def _trace(module: nn.Module, example: tuple[torch.Tensor, ...]) -> torch.jit.Sc
     successors do not fit here: torch.export runs as Python ops (a GIL round trip per op again) and
     torch.compile needs a C compiler at load. Revisit when TorchScript is removed.
     """
-    with torch.no_grad(), warnings.catch_warnings():
+    with TRACE_LOCK, torch.no_grad(), warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
         return torch.jit.trace(module, example, check_trace=False)

@@ -1,7 +1,9 @@
 """Forecast API: timestamp placement, original units, horizon errors, determinism."""
 from __future__ import annotations
 
+import time
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -11,6 +13,7 @@ from flts_streams.errors import HorizonTooLong, InvalidInput, NotEnoughRows
 from flts_streams.forecasting.demo import demo_frame
 from flts_streams.forecasting.forecast import Forecast, Forecaster
 from flts_streams.forecasting.frame import prepare_frame
+from flts_streams.forecasting.graph import TRACE_LOCK
 from flts_streams.forecasting.model import build_net
 from flts_streams.forecasting.scaler import Scaler
 from flts_streams.forecasting.spec import FEATURES, ModelSpec
@@ -166,3 +169,32 @@ def test_tracing_at_load_warns_nothing(frame, time_feats):
         # torch.jit.trace; DeprecationWarnings stay hidden in the worker, see forecasting/graph.py.)
         warnings.simplefilter("error", torch.jit.TracerWarning)
         Forecaster(spec, build_net(spec, 0))
+
+
+def _spec(frame):
+    return ModelSpec(kind="lstm", features=FEATURES, targets=("down", "up"), window=30, horizon=10, cadence_s=120.0,
+                     scaler=Scaler.fit(FEATURES, frame.select(FEATURES)), time_features=("minute_of_day",))
+
+
+def test_tracing_waits_for_the_process_wide_trace_lock(frame):
+    # Models load on executor threads (a promotion and the champion-follow timer at once, in CI);
+    # two torch.jit.trace calls at a time can fail with "IndexError: unordered_map::at".
+    spec = _spec(frame)
+    net = build_net(spec, 0)
+    with ThreadPoolExecutor(1) as pool:
+        with TRACE_LOCK:
+            pending = pool.submit(Forecaster, spec, net)
+            time.sleep(2.0)  # a load takes ~0.1-0.3 s here
+            assert not pending.done()
+        assert isinstance(pending.result(timeout=60), Forecaster)
+
+
+def test_models_built_on_parallel_threads_all_work_and_agree(frame):
+    spec = _spec(frame)
+    nets = [build_net(spec, seed) for seed in range(4)]
+    with ThreadPoolExecutor(4) as pool:
+        built = list(pool.map(lambda i: Forecaster(spec, nets[i % 4]), range(32)))
+    window = frame.tail(30)
+    for i, f in enumerate(built):
+        np.testing.assert_array_equal(f.forecast(window, horizon=5).values, built[i % 4].forecast(window, horizon=5).values)
+
