@@ -24,9 +24,13 @@ def frame():
     return prepare_frame(demo_frame(days=2, seed=1), required=FEATURES, impute=True)
 
 
+def _spec(frame, kind="lstm", time_features=("minute_of_day",)):
+    return ModelSpec(kind=kind, features=FEATURES, targets=("down", "up"), window=30, horizon=10, cadence_s=120.0,
+                     scaler=Scaler.fit(FEATURES, frame.select(FEATURES)), time_features=time_features)
+
+
 def _forecaster(frame, kind="lstm", seed=0):
-    spec = ModelSpec(kind=kind, features=FEATURES, targets=("down", "up"), window=30, horizon=10, cadence_s=120.0,
-                     scaler=Scaler.fit(FEATURES, frame.select(FEATURES)), time_features=("minute_of_day",))
+    spec = _spec(frame, kind)
     return Forecaster(spec, build_net(spec, seed))
 
 
@@ -140,8 +144,7 @@ def test_forecasts_render_records_with_the_forecasters_formatter(frame):
 @pytest.mark.parametrize("kind,time_feats", [("lstm", ("minute_of_day",)), ("gru", ("minute_of_day", "day_of_week")),
                                              ("lstm", ("minute_of_day", "day_of_year"))])
 def test_the_serving_graph_equals_the_numpy_path_and_the_eager_network(frame, kind, time_feats):
-    spec = ModelSpec(kind=kind, features=FEATURES, targets=("down", "up"), window=30, horizon=10, cadence_s=120.0,
-                     scaler=Scaler.fit(FEATURES, frame.select(FEATURES)), time_features=time_feats)
+    spec = _spec(frame, kind, time_feats)
     f = Forecaster(spec, build_net(spec, 0))
     assert (f._graph is None) == ("day_of_year" in time_feats)  # numpy-only feature: the numpy path serves
     inputs = [f.make_input(frame.rows(t - 30, t)) for t in range(30, len(frame), 7)]  # origins across days
@@ -162,18 +165,12 @@ def test_the_serving_graph_equals_the_numpy_path_and_the_eager_network(frame, ki
 
 @pytest.mark.parametrize("time_feats", [("minute_of_day",), ("minute_of_day", "day_of_year")])
 def test_tracing_at_load_warns_nothing(frame, time_feats):
-    spec = ModelSpec(kind="lstm", features=FEATURES, targets=("down", "up"), window=30, horizon=10, cadence_s=120.0,
-                     scaler=Scaler.fit(FEATURES, frame.select(FEATURES)), time_features=time_feats)
+    spec = _spec(frame, time_features=time_feats)
     with warnings.catch_warnings():
         # TracerWarnings would otherwise reach every worker log per load. (torch 2.13 also deprecates
         # torch.jit.trace; DeprecationWarnings stay hidden in the worker, see forecasting/graph.py.)
         warnings.simplefilter("error", torch.jit.TracerWarning)
         Forecaster(spec, build_net(spec, 0))
-
-
-def _spec(frame):
-    return ModelSpec(kind="lstm", features=FEATURES, targets=("down", "up"), window=30, horizon=10, cadence_s=120.0,
-                     scaler=Scaler.fit(FEATURES, frame.select(FEATURES)), time_features=("minute_of_day",))
 
 
 def test_tracing_waits_for_the_process_wide_trace_lock(frame):
