@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 
 .PHONY: dev test lint test-unit test-integration install clean
 
-$(STAMP): setup.cfg pyproject.toml
+$(STAMP): setup.cfg setup.py pyproject.toml flts_streams/_wire.c
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip setuptools wheel
 	$(BIN)/pip install -q -e '.[dev]'

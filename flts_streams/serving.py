@@ -13,6 +13,7 @@ from flts_streams.forecasting.frame import PreparedFrame, prepare_frame
 from flts_streams.predictor import Prediction
 from flts_streams.records import HORIZON_MAX, IDENTIFIER_MAX, PredictRequest
 from flts_streams.settings import ServingSettings
+from flts_streams.wire import NativeColumns, parse_body
 
 
 class ParsedRequest(NamedTuple):
@@ -22,20 +23,45 @@ class ParsedRequest(NamedTuple):
     data: dict[str, list[Any]] | None = None
     index_col: str | None = None
     inference_length: int | None = None
+    native: NativeColumns | None = None  # the data instead, when the native parser read the body (flts_streams/wire.py)
+
+    @property
+    def has_data(self) -> bool:
+        """True when the body carries data to forecast from (else: the cached frame)."""
+        return self.native is not None or bool(self.data)
+
+    @property
+    def rows(self) -> int:
+        """Rows of the longest data column."""
+        if self.native is not None:
+            return self.native.rows
+        return max((len(v) for v in self.data.values()), default=0) if self.data else 0
 
 
 def parse_predict(body: bytes, content_type: str, query: Mapping[str, str], limits: ServingSettings) -> ParsedRequest:
     """Body + query -> ParsedRequest (415 not JSON, 422 wrong types, 413 too many rows)."""
     if content_type and "json" not in content_type:
         raise UnsupportedMediaType(f"send application/json, not {content_type}")
-    req = _parse_fast(body) or _parse_strict(body)
+    req = _parse_native(body) or _parse_lists(body)
     if "inference_length" in query and req.inference_length is None:
-        req = _validate({**req._asdict(), "inference_length": _int_query(query["inference_length"])})
-    if req.data:
-        rows = max(len(v) for v in req.data.values())
-        if rows > limits.max_rows:
-            raise RequestTooLarge(f"{rows} rows exceed the limit of {limits.max_rows}; send only the recent rows the model needs")
+        horizon = _validate({"inference_length": _int_query(query["inference_length"])}).inference_length
+        req = req._replace(inference_length=horizon)
+    if req.rows > limits.max_rows:
+        raise RequestTooLarge(f"{req.rows} rows exceed the limit of {limits.max_rows}; send only the recent rows the model needs")
     return req
+
+
+def _parse_native(body: bytes) -> ParsedRequest | None:
+    """The usual body, read natively into numpy columns; None when the Python path must decide."""
+    parsed = parse_body(body)
+    if parsed is None or not _plain_fields(parsed.identifier, parsed.index_col, parsed.inference_length):
+        return None
+    return ParsedRequest(parsed.identifier, None, parsed.index_col, parsed.inference_length, native=parsed.data)
+
+
+def _parse_lists(body: bytes) -> ParsedRequest:
+    """The body as Python lists (orjson, else the careful parser that names the problem)."""
+    return _parse_fast(body) or _parse_strict(body)
 
 
 def _parse_fast(body: bytes) -> ParsedRequest | None:
@@ -58,15 +84,20 @@ def _plain(payload: Any) -> ParsedRequest | None:
         return None
     identifier, data = payload.get("identifier"), payload.get("data")
     index_col, horizon = payload.get("index_col"), payload.get("inference_length")
-    if identifier is not None and (type(identifier) is not str or not 1 <= len(identifier) <= IDENTIFIER_MAX):
-        return None
-    if horizon is not None and (type(horizon) is not int or not 1 <= horizon <= HORIZON_MAX):
-        return None
-    if index_col is not None and type(index_col) is not str:
+    if not _plain_fields(identifier, index_col, horizon):
         return None
     if data is not None and (type(data) is not dict or not all(type(v) is list for v in data.values())):
         return None
     return ParsedRequest(identifier, data, index_col, horizon)
+
+
+def _plain_fields(identifier: Any, index_col: Any, horizon: Any) -> bool:
+    """True when the scalar fields are what PredictRequest accepts unchanged."""
+    if identifier is not None and (type(identifier) is not str or not 1 <= len(identifier) <= IDENTIFIER_MAX):
+        return False
+    if horizon is not None and (type(horizon) is not int or not 1 <= horizon <= HORIZON_MAX):
+        return False
+    return index_col is None or type(index_col) is str
 
 
 def _validate_quietly(payload: Any) -> ParsedRequest | None:
@@ -121,6 +152,11 @@ def horizon_query(query: Mapping[str, str]) -> int | None:
 
 def request_frame(req: ParsedRequest, features: tuple[str, ...]) -> PreparedFrame:
     """Strictly validated frame of the request's data (no imputation)."""
+    if req.native is not None:
+        frame = req.native.regular_frame(features, req.index_col)
+        if frame is not None:
+            return frame
+        req = _parse_lists(req.native.body)  # not the clean, regular case: the full checks name what is wrong
     assert req.data is not None
     return prepare_frame(req.data, required=features, index_col=req.index_col)
 

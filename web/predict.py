@@ -85,7 +85,7 @@ class Predict(View):
         req = parse_predict(body, request.content_type, request.query, app.settings.serving)
         identifier = req.identifier or app.settings.serving.default_identifier
         budget = _budget(request)
-        if not req.data:
+        if not req.has_data:
             return self.json(await _forward_cached(identifier, req.inference_length, budget))
 
         return self.json(await _forecast(identifier, lambda features: request_frame(req, features), req.inference_length,

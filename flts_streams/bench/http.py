@@ -17,7 +17,7 @@ from pathlib import Path
 import requests
 
 from flts_streams.bench import rss_mb
-from flts_streams.bench.loadgen import LoadResult, drive, run_load
+from flts_streams.bench.loadgen import JSON, LoadResult, drive, run_load
 from flts_streams.broker import ensure_topics, free_port, start_tansu
 from flts_streams.settings import Settings, child_env
 
@@ -66,6 +66,16 @@ def _stop(proc: subprocess.Popen) -> None:
             proc.wait(30)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+def answer_size(url: str, body: bytes) -> int:
+    """Bytes of the successful answer to ``body`` (the bare handler answers that many)."""
+    # The load generator's header: without it the worker answers a 64-byte 415, and the bare
+    # handler sized on that answered 64 bytes in every run before 2026-12-02 (third session).
+    resp = requests.post(url, data=body, headers=JSON, timeout=30)
+    if resp.status_code != 200:
+        raise RuntimeError(f"{url} answered {resp.status_code} to the bench payload: {resp.text[:200]}")
+    return len(resp.content)
 
 
 def _train(var: Path) -> tuple[str, str]:
@@ -117,7 +127,7 @@ def run(out_dir: Path, seconds: float, docs: Path, rounds: int = ROUNDS) -> dict
         _spawn(stack, [str(bindir / "mlflow"), "models", "serve", "-m", uri, "--env-manager", "local", "-h", "127.0.0.1",
                        "-p", str(mport), "--workers", "1"], base_env | {"MLFLOW_TRACKING_URI": tracking}, var / "mlflow.log")
         _wait(f"http://127.0.0.1:{wport}/readyz")
-        size = len(requests.post(f"http://127.0.0.1:{wport}/predict", data=ours_body, timeout=30).content)
+        size = answer_size(f"http://127.0.0.1:{wport}/predict", ours_body)
         _spawn(stack, [sys.executable, "-m", "flts_streams.bench.bare", str(bport), str(size)], base_env, var / "bare.log")
         _wait(f"http://127.0.0.1:{mport}/ping")
         _wait(f"http://127.0.0.1:{bport}/ping")
@@ -237,7 +247,8 @@ def write_report(summary: dict, docs: Path, out_dir: Path) -> None:
     _plot(summary, png)
     lines = ["## HTTP: `flts bench http`", "",
              f"Command: `flts bench http --seconds {summary['seconds_per_level']:g}` (one run; closed-loop async client in the "
-             "same machine; 30-row payload, 30-step horizon; 2 cores shared by client and server). Each server is measured "
+             f"same machine; 30-row payload, 30-step horizon, a {summary['response_bytes']}-byte answer, which the bare "
+             "handler answers too; 2 cores shared by client and server). Each server is measured "
              f"at each level in {summary['rounds']} interleaved rounds (the table pools them); ratios are taken within "
              "each round and reported as the median with the range over rounds.", "",
              "| server | conns | req/s | p50 ms | p99 ms | non-200 | errors |", "|---|---|---|---|---|---|---|"]

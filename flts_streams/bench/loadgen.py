@@ -5,14 +5,16 @@ import asyncio
 import gc
 import time
 from collections import Counter
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, TypeVar
 
 import aiohttp
 import numpy as np
 
 T = TypeVar("T")
+JSON = MappingProxyType({"Content-Type": "application/json"})  # what every load generator request sends
 
 
 @dataclass
@@ -50,7 +52,7 @@ class LoadResult:
         return out
 
 
-async def _client(session: aiohttp.ClientSession, method: str, url: str, body: bytes, headers: dict, stop_at: float, res: LoadResult) -> None:
+async def _client(session: aiohttp.ClientSession, method: str, url: str, body: bytes, headers: Mapping[str, str], stop_at: float, res: LoadResult) -> None:
     while time.perf_counter() < stop_at:
         started = time.perf_counter()
         try:
@@ -81,7 +83,7 @@ def drive(load: Coroutine[Any, Any, T]) -> T:
 
 async def run_load(url: str, body: bytes, concurrency: int, seconds: float, method: str = "POST", warmup: float = 1.0) -> LoadResult:
     """Drive ``url`` with ``concurrency`` connections for ``seconds`` (after a warm-up)."""
-    headers = {"Content-Type": "application/json"}
+    headers = JSON
     connector = aiohttp.TCPConnector(limit=concurrency, force_close=False)
     timeout = aiohttp.ClientTimeout(total=30)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:

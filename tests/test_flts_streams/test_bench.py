@@ -1,10 +1,15 @@
-"""`flts bench http` bookkeeping: ratios within rounds, pooled tables, the report (no servers started)."""
+"""`flts bench http` bookkeeping: ratios within rounds, pooled tables, the report, the bare handler's size."""
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections import Counter
+
+import pytest
 
 from flts_streams.bench import http
 from flts_streams.bench.loadgen import LoadResult
+from flts_streams.broker import free_port
 
 
 def _result(conns: int, ok: int, latency_s: float, seconds: float = 1.0, rejected: int = 0) -> LoadResult:
@@ -40,3 +45,16 @@ def test_ratios_are_taken_within_rounds_and_reported_as_median_and_range(tmp_pat
     assert "the rate offered | 3.3x (rounds 3.3-3.3x) |" in text
     assert "old" not in text and "## Claims: `flts bench claims`\nkept" in text
     assert (docs / "img" / "bench-http.png").stat().st_size > 0
+
+
+def test_the_bare_handler_is_sized_on_a_successful_answer():
+    port = free_port()
+    bare = subprocess.Popen([sys.executable, "-m", "flts_streams.bench.bare", str(port), "1833"])
+    try:
+        http._wait(f"http://127.0.0.1:{port}/ping", timeout=30)
+        assert http.answer_size(f"http://127.0.0.1:{port}/predict", b"{}") == 1833
+        with pytest.raises(RuntimeError, match="answered 404"):
+            http.answer_size(f"http://127.0.0.1:{port}/nowhere", b"{}")
+    finally:
+        bare.terminate()
+        bare.wait(10)
