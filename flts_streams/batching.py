@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import Callable
 from concurrent.futures import Executor
@@ -15,6 +16,7 @@ from flts_streams.forecasting.packaging import LoadedModel
 from flts_streams.metrics import Metrics
 
 log = logging.getLogger(__name__)
+EARLY_S = 0.001  # a deadline may fire this much early: call_at can run a callback a clock tick before its time
 
 
 @dataclass
@@ -33,6 +35,49 @@ class _Outcome:
     values: np.ndarray | None = None
     error: BaseException | None = None
     seconds: float = 0.0
+
+
+class Deadlines:
+    """Per-request deadlines served by one timer, armed for the earliest (expiry sets TimeoutError).
+
+    Why not ``loop.call_later`` per request: asyncio keeps a cancelled timer in its heap until it
+    is due, so with 10 s budgets the heap held ~40k handles, each push comparing them in Python;
+    that timer cost ~9% of a /predict's CPU (A/B in docs/BENCHMARKS.md). Here a request costs a dict
+    insert and delete; with equal budgets the timer is re-armed only when it fires.
+    """
+
+    def __init__(self) -> None:
+        self._due: dict[asyncio.Future, float] = {}  # future -> loop time it expires at
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = math.inf
+
+    def __len__(self) -> int:
+        return len(self._due)
+
+    def add(self, loop: asyncio.AbstractEventLoop, future: asyncio.Future, timeout: float) -> None:
+        """Fail ``future`` with TimeoutError unless it is done (or discarded) within ``timeout`` seconds."""
+        at = loop.time() + timeout
+        self._due[future] = at
+        if at < self._timer_at:
+            self._arm(loop, at)
+
+    def discard(self, future: asyncio.Future) -> None:
+        """Forget ``future``'s deadline (it finished)."""
+        self._due.pop(future, None)
+
+    def _arm(self, loop: asyncio.AbstractEventLoop, at: float) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer, self._timer_at = loop.call_at(at, self._fire, loop), at
+
+    def _fire(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._timer, self._timer_at = None, math.inf
+        now = loop.time() + EARLY_S
+        for future in [f for f, at in self._due.items() if at <= now]:
+            del self._due[future]
+            _expire(future)
+        if self._due:
+            self._arm(loop, min(self._due.values()))
 
 
 class MicroBatcher:
@@ -58,6 +103,7 @@ class MicroBatcher:
         self._busy = False  # a batch is in the executor
         self._flush: asyncio.TimerHandle | asyncio.Handle | None = None
         self._last_size = 0
+        self._deadlines = Deadlines()
 
     async def submit(self, model: LoadedModel, item: ModelInput, source: str = "http", timeout: float | None = None) -> np.ndarray:
         """Forecast one window (H, targets) in original units, batched with others.
@@ -70,12 +116,11 @@ class MicroBatcher:
         self._schedule(loop)
         if timeout is None:
             return await future
-        # One timer on the future: asyncio.timeout() cost ~5% of the event loop per request.
-        timer = loop.call_later(timeout, _expire, future)
+        self._deadlines.add(loop, future, timeout)
         try:
             return await future
         finally:
-            timer.cancel()
+            self._deadlines.discard(future)
 
     def _schedule(self, loop: asyncio.AbstractEventLoop) -> None:
         """Arrange the next flush unless one is due anyway (running batch or scheduled flush)."""

@@ -10,7 +10,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from flts_streams.batching import MicroBatcher
+from flts_streams.batching import Deadlines, MicroBatcher
 from flts_streams.metrics import Metrics
 
 
@@ -167,3 +167,49 @@ def test_windows_of_different_models_in_one_batch_get_their_own_model():
 
     outs = asyncio.run(_with_batcher(0.01, body))
     assert [o[0][0] for o in outs] == [1.0, 2.0, 3.0] and a.items == [1.0, 3.0] and b.items == [2.0]
+
+
+def test_deadlines_fire_in_order_each_once_on_time_and_leave_nothing_behind():
+    async def run():
+        loop = asyncio.get_running_loop()
+        deadlines = Deadlines()
+        futures = {budget: loop.create_future() for budget in (0.20, 0.05, 0.10, 5.0)}
+        expired: list[tuple[float, float]] = []
+        started = loop.time()
+        for budget, future in futures.items():
+            deadlines.add(loop, future, budget)
+            future.add_done_callback(lambda f, b=budget: expired.append((b, loop.time() - started)))
+        finished = loop.create_future()
+        deadlines.add(loop, finished, 0.15)
+        finished.set_result(1)  # done before its deadline: not touched
+        deadlines.discard(finished)
+        futures[5.0].set_result(2)
+        deadlines.discard(futures[5.0])
+        await asyncio.sleep(0.3)
+        return deadlines, futures, expired, finished
+
+    deadlines, futures, expired, finished = asyncio.run(run())
+    assert [b for b, _ in expired if b != 5.0] == [0.05, 0.10, 0.20]
+    for budget, at in expired:
+        if budget != 5.0:
+            assert budget - 0.002 <= at < budget + 0.05, f"the {budget}s deadline fired at {at:.3f}s"
+            assert isinstance(futures[budget].exception(), TimeoutError)
+    assert finished.result() == 1 and futures[5.0].result() == 2
+    assert len(deadlines) == 0
+
+
+def test_requests_with_equal_budgets_do_not_arm_a_timer_each():
+    async def run():
+        loop = asyncio.get_running_loop()
+        deadlines, armed = Deadlines(), []
+        real = loop.call_at
+        loop.call_at = lambda *a, **k: armed.append(a[0]) or real(*a, **k)  # count the timers armed
+        for _ in range(1000):
+            future = loop.create_future()
+            deadlines.add(loop, future, 10.0)
+            future.set_result(None)
+            deadlines.discard(future)
+        return armed, len(deadlines)
+
+    armed, left = asyncio.run(run())
+    assert len(armed) == 1 and left == 0
