@@ -8,7 +8,8 @@ from aiohttp import web
 
 def make_app(size: int) -> web.Application:
     """App answering POST /predict with ``size`` bytes of JSON after reading the body."""
-    body = ('{"status":"SUCCESS","pad":"' + "x" * max(0, size - 30) + '"}').encode()
+    head, tail = '{"status":"SUCCESS","pad":"', '"}'
+    body = (head + "x" * max(0, size - len(head) - len(tail)) + tail).encode()
 
     async def handler(request: web.Request) -> web.Response:
         await request.read()
