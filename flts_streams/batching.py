@@ -4,8 +4,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import threading
 import time
-from collections.abc import Callable
+from collections import deque
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 
@@ -89,9 +90,12 @@ class MicroBatcher:
     ``max_wait_s`` for company, except on an idle service (last batch of one), where it goes
     at the end of the current event-loop iteration, with whatever arrived in that iteration.
 
-    Everything here runs on the event loop except the forwards; results are delivered from one
-    ``call_soon_threadsafe`` callback per batch (no task hops: each hop is a loop iteration,
-    which under overload costs tens of ms).
+    Windows reach the executor thread through a queue it drains itself: once a drain job runs, it
+    takes the next batch the moment a forward ends, without a round trip through the event loop
+    (handing each batch over from the loop left the forward idle ~5 ms per batch at 64 connections,
+    waiting for the executor thread to win the GIL and for the loop to reach the delivery; A/B in
+    docs/BENCHMARKS.md). Results are delivered from one ``call_soon_threadsafe`` callback per batch
+    (no task hops: each hop is a loop iteration, which under overload costs tens of ms).
     """
 
     def __init__(self, executor: Executor, metrics: Metrics, max_batch: int, max_wait_s: float) -> None:
@@ -99,8 +103,9 @@ class MicroBatcher:
         self._metrics = metrics
         self._max_batch = max_batch
         self._max_wait = max_wait_s
-        self._pending: list[_Pending] = []
-        self._busy = False  # a batch is in the executor
+        self._queue: deque[_Pending] = deque()
+        self._lock = threading.Lock()  # makes "queue ran dry" and "drain job ended" one step
+        self._draining = False  # a drain job owns the executor: what is queued goes without a flush
         self._flush: asyncio.TimerHandle | asyncio.Handle | None = None
         self._last_size = 0
         self._deadlines = Deadlines()
@@ -112,8 +117,11 @@ class MicroBatcher:
         """
         loop = asyncio.get_running_loop()
         future = loop.create_future()
-        self._pending.append(_Pending(model, item, source, future))
-        self._schedule(loop)
+        with self._lock:
+            self._queue.append(_Pending(model, item, source, future))
+            draining = self._draining
+        if not draining:
+            self._schedule(loop)
         if timeout is None:
             return await future
         self._deadlines.add(loop, future, timeout)
@@ -123,48 +131,60 @@ class MicroBatcher:
             self._deadlines.discard(future)
 
     def _schedule(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Arrange the next flush unless one is due anyway (running batch or scheduled flush)."""
-        if self._busy:
-            return  # the running batch's delivery starts the next one
-        full = len(self._pending) >= self._max_batch
+        """Arrange the next drain unless one is scheduled (or a full batch makes it go now)."""
+        full = len(self._queue) >= self._max_batch
         if self._flush is not None:
             if not full:
                 return
             self._flush.cancel()  # a full batch does not wait for the timer
         if full or self._last_size <= 1:
-            self._flush = loop.call_soon(self._start_batch)  # idle: waiting would only add latency
+            self._flush = loop.call_soon(self._start_drain, loop)  # idle: waiting would only add latency
         else:
-            self._flush = loop.call_later(self._max_wait, self._start_batch)
+            self._flush = loop.call_later(self._max_wait, self._start_drain, loop)
 
-    def _start_batch(self) -> None:
-        """Hand up to max_batch live windows to the executor (windows past their timeout are dropped)."""
+    def _start_drain(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Hand the queue to the executor thread (event loop side)."""
         self._flush = None
-        batch, self._pending = self._pending[:self._max_batch], self._pending[self._max_batch:]
-        batch = [p for p in batch if not p.future.done()]
-        if not batch:
-            if self._pending:
-                self._schedule(asyncio.get_running_loop())
-            return
-        self._last_size = len(batch)
-        self._busy = True
-        loop = asyncio.get_running_loop()
-        groups = list(_by_model(batch).values())
+        with self._lock:
+            if self._draining or not self._queue:
+                return
+            self._draining = True
         try:
-            self._executor.submit(_run_groups, groups, lambda outcomes: loop.call_soon_threadsafe(self._deliver, outcomes))
+            self._executor.submit(self._drain, loop)
         except RuntimeError as exc:  # executor shut down: the service is stopping
-            self._deliver([_Outcome(g, error=exc) for g in groups])
+            with self._lock:
+                self._draining = False
+                batch, self._queue = list(self._queue), deque()
+            self._deliver([_Outcome(g, error=exc) for g in _by_model(batch).values()])
+
+    def _drain(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Executor side: forward batch after batch until the queue is empty."""
+        while batch := self._take():
+            outcomes = _run_groups(list(_by_model(batch).values()))
+            loop.call_soon_threadsafe(self._deliver, outcomes)
+
+    def _take(self) -> list[_Pending]:
+        """Up to max_batch live windows off the queue (expired ones dropped); [] ends the drain job."""
+        batch: list[_Pending] = []
+        with self._lock:
+            while self._queue and len(batch) < self._max_batch:
+                p = self._queue.popleft()
+                if not p.future.done():  # past its timeout (set on the loop; a stale read only forwards it once more)
+                    batch.append(p)
+            if not batch:
+                self._draining = False
+        if batch:
+            self._last_size = len(batch)
+        return batch
 
     def _deliver(self, outcomes: list[_Outcome]) -> None:
-        """Resolve every window of the finished batch, then start the next batch at once."""
-        self._busy = False
+        """Resolve every window of a finished batch (event loop side)."""
         for out in outcomes:
             _resolve(out, self._metrics)
-        if self._pending:
-            self._start_batch()  # they waited during the forward already
 
 
-def _run_groups(groups: list[list[_Pending]], done: Callable[[list[_Outcome]], object]) -> None:
-    """Executor side: one forward per model group, then one hand-back to the loop."""
+def _run_groups(groups: list[list[_Pending]]) -> list[_Outcome]:
+    """One forward per model group (executor side)."""
     outcomes = []
     for group in groups:
         out = _Outcome(group)
@@ -175,7 +195,7 @@ def _run_groups(groups: list[list[_Pending]], done: Callable[[list[_Outcome]], o
             out.error = exc
         out.seconds = time.perf_counter() - started
         outcomes.append(out)
-    done(outcomes)
+    return outcomes
 
 
 def _resolve(out: _Outcome, metrics: Metrics) -> None:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -141,6 +142,46 @@ def test_windows_arriving_during_a_forward_go_right_after_it_without_the_batch_w
 
     took = asyncio.run(_with_batcher(2.0, body))  # a 2 s batch wait would be obvious
     assert fc.sizes == [1, 3] and took < 1.0, (fc.sizes, took)
+
+
+def test_the_next_batch_starts_when_a_forward_ends_even_while_the_event_loop_is_busy():
+    fc = _Forecaster(delay=0.1)
+    model = _model(fc)
+
+    async def body(batcher):
+        first = asyncio.create_task(batcher.submit(model, 0.0))  # idle: goes at once, holds the executor 0.1 s
+        await asyncio.sleep(0.02)
+        rest = [asyncio.create_task(batcher.submit(model, float(i))) for i in (1, 2)]
+        await asyncio.sleep(0)  # both queued during the first forward
+        time.sleep(0.35)  # the loop is busy well past the first forward's end
+        seen = list(fc.sizes)  # forwards begun without the loop's help
+        await asyncio.gather(first, *rest)
+        return seen
+
+    seen = asyncio.run(_with_batcher(2.0, body))
+    assert seen == [1, 2], f"the queued windows waited for the event loop to hand them over: {seen}"
+
+
+def test_no_window_is_stranded_when_the_queue_runs_dry_as_new_windows_arrive():
+    # Closed-loop clients submit the moment their answer is back, i.e. while the executor thread
+    # is between finding the queue empty and ending its drain job: the window must still go.
+    fc = _Forecaster()
+    model = _model(fc)
+    rng = random.Random(7)
+
+    async def body(batcher):
+        async def client(c: int) -> list[float]:
+            outs = []
+            for i in range(400):
+                if rng.random() < 0.2:
+                    await asyncio.sleep(0)
+                outs.append(float((await asyncio.wait_for(batcher.submit(model, float(c * 1000 + i)), 5))[0][0]))
+            return outs
+        return await asyncio.gather(*(client(c) for c in range(3)))
+
+    outs = asyncio.run(_with_batcher(0.0005, body, max_batch=2))
+    assert outs == [[float(c * 1000 + i) for i in range(400)] for c in range(3)]
+    assert sum(fc.sizes) == 1200 and max(fc.sizes) <= 2
 
 
 def test_batches_never_exceed_max_batch_and_a_full_batch_does_not_wait():
