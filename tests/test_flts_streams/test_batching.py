@@ -43,6 +43,13 @@ async def _with_batcher(max_wait_s: float, body, max_batch: int = 64):
         return await body(MicroBatcher(pool, Metrics(), max_batch=max_batch, max_wait_s=max_wait_s))
 
 
+async def _occupy(batcher: MicroBatcher, model: SimpleNamespace, value: float = 0.0) -> asyncio.Task:
+    """Submit one window to an idle batcher (it goes at once) and let its forward start."""
+    first = asyncio.create_task(batcher.submit(model, value))
+    await asyncio.sleep(0.02)
+    return first
+
+
 def test_lone_request_does_not_wait_for_company():
     fc = _Forecaster()
 
@@ -113,8 +120,7 @@ def test_a_request_past_its_timeout_fails_at_once_and_leaves_the_queue():
     model = _model(fc)
 
     async def body(batcher):
-        busy = asyncio.create_task(batcher.submit(model, 1.0))  # holds the executor for 0.3 s
-        await asyncio.sleep(0.02)
+        busy = await _occupy(batcher, model, 1.0)  # holds the executor for 0.3 s
         started = time.perf_counter()
         with pytest.raises(TimeoutError):
             await batcher.submit(model, 2.0, timeout=0.05)
@@ -133,8 +139,7 @@ def test_windows_arriving_during_a_forward_go_right_after_it_without_the_batch_w
     model = _model(fc)
 
     async def body(batcher):
-        first = asyncio.create_task(batcher.submit(model, 0.0))  # idle: goes at once, holds the executor 0.1 s
-        await asyncio.sleep(0.02)
+        first = await _occupy(batcher, model)
         started = time.perf_counter()
         await asyncio.gather(*(batcher.submit(model, float(i)) for i in range(1, 4)))
         await first
@@ -149,8 +154,7 @@ def test_the_next_batch_starts_when_a_forward_ends_even_while_the_event_loop_is_
     model = _model(fc)
 
     async def body(batcher):
-        first = asyncio.create_task(batcher.submit(model, 0.0))  # idle: goes at once, holds the executor 0.1 s
-        await asyncio.sleep(0.02)
+        first = await _occupy(batcher, model)
         rest = [asyncio.create_task(batcher.submit(model, float(i))) for i in (1, 2)]
         await asyncio.sleep(0)  # both queued during the first forward
         time.sleep(0.35)  # the loop is busy well past the first forward's end
