@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import orjson
 import torch
 
 from flts_streams.errors import HorizonTooLong, InvalidInput, NotEnoughRows
@@ -91,6 +92,32 @@ class Forecast:
             return [{time_key: t, name: v} for t, v in zip(iso, values)]
         keys = (time_key, *self.targets)
         return [dict(zip(keys, row)) for row in zip(iso, *columns)]
+
+    def records_json(self, time_key: str = "ts") -> bytes:
+        """``orjson.dumps(self.records(time_key))``, byte for byte, spliced from one dump of all values.
+
+        Why: 30 dicts of Python floats, serialised, were a third of a /predict response's own CPU
+        time. Here orjson formats the values from the array at once and the rows are one str.join of
+        a pre-shaped list (tests compare both ways, non-finite values and awkward names included).
+        """
+        n, targets = len(self.timestamps), len(self.targets)
+        if not n or not targets:
+            return orjson.dumps(self.records(time_key))
+        # Numbers hold no ',' or '],[': the dump of the (targets, n) array splits cleanly into cells.
+        dumped = orjson.dumps(np.ascontiguousarray(self.values.T, dtype=np.float64), option=orjson.OPT_SERIALIZE_NUMPY)
+        columns = dumped[2:-2].decode().split("],[")
+        key, *names = [orjson.dumps(name).decode() for name in (time_key, *self.targets)]
+        row = ["},{" + key + ':"', "", '",' + names[0] + ":", ""]
+        for name in names[1:]:
+            row += ["," + name + ":", ""]
+        width = len(row)
+        parts = row * n  # filled column by column with slice assignments: no per-row Python work
+        parts[1::width] = self.format_ts(self.timestamps)
+        for j, column in enumerate(columns):
+            parts[3 + 2 * j::width] = column.split(",")
+        parts[0] = "[{" + key + ':"'
+        parts.append("}]")
+        return "".join(parts).encode()
 
 
 @dataclass(frozen=True)

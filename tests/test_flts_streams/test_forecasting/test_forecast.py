@@ -102,6 +102,31 @@ def test_records_name_each_target(frame, targets):
     assert recs[1] == {"ts": str(np.datetime_as_string(fc.timestamps[1], unit="s")), **{t: float(fc.values[1, j]) for j, t in enumerate(targets)}}
 
 
+@pytest.mark.parametrize("targets", [("down",), ("down", "up"), ('q"uote', "é,],[x", "ü\\n")])
+@pytest.mark.parametrize("n", [1, 2, 30])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_records_json_is_the_dump_of_records_byte_for_byte(frame, targets, n, dtype):
+    import orjson
+
+    f = _forecaster(frame)
+    stamps = f.future_timestamps(f.make_input(frame.tail(30)))
+    stamps = np.concatenate([stamps] * 3)[:n]
+    awkward = [np.nan, np.inf, -np.inf, -0.0, 1e300, 1e-300, 123456789.123, -7.0, 0.1]
+    with np.errstate(over="ignore"):  # 1e300 as float32 is inf: wanted
+        values = (np.resize(awkward, n * len(targets)).reshape(n, -1) * (1 + np.arange(n))[:, None]).astype(dtype)
+    fc = Forecast(stamps, targets, values, f.iso)
+    for key in ("ts", "timestamp"):
+        assert fc.records_json(key) == orjson.dumps(fc.records(key))
+
+
+@pytest.mark.parametrize("targets,n", [((), 3), (("down",), 0)])
+def test_records_json_of_an_empty_forecast(targets, n):
+    import orjson
+
+    fc = Forecast(np.zeros(n, dtype="datetime64[ns]"), targets, np.zeros((n, len(targets))))
+    assert fc.records_json() == orjson.dumps(fc.records())
+
+
 @pytest.mark.parametrize("start,step_s,n", [
     ("2024-02-28T22:00:00", 120, 30),      # across midnight and a leap day
     ("2024-02-28T23:58:00", 120, 2000),    # several days: tables are chained
