@@ -1,5 +1,7 @@
 """POST /predict (payload or cached) and GET /predict/{identifier} (cached, table-routed)."""
 import aiohttp
+import orjson
+from aiohttp import web
 from faust.web import Request, Response, View
 
 from flts_streams.app import app
@@ -7,7 +9,7 @@ from flts_streams.codec import decode_frame
 from flts_streams.forecasting.frame import PreparedFrame
 from flts_streams.predictor import FrameSource
 from flts_streams import errors as e
-from flts_streams.serving import horizon_query, parse_predict, prediction_body, request_frame
+from flts_streams.serving import horizon_query, parse_predict, prediction_json, request_frame
 from tables.latest_frames import latest_frames
 
 DEADLINE_HEADER = "X-Deadline-Ms"  # optional per-request budget in milliseconds
@@ -34,14 +36,19 @@ def _budget(request: Request) -> float:
         return default
 
 
-async def _forecast(identifier: str, frame_for: FrameSource, horizon: int | None, *, cached: bool, budget: float) -> dict:
+def _json(body: bytes) -> Response:
+    """A 200 answer of JSON serialised already (the headers Faust's View.json sends)."""
+    return web.Response(body=body, content_type="application/json", charset="utf-8")
+
+
+async def _forecast(identifier: str, frame_for: FrameSource, horizon: int | None, *, cached: bool, budget: float) -> bytes:
     with app.predictor.admit():
         try:
             prediction = await app.predictor.predict(identifier, frame_for, horizon, timeout=budget)
         except TimeoutError as exc:
             app.metrics.rejected.labels("deadline").inc()
             raise e.DeadlineExceeded(f"no forecast within the {budget:g}s deadline; retry or raise X-Deadline-Ms") from exc
-    return prediction_body(identifier, prediction, cached=cached)
+    return prediction_json(identifier, prediction, cached=cached)
 
 
 def _cached_frame(identifier: str) -> FrameSource:
@@ -53,8 +60,8 @@ def _cached_frame(identifier: str) -> FrameSource:
     return load
 
 
-async def _forward_cached(identifier: str, horizon: int | None, budget: float) -> dict:
-    """Ask the worker that owns ``identifier`` (routing drops bodies, so use the GET route)."""
+async def _forward_cached(identifier: str, horizon: int | None, budget: float) -> bytes:
+    """Ask the worker that owns ``identifier`` (routing drops bodies, so use the GET route); its answer as is."""
     owner = app.router.key_store(latest_frames.name, identifier)
     if owner == app.conf.canonical_url:
         return await _forecast(identifier, _cached_frame(identifier), horizon, cached=True, budget=budget)
@@ -62,12 +69,21 @@ async def _forward_cached(identifier: str, horizon: int | None, budget: float) -
     timeout = aiohttp.ClientTimeout(total=budget)
     try:
         async with aiohttp.ClientSession(timeout=timeout) as session, session.get(url) as resp:
-            body = await resp.json()
+            body = await resp.read()
     except (aiohttp.ClientError, TimeoutError) as exc:
         raise e.TransientError(f"owner worker {owner} of {identifier!r} did not answer: {exc!r}") from exc
     if resp.status != 200:
-        raise _remote_error(resp.status)(body.get("detail", str(body)))
+        raise _remote_error(resp.status)(_detail(body))
     return body
+
+
+def _detail(body: bytes) -> str:
+    """The ``detail`` of an owner's error answer (its text when that is not our JSON)."""
+    try:
+        answer = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return body.decode(errors="replace")
+    return str(answer.get("detail", answer)) if isinstance(answer, dict) else str(answer)
 
 
 def _remote_error(status: int) -> type[e.FltsError]:
@@ -86,9 +102,9 @@ class Predict(View):
         identifier = req.identifier or app.settings.serving.default_identifier
         budget = _budget(request)
         if not req.has_data:
-            return self.json(await _forward_cached(identifier, req.inference_length, budget))
+            return _json(await _forward_cached(identifier, req.inference_length, budget))
 
-        return self.json(await _forecast(identifier, lambda features: request_frame(req, features), req.inference_length,
+        return _json(await _forecast(identifier, lambda features: request_frame(req, features), req.inference_length,
                                          cached=False, budget=budget))
 
 
@@ -99,4 +115,4 @@ class PredictCached(View):
     @app.table_route(table=latest_frames, match_info="identifier")
     async def get(self, request: Request, identifier: str) -> Response:
         horizon = horizon_query(request.query)
-        return self.json(await _forecast(identifier, _cached_frame(identifier), horizon, cached=True, budget=_budget(request)))
+        return _json(await _forecast(identifier, _cached_frame(identifier), horizon, cached=True, budget=_budget(request)))
