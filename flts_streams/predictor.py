@@ -47,6 +47,8 @@ class Predictor(Service):
         self.metrics = metrics
         self._models: dict[str, LoadedModel] = {}
         self._in_flight = 0
+        # Read when /metrics is scraped, not written per request (two locked gauge updates a prediction).
+        metrics.http_in_flight.set_function(lambda: self._in_flight)
         self._failed: set[tuple[str, str]] = set()
         self._versions: dict[str, str] = {}  # identifier -> registry version last loaded
         self.initial_load_done = asyncio.Event()
@@ -180,23 +182,11 @@ class Predictor(Service):
         self.metrics.rejected_overloaded.inc()
         return Overloaded(f"more than {self.settings.serving.max_in_flight} predictions in flight; retry shortly")
 
-    def check_capacity(self) -> None:
-        """Raise Overloaded (and count it) while max_in_flight predictions are running."""
-        if self.at_capacity():
-            raise self.overloaded()
-
     def admit(self) -> _Slot:
         """Bound predictions in flight; beyond the limit raise Overloaded at once (use with ``with``)."""
-        self.check_capacity()
+        if self.at_capacity():
+            raise self.overloaded()
         return _Slot(self)
-
-    def _take_slot(self) -> None:
-        self._in_flight += 1
-        self.metrics.http_in_flight.inc()
-
-    def _free_slot(self) -> None:
-        self._in_flight -= 1
-        self.metrics.http_in_flight.dec()
 
     async def predict(self, identifier: str, frame_for: FrameSource, horizon: int | None, source: str = "http",
                       timeout: float | None = None) -> Prediction:
@@ -222,10 +212,10 @@ class _Slot:
         self._predictor = predictor
 
     def __enter__(self) -> None:
-        self._predictor._take_slot()
+        self._predictor._in_flight += 1
 
     def __exit__(self, *exc_info: object) -> None:
-        self._predictor._free_slot()
+        self._predictor._in_flight -= 1
 
 
 # Young-generation threshold 5000 (CPython's default 700). At 700 the event loop ran a gen-0

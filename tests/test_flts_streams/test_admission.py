@@ -13,18 +13,32 @@ def _rejected(p: Predictor) -> float:
     return p.metrics.rejected.labels("overloaded")._value.get()
 
 
+def _in_flight_gauge(p: Predictor) -> float:
+    return p.metrics.registry.get_sample_value("flts_http_predictions_in_flight")
+
+
 def test_capacity_check_sheds_only_when_every_slot_is_taken():
     p = Predictor(Settings(serving={"max_in_flight": 2}), Metrics())
     with p.admit():
-        p.check_capacity()  # one slot left: no error
+        assert not p.at_capacity()  # one slot left
         with p.admit():
+            assert p.at_capacity()
             with pytest.raises(Overloaded, match="2 predictions in flight"):
-                p.check_capacity()
-            with pytest.raises(Overloaded):
                 with p.admit():
                     pass
-        p.check_capacity()  # the slot came back
-    assert _rejected(p) == 2
+        assert not p.at_capacity()  # the slot came back
+    assert _rejected(p) == 1
+
+
+def test_the_in_flight_gauge_counts_admitted_predictions_when_scraped():
+    p = Predictor(Settings(serving={"max_in_flight": 3}), Metrics())
+    assert _in_flight_gauge(p) == 0
+    with p.admit(), p.admit():
+        assert _in_flight_gauge(p) == 2
+        with pytest.raises(Overloaded), p.admit(), p.admit():
+            pass
+        assert _in_flight_gauge(p) == 2  # the rejected one never counted; the third came back
+    assert _in_flight_gauge(p) == 0
 
 
 def test_slots_are_released_when_the_prediction_fails():
@@ -33,3 +47,4 @@ def test_slots_are_released_when_the_prediction_fails():
         raise RuntimeError("model blew up")
     with p.admit():
         pass
+    assert _in_flight_gauge(p) == 0
