@@ -90,6 +90,11 @@ class MicroBatcher:
     ``max_wait_s`` for company, except on an idle service (last batch of one), where it goes
     at the end of the current event-loop iteration, with whatever arrived in that iteration.
 
+    Once ``eager_at`` windows are queued on a free executor, the drain starts right there, inside
+    ``submit``: at 64 connections the loop otherwise ran in lock-step (every request's parsing in
+    one iteration, then one forward with the loop idle, then every reply), and starting the forward
+    half-way lets it run while the loop still parses the rest (A/B in docs/BENCHMARKS.md).
+
     Windows reach the executor thread through a queue it drains itself: once a drain job runs, it
     takes the next batch the moment a forward ends, without a round trip through the event loop
     (handing each batch over from the loop left the forward idle ~5 ms per batch at 64 connections,
@@ -98,10 +103,13 @@ class MicroBatcher:
     (no task hops: each hop is a loop iteration, which under overload costs tens of ms).
     """
 
-    def __init__(self, executor: Executor, metrics: Metrics, max_batch: int, max_wait_s: float) -> None:
+    def __init__(
+        self, executor: Executor, metrics: Metrics, max_batch: int, max_wait_s: float, eager_at: int | None = None
+    ) -> None:
         self._executor = executor
         self._metrics = metrics
         self._max_batch = max_batch
+        self._eager_at = max(1, min(max_batch // 2 if eager_at is None else eager_at, max_batch))
         self._max_wait = max_wait_s
         self._queue: deque[_Pending] = deque()
         self._lock = threading.Lock()  # makes "queue ran dry" and "drain job ended" one step
@@ -119,9 +127,12 @@ class MicroBatcher:
         future = loop.create_future()
         with self._lock:
             self._queue.append(_Pending(model, item, source, future))
-            draining = self._draining
+            draining, queued = self._draining, len(self._queue)
         if not draining:
-            self._schedule(loop)
+            if queued >= self._eager_at:
+                self._start_drain(loop)
+            else:
+                self._schedule(loop)
         if timeout is None:
             return await future
         self._deadlines.add(loop, future, timeout)
@@ -131,20 +142,19 @@ class MicroBatcher:
             self._deadlines.discard(future)
 
     def _schedule(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Arrange the next drain unless one is scheduled (or a full batch makes it go now)."""
-        full = len(self._queue) >= self._max_batch
+        """Arrange the next drain unless one is scheduled."""
         if self._flush is not None:
-            if not full:
-                return
-            self._flush.cancel()  # a full batch does not wait for the timer
-        if full or self._last_size <= 1:
+            return
+        if self._last_size <= 1:
             self._flush = loop.call_soon(self._start_drain, loop)  # idle: waiting would only add latency
         else:
             self._flush = loop.call_later(self._max_wait, self._start_drain, loop)
 
     def _start_drain(self, loop: asyncio.AbstractEventLoop) -> None:
         """Hand the queue to the executor thread (event loop side)."""
-        self._flush = None
+        if self._flush is not None:
+            self._flush.cancel()  # no-op when it is this very callback
+            self._flush = None
         with self._lock:
             if self._draining or not self._queue:
                 return

@@ -38,9 +38,15 @@ def _model(forecaster: _Forecaster) -> SimpleNamespace:
     return SimpleNamespace(forecaster=forecaster, uri="runs:/x/model")
 
 
-async def _with_batcher(max_wait_s: float, body, max_batch: int = 64):
+async def _with_batcher(max_wait_s: float, body, max_batch: int = 64, eager_at: int | None = None):
     with ThreadPoolExecutor(1) as pool:
-        return await body(MicroBatcher(pool, Metrics(), max_batch=max_batch, max_wait_s=max_wait_s))
+        return await body(MicroBatcher(pool, Metrics(), max_batch=max_batch, max_wait_s=max_wait_s, eager_at=eager_at))
+
+
+async def _warm(batcher: MicroBatcher, model: SimpleNamespace, n: int) -> None:
+    """Forward a batch of n (load seen: the next batch may wait) and let its drain job end."""
+    await asyncio.gather(*(batcher.submit(model, 0.0) for _ in range(n)))
+    await asyncio.sleep(0.05)  # results come back before the executor thread finds the queue empty
 
 
 async def _occupy(batcher: MicroBatcher, model: SimpleNamespace, value: float = 0.0) -> asyncio.Task:
@@ -79,7 +85,7 @@ def test_under_load_the_batcher_waits_to_fill_a_batch():
     model = _model(fc)
 
     async def body(batcher):
-        await asyncio.gather(*(batcher.submit(model, 0.0) for _ in range(4)))  # load seen: batches of >1
+        await _warm(batcher, model, 4)
 
         async def trickle(i: int) -> np.ndarray:
             await asyncio.sleep(0.002 * i)
@@ -198,7 +204,7 @@ def test_batches_never_exceed_max_batch_and_a_full_batch_does_not_wait():
         outs = await asyncio.gather(*(batcher.submit(model, float(i)) for i in range(10)))
         return outs, time.perf_counter() - started
 
-    outs, took = asyncio.run(_with_batcher(2.0, body, max_batch=4))
+    outs, took = asyncio.run(_with_batcher(2.0, body, max_batch=4, eager_at=4))
     assert [o[0][0] for o in outs] == [float(i) for i in range(10)]
     assert max(fc.sizes) <= 4 and fc.sizes[1:3] == [4, 4]
     assert took < 1.9, f"full batches must not wait for the 2 s timer (took {took:.2f}s)"
@@ -258,3 +264,35 @@ def test_requests_with_equal_budgets_do_not_arm_a_timer_each():
 
     armed, left = asyncio.run(run())
     assert len(armed) == 1 and left == 0
+
+
+def test_a_forward_starts_inside_submit_once_eager_at_windows_are_queued():
+    # At 64 connections every request is parsed in one loop iteration: the forward must not wait
+    # for the iteration to end (the executor thread takes the batch at its next GIL turn).
+    fc = _Forecaster()
+    model = _model(fc)
+
+    async def busy_after(batcher: MicroBatcher, values: list[float]) -> tuple[list[asyncio.Task], list[int]]:
+        tasks = [asyncio.create_task(batcher.submit(model, v)) for v in values]
+        await asyncio.sleep(0)  # they submit in this iteration, then the loop is busy
+        time.sleep(0.2)
+        return tasks, list(fc.sizes)
+
+    async def body(batcher):
+        await _warm(batcher, model, 2)  # a batch would now wait 2 s for company
+        fc.sizes.clear()
+        first, below = await busy_after(batcher, [1.0, 2.0])
+        rest, reached = await busy_after(batcher, [3.0])
+        outs = await asyncio.gather(*first, *rest)
+        return below, reached, [o[0][0] for o in outs]
+
+    below, reached, outs = asyncio.run(_with_batcher(2.0, body, max_batch=8, eager_at=3))
+    assert below == [], f"two windows (eager_at=3) should have waited for company: {below}"
+    assert reached == [3], f"the third window should have started a forward of three at once: {reached}"
+    assert outs == [1.0, 2.0, 3.0]
+
+
+@pytest.mark.parametrize("max_batch,eager_at,expected", [(64, None, 32), (1, None, 1), (8, 20, 8), (8, 0, 1)])
+def test_eager_at_defaults_to_half_a_batch_and_stays_within_one(max_batch, eager_at, expected):
+    batcher = MicroBatcher(ThreadPoolExecutor(1), Metrics(), max_batch=max_batch, max_wait_s=0.01, eager_at=eager_at)
+    assert batcher._eager_at == expected
