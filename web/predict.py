@@ -105,7 +105,7 @@ class Predict(View):
             return _json(await _forward_cached(identifier, req.inference_length, budget))
 
         return _json(await _forecast(identifier, lambda features: request_frame(req, features), req.inference_length,
-                                         cached=False, budget=budget))
+                                     cached=False, budget=budget))
 
 
 @app.page("/predict/{identifier}")
