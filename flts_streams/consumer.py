@@ -85,6 +85,12 @@ class Consumer(faust_aiokafka.Consumer):
                 self._flts_expected.update({TP(tp.topic, tp.partition): offset for tp, offset in starts.items()})
         return committed
 
+    def committed_offsets(self) -> dict[TP, int]:
+        """The group's committed offset per partition as this consumer knows it (last commit, else the seek)."""
+        known = dict(self._flts_expected)
+        known.update({tp: offset for tp, offset in self._committed_offset.items() if offset is not None})
+        return known
+
     def _new_offset(self, tp: TP) -> int | None:
         """Faust's next commit for ``tp``, or None while the record at the head was not acked."""
         committed = self._committed_offset[tp]

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from faust import Sensor
@@ -31,9 +31,15 @@ class FlowSensor(Sensor):
         if tp.topic in self.topics:
             self.processed[tp] = max(offset, self.processed.get(tp, -1))
 
-    def lag(self, highwater: dict[TP, int]) -> dict[TP, int]:
-        """Messages not yet processed per partition (highwater minus next offset to process)."""
-        return {tp: max(0, hw - (self.processed.get(tp, -1) + 1)) for tp, hw in highwater.items() if tp.topic in self.topics}
+    def lag(self, highwater: dict[TP, int], committed: Mapping[TP, int]) -> dict[TP, int]:
+        """Messages not yet processed per partition: highwater minus the next offset to process.
+
+        The next offset is the later of this process's last processed + 1 and the group's committed
+        offset: a worker that just took a partition over has processed nothing of it yet, and its lag
+        is what lies beyond the commit, not the whole partition.
+        """
+        return {tp: max(0, hw - max(self.processed.get(tp, -1) + 1, committed.get(tp) or 0))
+                for tp, hw in highwater.items() if tp.topic in self.topics}
 
 
 def sample(app: Any, sensor: FlowSensor) -> None:
@@ -56,5 +62,6 @@ def sample(app: Any, sensor: FlowSensor) -> None:
                 highwater[tp] = consumer.highwater(tp)
             except (AssertionError, KeyError, TypeError):  # not fetched yet: no highwater known
                 continue
-    for tp, lag in sensor.lag({tp: hw for tp, hw in highwater.items() if hw is not None}).items():
+    known = {tp: hw for tp, hw in highwater.items() if hw is not None}
+    for tp, lag in sensor.lag(known, consumer.committed_offsets()).items():
         metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(lag)

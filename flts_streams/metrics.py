@@ -43,7 +43,7 @@ class Metrics:
         # Known actions start at 0 so the alert's increase() sees the first repair, not a new series.
         for action in REPAIR_ACTIONS:
             self.offset_repairs.labels(action)
-        self.consumer_lag = Gauge("flts_consumer_lag", "Highwater minus committed offset", ["topic", "partition"], registry=r)
+        self.consumer_lag = Gauge("flts_consumer_lag", "Highwater minus the next offset to process (after the commit or the last processed)", ["topic", "partition"], registry=r)
 
     def observe_http(self, route: str, status: str, seconds: float) -> None:
         """Count one HTTP request and record its duration."""

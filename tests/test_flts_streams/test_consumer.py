@@ -183,3 +183,18 @@ def test_a_jump_over_records_processed_already_is_not_logged(caplog):
         assert caplog.records == []
         asyncio.run(c._add_gap(tp, 6, 9))
     assert "offsets skipped by the fetch loop" in caplog.text
+
+
+def test_committed_offsets_prefer_the_last_commit_over_the_seek():
+    a, b, c = TP("lag-topic", 0), TP("lag-topic", 1), TP("lag-topic", 2)
+    cons = app.consumer
+    cons._flts_expected.update({a: 5, b: 7})
+    cons._committed_offset.update({b: 9, c: None})
+    try:
+        known = cons.committed_offsets()
+        assert (known[a], known[b]) == (5, 9)
+        assert c not in known
+    finally:
+        for tp in (a, b, c):
+            cons._flts_expected.pop(tp, None)
+            cons._committed_offset.pop(tp, None)
