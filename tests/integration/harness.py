@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import requests
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from flts_streams.broker import EmbeddedBroker, free_port, port_open, start_tansu
 
@@ -97,7 +97,8 @@ class Worker:
                                                                           "flts_consumer_offset_repairs_total"))]
         except requests.RequestException as exc:
             samples = [f"metrics unavailable: {exc!r}"]
-        tail = self.log_tail(30)
+        # Faust's recovery tables would fill the tail: keep the log lines, not the table rows.
+        tail = "\n".join([ln for ln in self.log_tail(400).splitlines() if not ln.startswith(("|", "+"))][-30:])
         stacks: list[str] = []
         if self.process is not None and self.process.poll() is None and self.log_path is not None:
             before = self.log_path.stat().st_size
@@ -109,12 +110,33 @@ class Worker:
             # Keep the frames, not the locals: every task's stack, trimmed to the ones that move claims.
             stacks = ["\n".join(ln for ln in block.splitlines()[:60] if ln.startswith(("  File", "Stack")) or "line" in ln)
                       for block in dump.split("Stack for ")[1:] if any(k in block for k in keep)]
-        return "\n".join([*samples, "--- log tail ---", tail, "--- stacks ---", *stacks])
+        committed = group_offsets(self.broker_url.split("://", 1)[-1])
+        return "\n".join([*samples, f"committed by the group: {committed}", "--- log tail ---", tail, "--- stacks ---", *stacks])
 
     def log_tail(self, lines: int = 60) -> str:
         if not self.log_path or not self.log_path.exists():
             return ""
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def group_offsets(bootstrap: str, group: str = "flts-streams", topic: str = "inference-data") -> dict[int, int | None] | str:
+    """The group's committed offset per partition of ``topic`` as the broker holds it (for failure dumps).
+
+    A consumer that never subscribes asks for them (it does not join the group, so no rebalance);
+    aiokafka's admin client cannot decode Tansu's OffsetFetch answer.
+    """
+    async def run() -> dict[int, int | None]:
+        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+        try:
+            await consumer.start()
+            partitions = sorted(consumer.partitions_for_topic(topic) or ())
+            return {p: await consumer.committed(TopicPartition(topic, p)) for p in partitions}
+        finally:
+            await consumer.stop()
+    try:
+        return asyncio.run(asyncio.wait_for(run(), 15))
+    except Exception as exc:  # noqa: BLE001 - a diagnostic must not hide the failure it explains
+        return f"unavailable: {exc!r}"
 
 
 def produce(bootstrap: str, topic: str, messages: list[tuple[bytes | None, bytes, list[tuple[str, bytes]] | None]],
