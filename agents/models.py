@@ -84,6 +84,6 @@ async def follow_champions() -> None:
     try:
         if wanted:
             await app.predictor.follow(wanted)
-        await app.predictor.follow_registry()
+        await app.predictor.load_champions(reload_default=False)  # also a default deferred by a registry outage
     except Exception:  # noqa: BLE001 - a timer that raises stops for good; retry next tick
         log.exception("champion follow failed")

@@ -139,8 +139,7 @@ class ClaimProcessor:
             if outcomes[p.index] is None:
                 ref = (p.claim.identifier, p.bucket, p.claim.object_key)
                 if ref not in jobs:
-                    frame = frames[ref[1:]]
-                    jobs[ref] = self.predictor.predict(p.claim.identifier, lambda _features, f=frame: f, None, source="claims")
+                    jobs[ref] = self._forecast(p.claim.identifier, frames[ref[1:]])
         answers = await asyncio.gather(*jobs.values(), return_exceptions=True)
         predictions = dict(zip(jobs, answers))
         for p in pending:
@@ -148,6 +147,11 @@ class ClaimProcessor:
             if isinstance(answer, BaseException) and outcomes[p.index] is None:
                 outcomes[p.index] = self._dead(p.inp, answer)
         return {k: v for k, v in predictions.items() if not isinstance(v, BaseException)}
+
+    async def _forecast(self, identifier: str, frame: PreparedFrame) -> Prediction:
+        """One forecast; a transient failure (models still loading, registry down) is retried, never dead-lettered."""
+        return await self._retry(
+            lambda: self.predictor.predict(identifier, lambda _features: frame, None, source="claims"), f"forecast {identifier}")
 
     async def _results(self, done: list[_Pending], predictions: dict, outcomes: list[ClaimOutcome | None]) -> None:
         """Build result messages and write one prediction-log object per identifier (before any commit)."""
@@ -174,7 +178,7 @@ class ClaimProcessor:
                 self.metrics.claims.labels("processed").inc()
 
     async def _retry(self, call: Callable[[], Awaitable[T]], what: str) -> T:
-        """Retry transient object-store failures with capped exponential backoff, never giving up."""
+        """Retry transient failures (object store, model registry) with capped exponential backoff, never giving up."""
         delay = self.settings.streaming.retry_backoff_s
         attempt = 0
         while True:
@@ -183,5 +187,5 @@ class ClaimProcessor:
                 return await call()
             except TransientError as exc:
                 self.metrics.claims.labels("retried").inc()
-                log.warning("object store retry attempt=%d op=%s error=%s", attempt, what, exc)
+                log.warning("transient error, retrying attempt=%d op=%s error=%s", attempt, what, exc)
                 await asyncio.sleep(min(delay * 2 ** (attempt - 1), MAX_BACKOFF_S))

@@ -74,6 +74,14 @@ class TransientError(Unavailable):
     """A dependency failed in a way worth retrying (object store down, timeouts)."""
 
 
+class ModelsNotReady(TransientError):
+    """No model answers this identifier yet, but one may: models still loading or the registry unreachable."""
+
+
+class RegistryUnavailable(TransientError):
+    """The model registry or artifact store could not be reached (a load worth retrying, not a broken model)."""
+
+
 class Overloaded(FltsError):
     """Too many predictions in flight (HTTP 429)."""
 

@@ -16,7 +16,7 @@ from mlflow.tracking import MlflowClient
 from mode import Service
 
 from flts_streams.batching import MicroBatcher
-from flts_streams.errors import ModelLoadError, NoModel, Overloaded
+from flts_streams.errors import ModelLoadError, ModelsNotReady, NoModel, Overloaded, RegistryUnavailable
 from flts_streams.forecasting import packaging
 from flts_streams.forecasting.forecast import Forecast
 from flts_streams.forecasting.frame import PreparedFrame
@@ -52,6 +52,7 @@ class Predictor(Service):
         self._failed: set[tuple[str, str]] = set()
         self._versions: dict[str, str] = {}  # identifier -> registry version last loaded
         self.initial_load_done = asyncio.Event()
+        self._registry_ok = True  # False while the last registry contact failed: missing models may yet come
         self._torch = ThreadPoolExecutor(max_workers=1, thread_name_prefix="flts-torch")
         self._batcher = MicroBatcher(
             self._torch, metrics, settings.serving.max_batch_size, settings.serving.max_batch_wait_ms / 1000.0
@@ -75,6 +76,11 @@ class Predictor(Service):
             self.initial_load_done.set()
 
     @property
+    def settled(self) -> bool:
+        """True once the initial load is done and the registry answered last time: a missing model stays missing."""
+        return self.initial_load_done.is_set() and self._registry_ok
+
+    @property
     def has_model(self) -> bool:
         """True once any model (or the default) is loaded."""
         return bool(self._models)
@@ -83,19 +89,23 @@ class Predictor(Service):
         """Snapshot of loaded models by identifier."""
         return dict(self._models)
 
-    async def load_champions(self) -> int:
+    async def load_champions(self, reload_default: bool = True) -> int:
         """Load every identifier's champion and the configured default; returns how many loaded."""
         loaded = await self.follow_registry()
-        if self.settings.model.default_uri:
+        if self.settings.model.default_uri and (reload_default or DEFAULT_KEY not in self._models):
             loaded += await self._try_load(DEFAULT_KEY, self.settings.model.default_uri)
         return loaded
 
     async def _try_load(self, identifier: str, uri: str) -> bool:
-        """Load unless this URI already failed; a failure is logged and remembered, never raised."""
+        """Load unless this URI is known broken; a failure is logged, never raised (a broken one is remembered)."""
         if (identifier, uri) in self._failed:
             return False
         try:
             await self.load(identifier, uri)
+        except RegistryUnavailable:
+            self._registry_ok = False  # retried by the follow timer; claims wait rather than dead-letter
+            log.warning("model load deferred: registry unavailable identifier=%s uri=%s", identifier, uri, exc_info=True)
+            return False
         except ModelLoadError:
             self._failed.add((identifier, uri))  # do not retry a broken model every tick
             log.exception("model load failed identifier=%s uri=%s", identifier, uri)
@@ -104,15 +114,20 @@ class Predictor(Service):
 
     async def follow_registry(self) -> int:
         """Load each registered champion whose aliased version changed since we last loaded it."""
+        champions = await asyncio.to_thread(self._registry_champions)
+        self._registry_ok = champions is not None
         swapped = 0
-        for identifier, (version, uri) in (await asyncio.to_thread(self._registry_champions)).items():
+        for identifier, (version, uri) in (champions or {}).items():
             if self._versions.get(identifier) != version and await self._try_load(identifier, uri):
                 self._versions[identifier] = version
                 swapped += 1
         return swapped
 
-    def _registry_champions(self) -> dict[str, tuple[str, str]]:
-        """identifier -> (version, versioned model URI) of every registered model carrying the champion alias."""
+    def _registry_champions(self) -> dict[str, tuple[str, str]] | None:
+        """identifier -> (version, versioned model URI) of every registered model carrying the champion alias.
+
+        None when the registry could not be listed.
+        """
         prefix, alias = self.settings.model.registry_prefix, self.settings.model.champion_alias
         client, found, token = MlflowClient(), {}, None
         try:
@@ -127,7 +142,7 @@ class Predictor(Service):
                     return found
         except MlflowException:
             log.exception("cannot list registered models tracking_uri=%s", self.settings.mlflow_tracking_uri)
-            return found
+            return None
 
     async def load(self, identifier: str, uri: str) -> LoadedModel:
         """Load a model off the event loop and swap it in atomically for ``identifier``."""
@@ -161,13 +176,16 @@ class Predictor(Service):
         return swapped
 
     def resolve(self, identifier: str) -> tuple[LoadedModel, str]:
-        """The identifier's model, else the default, else NoModel."""
+        """The identifier's model, else the default, else ModelsNotReady (may change) or NoModel (will not)."""
         model = self._models.get(identifier)
         if model is not None:
             return model, identifier
         default = self._models.get(DEFAULT_KEY)
         if default is not None:
             return default, DEFAULT_KEY
+        if not self.settled:
+            why = "the model registry is unreachable" if self.initial_load_done.is_set() else "models are still loading"
+            raise ModelsNotReady(f"no model for identifier {identifier!r} yet: {why}; retry shortly")
         raise NoModel(
             f"no model for identifier {identifier!r} and no default model; train one with "
             f"`flts train --identifier {identifier}` or set FLTS_MODEL__DEFAULT_URI"

@@ -12,7 +12,7 @@ import torch
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from flts_streams.errors import FltsError, ModelLoadError
+from flts_streams.errors import FltsError, ModelLoadError, RegistryUnavailable
 from flts_streams.forecasting.evaluation import validation_mae
 from flts_streams.forecasting.forecast import Forecaster
 from flts_streams.forecasting.frame import PreparedFrame
@@ -90,12 +90,27 @@ def _summary(metrics: dict[str, float]) -> dict[str, float]:
     return {k: v for k, v in metrics.items() if "_h" not in k}
 
 
+# MLflow error codes that mean the URI itself is wrong. Anything else (INTERNAL_ERROR is what an
+# unreachable tracking server gives, after MLflow's own retries) may pass: the load is retried.
+PERMANENT_ERROR_CODES = frozenset({"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "BAD_REQUEST", "NOT_FOUND"})
+
+
 def load(uri: str) -> LoadedModel:
-    """Load a forecaster by MLflow URI (runs:/..., models:/name@alias, models:/name/1)."""
+    """Load a forecaster by MLflow URI (runs:/..., models:/name@alias, models:/name/1).
+
+    Raises ModelLoadError for a model that cannot work (retrying will not help) and
+    RegistryUnavailable when the registry or artifact store could not be reached.
+    """
     try:
         model = mlflow.pyfunc.load_model(uri)
-    except (MlflowException, OSError) as exc:
+    except MlflowException as exc:
+        if exc.error_code in PERMANENT_ERROR_CODES:
+            raise ModelLoadError(f"cannot load model {uri!r}: {exc}") from exc
+        raise RegistryUnavailable(f"model registry unavailable loading {uri!r}: {exc}") from exc
+    except FileNotFoundError as exc:
         raise ModelLoadError(f"cannot load model {uri!r}: {exc}") from exc
+    except OSError as exc:  # connection errors of the artifact store
+        raise RegistryUnavailable(f"artifact store unavailable loading {uri!r}: {exc}") from exc
     wrapped = model.unwrap_python_model()
     if not isinstance(wrapped, FltsForecastModel):
         raise ModelLoadError(f"{uri!r} is not an flts forecaster")

@@ -5,6 +5,7 @@ import json
 import signal
 import time
 import uuid
+from pathlib import Path
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
@@ -122,6 +123,30 @@ def test_sigterm_commits_what_was_processed_and_finishes_inflight_requests(tmp_p
         worker.start().wait_ready()
         repeats = _assert_nothing_lost(_wait_for(broker.bootstrap, run, BURST, watch=worker), ids)
         assert sum(repeats.values()) == 0, f"after a graceful stop nothing processed is repeated: {repeats.most_common(5)}"
+    finally:
+        worker.stop()
+        broker.stop()
+
+
+SLOW_LOAD = Path(__file__).with_name("slow_model_load")  # sitecustomize: every model load sleeps SLOW_MODEL_LOAD_S
+
+
+def test_restart_with_a_backlog_and_a_slow_model_load_dead_letters_nothing(tmp_path, trained):
+    """A claim taken before the initial model load ended was dead-lettered as NoModel (32 of 3,000 in CI)."""
+    broker = start_broker(tmp_path / "broker")
+    objects = tmp_path / "objects"
+    worker = Worker(tmp_path / "a", broker.url, _env(trained, objects))
+    run = f"slow-{uuid.uuid4().hex[:6]}"
+    try:
+        worker.start().wait_ready()
+        worker.stop()
+        ids = _burst(broker.bootstrap, objects, run, count=300)  # the backlog the restarted worker finds
+        worker.extra_env |= {"PYTHONPATH": str(SLOW_LOAD), "SLOW_MODEL_LOAD_S": "8"}
+        worker.start()
+        _assert_nothing_lost(_wait_for(broker.bootstrap, run, len(ids), watch=worker), ids)
+        assert consume(broker.bootstrap, "flts-dead-letter", None, timeout=10) == []
+        assert "model installed identifier=*" in worker.log_tail(2000)
+        assert metric(worker, 'flts_claims_total{outcome="dead_lettered"}') == 0
     finally:
         worker.stop()
         broker.stop()

@@ -1,6 +1,7 @@
 """Claim micro-batches: one outcome per claim, fetch once per object, results with coordinates, logs, retries."""
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import time
@@ -135,6 +136,7 @@ async def test_no_model_dead_letters_with_reason(tmp_path):
     bare = Predictor(settings, Metrics())
     await bare.start()
     try:
+        await asyncio.wait_for(bare.initial_load_done.wait(), 60)  # settled: no model will come
         store = CountingStore(tmp_path / "objects")
         store.put("flts", "a.parquet", _parquet())
         batch = await _processor(tmp_path, bare, store).process_batch([_claim("A", "a.parquet", 1)])
@@ -143,3 +145,17 @@ async def test_no_model_dead_letters_with_reason(tmp_path):
     dead = json.loads(batch.outcomes[0].dead_letter)
     assert dead["error_type"] == "NoModel" and "flts train --identifier A" in dead["error"]
     assert batch.frames == {}
+
+
+async def test_claims_wait_while_models_load_instead_of_dead_lettering(tmp_path):
+    loading = Predictor(Settings(paths={"var_dir": tmp_path / "var"}), Metrics())  # initial load not done yet
+    store = CountingStore(tmp_path / "objects")
+    store.put("flts", "a.parquet", _parquet())
+    task = asyncio.ensure_future(_processor(tmp_path, loading, store).process_batch([_claim("A", "a.parquet", 1)]))
+    await asyncio.sleep(0.2)
+    assert not task.done(), "a claim that arrives while models load must wait, not be dead-lettered"
+    assert loading.metrics.claims.labels("retried")._value.get() >= 1
+    loading.install(DEFAULT_KEY, _model())
+    loading.initial_load_done.set()
+    batch = await asyncio.wait_for(task, 30)
+    assert [o.status for o in batch.outcomes] == ["processed"]
