@@ -5,6 +5,7 @@ import asyncio
 import ipaddress
 import logging
 import socket
+import struct
 import subprocess
 import time
 from collections.abc import Iterable, Mapping
@@ -13,6 +14,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from flts_streams.errors import BrokerError
+from flts_streams.processes import die_with_parent
 
 log = logging.getLogger(__name__)
 MEMORY_STORAGE = "memory://tansu/"  # the embedded default: nothing survives the broker process
@@ -42,6 +44,36 @@ def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
             return True
     except OSError:
         return False
+
+
+API_VERSIONS_PROBE = struct.pack(">ihhih", 14, 18, 0, 0x464C5453, 4) + b"flts"  # ApiVersions v0, client id "flts"
+
+
+def speaks_kafka(host: str, port: int, timeout: float = 3.0) -> bool:
+    """Whether host:port answers a Kafka ApiVersions request (a broker, not some other server)."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as sock:
+            sock.sendall(API_VERSIONS_PROBE)
+            head = b""
+            while len(head) < 8:
+                chunk = sock.recv(8 - len(head))
+                if not chunk:
+                    return False
+                head += chunk
+    except OSError:
+        return False
+    size, correlation = struct.unpack(">ii", head)
+    return size >= 4 and correlation == 0x464C5453
+
+
+def port_free(host: str, port: int) -> bool:
+    """Whether a server could bind host:port now."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -100,7 +132,10 @@ def start_tansu(host: str, port: int, log_path: Path | None = None, ready_timeou
     out = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115 - owned by the child
     cmd = [binary, "broker", "--listener-url", f"tcp://{host}:{port}", "--advertised-listener-url", f"tcp://{host}:{advertised_port or port}",
            "--storage-engine", storage]
-    process = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, env=env)
+    # Own session (a Ctrl-C for the parent is not the broker's), yet killed with the parent however it dies:
+    # a broker left behind was silently joined by the next `flts dev`, stale topics and group included.
+    process = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, env=env,
+                               preexec_fn=die_with_parent())
     broker = EmbeddedBroker(host, port, process)
     deadline = time.monotonic() + ready_timeout
     while not port_open(host, port, 0.2):

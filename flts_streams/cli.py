@@ -5,12 +5,12 @@ import argparse
 import json
 import logging
 import shutil
-import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from flts_streams.devstack import Supervisor, WebAddress
 
 from flts_streams.errors import FltsError
 from flts_streams.settings import Settings, child_env
@@ -25,8 +25,13 @@ def _say(text: str) -> None:
 
 
 def _tracking(settings: Settings) -> None:
+    """Point MLflow at the tracking store and bound torch's threads for training in this process."""
+    import torch
+
     from flts_streams.forecasting import packaging
 
+    # torch's default (one thread per core) ran the demo training 3.5-5x slower on a busy 2-core machine.
+    torch.set_num_threads(settings.training.threads())
     settings.paths.var_dir.mkdir(parents=True, exist_ok=True)
     packaging.configure(settings.mlflow_tracking_uri)
     packaging.ensure_experiment("flts-training", settings.mlflow_artifact_root if settings.mlflow_tracking_uri.startswith("sqlite") else None)
@@ -113,27 +118,29 @@ def ensure_demo_model(settings: Settings, epochs: int = 8) -> str:
     path = settings.paths.var_dir / "demo" / "demo.csv"
     path.parent.mkdir(parents=True, exist_ok=True)
     demo_frame(days=10).to_csv(path, index=False)
-    _say("no model yet: training the demo model (about half a minute) ...")
+    _say("no model yet: training the demo model on synthetic data (a few seconds) ...")
     train_and_register(path, DEMO_IDENTIFIER, TrainConfig(epochs=epochs), registry_prefix=settings.model.registry_prefix,
                        alias=settings.model.champion_alias)
     return packaging.champion_uri(name, settings.model.champion_alias) or ""
 
 
 def cmd_dev(args: argparse.Namespace, settings: Settings) -> int:
-    """Broker (if needed) + demo model (if none) + worker; Ctrl-C stops everything started."""
+    """Broker (if needed) + demo model (if none) + supervised worker; Ctrl-C (or a hang-up) stops everything started."""
     from flts_streams import broker as b
+    from flts_streams import devstack
     from flts_streams.app import create_app
 
+    devstack.hang_up_with_parent()  # `make dev` in a closed terminal: stop too, do not orphan the stack
     app = create_app(settings)
+    # Faust's own settings (FLTS_WEB_PORT, FLTS_WEB_HOST, FLTS_WEB_BIND) unless a flag says otherwise.
+    web = devstack.WebAddress(app.conf.web_bind, args.web_host or app.conf.web_host, args.web_port or app.conf.web_port)
+    devstack.check_web_port(web)
     host, port = b.bootstrap_address(str(app.conf.broker[0]))
     var = settings.paths.var_dir
     var.mkdir(parents=True, exist_ok=True)
     env = child_env()
-    embedded = None
-    if not b.port_open(host, port):
-        if not b.is_loopback(host):
-            raise FltsError(f"no broker answers at {host}:{port} and it is not a loopback address; start Kafka first")
-        embedded = b.start_tansu(host, port, var / "tansu.log")
+    embedded = devstack.join_or_start_broker(host, port, var / "tansu.log", _say)
+    if embedded:
         # A fresh in-memory broker has no changelogs: local table state would be stale.
         shutil.rmtree(app.conf.tabledir, ignore_errors=True)
         env["FLTS_EMBEDDED__ENABLED"] = "true"
@@ -141,29 +148,21 @@ def cmd_dev(args: argparse.Namespace, settings: Settings) -> int:
         b.ensure_topics(f"{host}:{port}", app.kafka_topics.names, settings.topics.partitions)
         if not args.no_demo and not settings.model.default_uri:
             env["FLTS_MODEL__DEFAULT_URI"] = ensure_demo_model(settings)
-        return _run_worker(env, args.web_host, args.web_port, embedded is not None)
+        supervisor = devstack.Supervisor(devstack.worker_command(web), env, _say)
+        return _supervise(supervisor, web, embedded is not None)
     finally:
         if embedded:
             embedded.stop()
 
 
-def _run_worker(env: dict[str, str], web_host: str, web_port: int, embedded: bool) -> int:
-    faust_bin = str(Path(sys.executable).with_name("faust"))
-    cmd = [faust_bin, "-A", "flts_streams", "worker", "-l", "info", "--web-host", web_host, "--web-port", str(web_port)]
-    worker = subprocess.Popen(cmd, env=env)
-    _say(f"flts dev: worker pid={worker.pid} broker={'embedded Tansu' if embedded else 'existing'}\n"
-         f"  curl http://{web_host}:{web_port}/healthz\n  curl http://{web_host}:{web_port}/metrics\n"
-         f"  curl http://{web_host}:{web_port}/docs\n  Ctrl-C stops everything.")
-
-    def forward(signum: int, _frame: Any) -> None:
-        if worker.poll() is None:
-            worker.send_signal(signal.SIGTERM)
-
-    signal.signal(signal.SIGINT, forward)
-    signal.signal(signal.SIGTERM, forward)
-    while worker.poll() is None:
-        time.sleep(0.2)
-    return worker.returncode or 0
+def _supervise(supervisor: Supervisor, web: WebAddress, embedded: bool) -> int:
+    """Say where the service answers, then run the worker until stopped."""
+    url = f"http://{web.host}:{web.port}"
+    _say(f"flts dev: starting the worker on {url} (broker: {'embedded Tansu' if embedded else 'existing'})\n"
+         f"  curl {url}/readyz\n"
+         f"  curl -H 'Content-Type: application/json' --data @examples/predict.json {url}/predict\n"
+         f"  open {url}/docs\n  Ctrl-C stops everything.")
+    return supervisor.run()
 
 
 def _bootstrap(settings: Settings) -> str:
@@ -222,8 +221,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="flts", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
     dev = sub.add_parser("dev", help="run broker (if needed) + worker on embedded defaults")
-    dev.add_argument("--web-host", default="127.0.0.1")
-    dev.add_argument("--web-port", type=int, default=6066)
+    dev.add_argument("--web-host", default=None, help="host in the worker's URLs (default: FLTS_WEB_HOST, else 127.0.0.1)")
+    dev.add_argument("--web-port", type=int, default=None, help="web port (default: FLTS_WEB_PORT, else 6066)")
     dev.add_argument("--no-demo", action="store_true", help="do not train a demo model")
     dev.set_defaults(func=cmd_dev)
     tr = sub.add_parser("train", help="train a forecaster and log it to MLflow")

@@ -84,6 +84,16 @@ class ModelSettings(_Group):
     follow_interval_s: float = Field(2.0, gt=0, description="How often every worker syncs its models with the champions table")
 
 
+class TrainingSettings(_Group):
+    """Training run by this process (`flts train`, the demo model of `flts dev`)."""
+
+    torch_threads: int = Field(0, ge=0, description="torch threads for training (0: half the cores, at least 1)")
+
+    def threads(self) -> int:
+        """torch_threads, or half the machine's cores (at least 1) when 0."""
+        return self.torch_threads or max(1, (os.cpu_count() or 2) // 2)
+
+
 class StorageSettings(_Group):
     """Object store for claims data and prediction logs."""
 
@@ -121,6 +131,7 @@ class Settings(BaseSettings):
     serving: ServingSettings = ServingSettings()
     streaming: StreamingSettings = StreamingSettings()
     model: ModelSettings = ModelSettings()
+    training: TrainingSettings = TrainingSettings()
     storage: StorageSettings = StorageSettings()
     embedded: EmbeddedSettings = EmbeddedSettings()
 

@@ -1,8 +1,9 @@
-"""The README's first command: `flts dev` starts broker + worker, serves, and stops everything."""
+"""The README's first command: `flts dev` starts broker + worker, serves, and stops everything, however it is stopped."""
 from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -12,20 +13,27 @@ import psutil
 import pytest
 import requests
 
-from flts_streams.broker import free_port
+from flts_streams.broker import free_port, start_tansu
+from flts_streams.devstack import join_or_start_broker
+from flts_streams.errors import FltsError
 from tests.integration.harness import poll
 
 pytestmark = pytest.mark.integration
+FLTS = str(Path(sys.executable).with_name("flts"))
 
 
-def test_flts_dev_serves_within_a_minute_and_stops_cleanly(tmp_path):
-    kafka, web = free_port(), free_port()
+def _dev(tmp_path: Path, *args: str, **env_extra: str) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if not k.startswith("FLTS_")}
-    env.update({"FLTS_BROKER_URL": f"kafka://127.0.0.1:{kafka}", "FLTS_PATHS__VAR_DIR": str(tmp_path / "var")})
-    flts = str(Path(sys.executable).with_name("flts"))
+    env.update({"FLTS_BROKER_URL": f"kafka://127.0.0.1:{free_port()}", "FLTS_PATHS__VAR_DIR": str(tmp_path / "var")})
+    env.update(env_extra)
+    return subprocess.Popen([FLTS, "dev", *args], env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+
+
+def test_flts_dev_serves_within_a_minute_on_the_configured_port_and_stops_cleanly(tmp_path):
+    web = free_port()
     started = time.monotonic()
-    proc = subprocess.Popen([flts, "dev", "--web-port", str(web)], env=env, cwd=tmp_path,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = _dev(tmp_path, FLTS_WEB_PORT=str(web))  # the Faust setting, no flag: flags default to the settings
     try:
         poll(lambda: _ok(f"http://127.0.0.1:{web}/healthz"), timeout=60)
         assert time.monotonic() - started < 60
@@ -43,7 +51,54 @@ def test_flts_dev_serves_within_a_minute_and_stops_cleanly(tmp_path):
         if proc.poll() is None:
             proc.kill()
     out = proc.stdout.read()
-    assert f"curl http://127.0.0.1:{web}/healthz" in out
+    assert f"curl http://127.0.0.1:{web}/readyz" in out and "examples/predict.json" in out
+
+
+@pytest.mark.parametrize("sig", [signal.SIGHUP, signal.SIGKILL], ids=["SIGHUP", "SIGKILL"])
+def test_no_broker_or_worker_outlives_flts_dev(tmp_path, sig):
+    """A closed terminal (SIGHUP) or a killed `flts dev` left Tansu running; the next `make dev` joined it."""
+    web = free_port()
+    proc = _dev(tmp_path, "--no-demo", "--web-port", str(web))
+    try:
+        poll(lambda: _ok(f"http://127.0.0.1:{web}/healthz"), timeout=90)
+        children = psutil.Process(proc.pid).children(recursive=True)
+        assert any("tansu" in c.name() for c in children) and any("faust" in " ".join(c.cmdline()) for c in children)
+        proc.send_signal(sig)
+        proc.wait(45)
+        gone, alive = psutil.wait_procs(children, timeout=30)
+        assert alive == [], f"left running after {sig.name}: {[c.cmdline()[:3] for c in alive]}"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def test_a_taken_web_port_is_a_one_line_error_before_any_work(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = _dev(tmp_path, FLTS_WEB_PORT=str(port))
+        out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 2
+    lines = [ln for ln in out.splitlines() if ln.strip()]
+    assert len(lines) == 1 and f"web port {port} on 127.0.0.1 is in use by pid {os.getpid()}" in lines[0], out
+    assert not (tmp_path / "var" / "mlflow.db").exists(), "nothing is trained before the port check"
+
+
+def test_joining_a_running_broker_is_said_and_a_non_kafka_port_is_refused(tmp_path):
+    said: list[str] = []
+    broker = start_tansu("127.0.0.1", free_port(), tmp_path / "tansu.log")
+    try:
+        assert join_or_start_broker("127.0.0.1", broker.port, tmp_path / "other.log", said.append) is None
+    finally:
+        broker.stop()
+    assert f"joining the Kafka broker already running at 127.0.0.1:{broker.port} (pid {broker.process.pid}" in said[0]
+    assert f"kill {broker.process.pid}" in said[0]
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        with pytest.raises(FltsError, match="does not speak Kafka"):
+            join_or_start_broker("127.0.0.1", other.getsockname()[1], tmp_path / "other.log", said.append)
 
 
 def _ok(url: str) -> bool:

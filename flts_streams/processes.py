@@ -1,0 +1,50 @@
+"""Child processes that die with their parent, and who listens on a port (for one-line start-up errors)."""
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+import signal
+import sys
+from collections.abc import Callable
+
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def die_with_parent(sig: int = signal.SIGKILL) -> Callable[[], None] | None:
+    """A ``preexec_fn`` that makes the child receive ``sig`` when its parent dies, whatever killed it.
+
+    Linux's PR_SET_PDEATHSIG; None (nothing to do) elsewhere. The signal follows the *thread* that
+    started the child, so start children from a thread that lives as long as they should.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    prctl = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True).prctl  # resolved before the fork
+    parent = os.getpid()
+
+    def preexec() -> None:
+        prctl(PR_SET_PDEATHSIG, sig)
+        if os.getppid() != parent:  # the parent died before prctl: nobody would send the signal
+            os.kill(os.getpid(), sig)
+    return preexec
+
+
+def set_parent_death_signal(sig: int) -> bool:
+    """Have this process receive ``sig`` when its parent dies (Linux); True when set."""
+    if not sys.platform.startswith("linux"):
+        return False
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+    return libc.prctl(PR_SET_PDEATHSIG, sig) == 0
+
+
+def listener(port: int) -> str:
+    """'pid N (name)' of the process listening on TCP ``port``, or 'an unknown process'."""
+    import psutil
+
+    try:
+        for conn in psutil.net_connections(kind="tcp"):
+            if conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port == port and conn.pid:
+                return f"pid {conn.pid} ({psutil.Process(conn.pid).name()})"
+    except (psutil.Error, OSError):
+        pass
+    return "an unknown process"
