@@ -151,7 +151,7 @@ class ClaimProcessor:
     async def _forecast(self, identifier: str, frame: PreparedFrame) -> Prediction:
         """One forecast; a transient failure (models still loading, registry down) is retried, never dead-lettered."""
         return await self._retry(
-            lambda: self.predictor.predict(identifier, lambda _features: frame, None, source="claims"), f"forecast {identifier}")
+            lambda: self.predictor.predict(identifier, lambda _spec: frame, None, source="claims"), f"forecast {identifier}")
 
     async def _results(self, done: list[_Pending], predictions: dict, outcomes: list[ClaimOutcome | None]) -> None:
         """Build result messages and write one prediction-log object per identifier (before any commit)."""

@@ -38,6 +38,10 @@ class UnsupportedMediaType(InvalidInput):
     """Body is not JSON (HTTP 415)."""
 
 
+class MalformedBody(InvalidInput):
+    """Body claims to be JSON but does not parse (HTTP 400; 415 is for a wrong media type)."""
+
+
 class SchemaError(InvalidInput):
     """Fields have the wrong type (HTTP 422)."""
 

@@ -21,12 +21,13 @@ from flts_streams.forecasting import packaging
 from flts_streams.forecasting.forecast import Forecast
 from flts_streams.forecasting.frame import PreparedFrame
 from flts_streams.forecasting.packaging import LoadedModel
+from flts_streams.forecasting.spec import ModelSpec
 from flts_streams.metrics import Metrics
 from flts_streams.settings import Settings
 
 log = logging.getLogger(__name__)
 DEFAULT_KEY = "*"
-FrameSource = Callable[[tuple[str, ...]], PreparedFrame]  # model features -> frame
+FrameSource = Callable[[ModelSpec], PreparedFrame]  # the model's spec (features, window) -> frame
 
 
 @dataclass(frozen=True)
@@ -208,14 +209,14 @@ class Predictor(Service):
 
     async def predict(self, identifier: str, frame_for: FrameSource, horizon: int | None, source: str = "http",
                       timeout: float | None = None) -> Prediction:
-        """Forecast with the identifier's model; ``frame_for`` builds the frame for that model's features.
+        """Forecast with the identifier's model; ``frame_for`` builds the frame for that model's spec.
 
         Raises TimeoutError when the forecast is not back within ``timeout`` seconds.
         """
         model, owner = self.resolve(identifier)  # resolved once: a swap mid-request cannot mix models
         forecaster = model.forecaster
         h = forecaster.check_horizon(horizon)
-        item = forecaster.make_input(frame_for(forecaster.spec.features))
+        item = forecaster.make_input(frame_for(forecaster.spec))
         values: np.ndarray = await self._batcher.submit(model, item, source, timeout)
         forecast = Forecast(forecaster.future_timestamps(item)[:h], forecaster.spec.targets, values[:h], forecaster.iso)
         return Prediction(forecast, model, owner)

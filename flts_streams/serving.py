@@ -8,8 +8,9 @@ from typing import Any, NamedTuple
 import orjson
 from pydantic import ValidationError
 
-from flts_streams.errors import InvalidInput, RequestTooLarge, SchemaError, UnsupportedMediaType
+from flts_streams.errors import InvalidInput, MalformedBody, NotEnoughRows, RequestTooLarge, SchemaError, UnsupportedMediaType
 from flts_streams.forecasting.frame import PreparedFrame, prepare_frame
+from flts_streams.forecasting.spec import ModelSpec
 from flts_streams.predictor import Prediction
 from flts_streams.records import HORIZON_MAX, IDENTIFIER_MAX, PredictRequest
 from flts_streams.settings import ServingSettings
@@ -117,7 +118,7 @@ def _parse_strict(body: bytes) -> ParsedRequest:
         try:
             payload = json.loads(body, parse_constant=_reject_constant)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise UnsupportedMediaType(f"body is not valid JSON: {exc}") from exc
+            raise MalformedBody(f"body is not valid JSON: {exc}") from exc
         except RecursionError as exc:
             raise SchemaError("JSON nested too deeply") from exc
     else:
@@ -150,8 +151,12 @@ def horizon_query(query: Mapping[str, str]) -> int | None:
     return _int_query(query["inference_length"]) if "inference_length" in query else None
 
 
-def request_frame(req: ParsedRequest, features: tuple[str, ...]) -> PreparedFrame:
-    """Strictly validated frame of the request's data (no imputation)."""
+def request_frame(req: ParsedRequest, spec: ModelSpec) -> PreparedFrame:
+    """Strictly validated frame of the request's data (no imputation) for a model of ``spec``."""
+    if req.rows < spec.window:  # before any other check: the first answer names the real minimum
+        raise NotEnoughRows(f"need at least {spec.window} rows (the model's input window, one row every "
+                            f"{spec.cadence_s:g}s); got {req.rows}")
+    features = spec.features
     if req.native is not None:
         frame = req.native.regular_frame(features, req.index_col)
         if frame is not None:

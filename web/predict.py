@@ -7,6 +7,7 @@ from faust.web import Request, Response, View
 from flts_streams.app import app
 from flts_streams.codec import decode_frame
 from flts_streams.forecasting.frame import PreparedFrame
+from flts_streams.forecasting.spec import ModelSpec
 from flts_streams.predictor import FrameSource
 from flts_streams import errors as e
 from flts_streams.serving import horizon_query, parse_predict, prediction_json, request_frame
@@ -52,7 +53,7 @@ async def _forecast(identifier: str, frame_for: FrameSource, horizon: int | None
 
 
 def _cached_frame(identifier: str) -> FrameSource:
-    def load(features: tuple[str, ...]) -> PreparedFrame:
+    def load(_spec: ModelSpec) -> PreparedFrame:
         payload = latest_frames.get(identifier)
         if payload is None:
             raise e.UnknownIdentifier(f"nothing cached for identifier {identifier!r}: send data, or publish a claim for it first")
@@ -104,7 +105,7 @@ class Predict(View):
         if not req.has_data:
             return _json(await _forward_cached(identifier, req.inference_length, budget))
 
-        return _json(await _forecast(identifier, lambda features: request_frame(req, features), req.inference_length,
+        return _json(await _forecast(identifier, lambda spec: request_frame(req, spec), req.inference_length,
                                      cached=False, budget=budget))
 
 

@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
 import pytest
 
-from flts_streams.errors import InvalidInput, RequestTooLarge, SchemaError, UnsupportedMediaType
-from flts_streams.serving import parse_predict
+from flts_streams.errors import InvalidInput, MalformedBody, NotEnoughRows, RequestTooLarge, SchemaError, UnsupportedMediaType
+from flts_streams.serving import parse_predict, request_frame
 from flts_streams.settings import ServingSettings
 
 LIMITS = ServingSettings(max_rows=100)
@@ -20,7 +21,7 @@ def test_query_inference_length_and_defaults():
 
 @pytest.mark.parametrize("body,ctype,exc", [
     (b"{}", "text/plain", UnsupportedMediaType),
-    (b"{nope", "application/json", UnsupportedMediaType),
+    (b"{nope", "application/json", MalformedBody),
     (b"[1, 2]", "application/json", SchemaError),
     (b'{"inference_length": "x"}', "application/json", SchemaError),
     (b'{"inference_length": 0}', "application/json", SchemaError),
@@ -113,3 +114,12 @@ def test_the_hot_path_response_bytes_are_the_dump_of_the_response_body(identifie
     dumped = prediction_json(identifier, prediction, cached=cached)
     assert dumped == orjson.dumps(prediction_body(identifier, prediction, cached=cached))
     assert json.loads(dumped)["predictions"][1] == {"ts": "2024-01-01T00:04:00", "down": 2e8, "up": -0.0}
+
+
+def test_too_few_rows_names_the_model_window_first():
+    """The old client's one-row body was told "need at least 2 rows to infer the cadence"; the minimum is the window."""
+    body = b'{"data": {"time": ["2018-02-05 23:40:00"], "down": [1.0]}}'
+    req = parse_predict(body, "application/json", {}, LIMITS)
+    spec = SimpleNamespace(features=("down",), window=30, cadence_s=120.0)
+    with pytest.raises(NotEnoughRows, match=r"need at least 30 rows \(the model's input window, one row every 120s\); got 1"):
+        request_frame(req, spec)
