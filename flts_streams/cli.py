@@ -119,7 +119,7 @@ def ensure_demo_model(settings: Settings, epochs: int = 8) -> str:
     path.parent.mkdir(parents=True, exist_ok=True)
     demo_frame(days=10).to_csv(path, index=False)
     _say("no model yet: training the demo model on synthetic data (a few seconds) ...")
-    train_and_register(path, DEMO_IDENTIFIER, TrainConfig(epochs=epochs), registry_prefix=settings.model.registry_prefix,
+    train_and_register(path, DEMO_IDENTIFIER, TrainConfig(epochs=epochs, synthetic_data=True), registry_prefix=settings.model.registry_prefix,
                        alias=settings.model.champion_alias)
     return packaging.champion_uri(name, settings.model.champion_alias) or ""
 

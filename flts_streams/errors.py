@@ -66,8 +66,8 @@ class Unavailable(FltsError):
     """The service cannot answer now; retry later (HTTP 503)."""
 
 
-class NoModel(Unavailable):
-    """No model is loaded for this identifier and there is no default."""
+class NoModel(NotFound):
+    """No model serves this identifier and none will without a training run or a default (HTTP 404)."""
 
 
 class ModelLoadError(Unavailable):

@@ -9,6 +9,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 REPAIR_ACTIONS = ("read_again", "retention_removed", "no_record")
+FALLBACK_KINDS = ("default", "synthetic_demo")  # label of flts_fallback_predictions by spec.synthetic_data (False, True)
 
 
 class Metrics:
@@ -27,6 +28,9 @@ class Metrics:
         self.inference_duration = Histogram("flts_inference_duration_seconds", "Model forward duration", ["source"], buckets=LATENCY_BUCKETS, registry=r)
         self.model_info = Gauge("flts_model_info", "Model in use per identifier (value 1)", ["identifier", "run_id", "model_uri"], registry=r)
         self.model_load = Histogram("flts_model_load_duration_seconds", "Model load time", buckets=LATENCY_BUCKETS, registry=r)
+        self.fallbacks = Counter("flts_fallback_predictions", "Forecasts answered by a model not trained for the identifier",
+                                 ["model"], registry=r)
+        self.fallback_children = tuple(self.fallbacks.labels(kind) for kind in FALLBACK_KINDS)  # indexed by a bool
         self.models_loaded = Gauge("flts_models_loaded", "Models currently loaded", registry=r)
         self.claims = Counter("flts_claims", "Claims by outcome", ["outcome"], registry=r)
         self.claim_batch_size = Histogram("flts_claim_batch_size", "Claims per micro-batch", buckets=BATCH_BUCKETS + (512, 1024), registry=r)

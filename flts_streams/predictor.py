@@ -27,6 +27,7 @@ from flts_streams.settings import Settings
 
 log = logging.getLogger(__name__)
 DEFAULT_KEY = "*"
+FALLBACK_LOG_LIMIT = 1000  # identifiers whose first fallback is logged; beyond, the metric alone counts them
 FrameSource = Callable[[ModelSpec], PreparedFrame]  # the model's spec (features, window) -> frame
 
 
@@ -53,6 +54,7 @@ class Predictor(Service):
         self._failed: set[tuple[str, str]] = set()
         self._versions: dict[str, str] = {}  # identifier -> registry version last loaded
         self.initial_load_done = asyncio.Event()
+        self._fallbacks_logged: set[str] = set()
         self._registry_ok = True  # False while the last registry contact failed: missing models may yet come
         self._torch = ThreadPoolExecutor(max_workers=1, thread_name_prefix="flts-torch")
         self._batcher = MicroBatcher(
@@ -215,11 +217,23 @@ class Predictor(Service):
         """
         model, owner = self.resolve(identifier)  # resolved once: a swap mid-request cannot mix models
         forecaster = model.forecaster
+        if owner != identifier:
+            self._count_fallback(identifier, model)
         h = forecaster.check_horizon(horizon)
         item = forecaster.make_input(frame_for(forecaster.spec))
         values: np.ndarray = await self._batcher.submit(model, item, source, timeout)
         forecast = Forecast(forecaster.future_timestamps(item)[:h], forecaster.spec.targets, values[:h], forecaster.iso)
         return Prediction(forecast, model, owner)
+
+
+    def _count_fallback(self, identifier: str, model: LoadedModel) -> None:
+        """Count a forecast by a model not trained for ``identifier``; log the first one per identifier."""
+        synthetic = model.forecaster.spec.synthetic_data
+        self.metrics.fallback_children[synthetic].inc()
+        if identifier not in self._fallbacks_logged and len(self._fallbacks_logged) < FALLBACK_LOG_LIMIT:
+            self._fallbacks_logged.add(identifier)
+            log.info("fallback model answers identifier=%s model_uri=%s synthetic_data=%s reason=%s", identifier, model.uri,
+                     synthetic, "no model trained for the identifier")
 
 
 class _Slot:

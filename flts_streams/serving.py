@@ -179,14 +179,27 @@ def prediction_json(identifier: str, prediction: Prediction, *, cached: bool) ->
 
 def _prediction_head(identifier: str, prediction: Prediction, *, cached: bool) -> dict[str, Any]:
     """Every field of a successful forecast's response but the predictions."""
-    step_s = prediction.model.forecaster.spec.cadence_s  # forecasts are stamped on the model's cadence
+    spec = prediction.model.forecaster.spec
+    fallback = prediction.model_identifier != identifier
     return {
         "status": "SUCCESS",
         "identifier": identifier,
         "run_id": prediction.model.run_id,
         "model_uri": prediction.model.uri,
         "model_identifier": prediction.model_identifier,
-        "fallback_model": prediction.model_identifier != identifier,
+        "fallback_model": fallback,
+        "synthetic_model": spec.synthetic_data,
+        "model_reason": model_reason(identifier, fallback, spec.synthetic_data),
         "cached": cached,
-        "freq": f"{step_s:g}s",
+        "freq": f"{spec.cadence_s:g}s",  # forecasts are stamped on the model's cadence
     }
+
+
+def model_reason(identifier: str, fallback: bool, synthetic: bool) -> str:
+    """Why this model answered, in words for the caller (the serving rule of docs/ARCHITECTURE.md)."""
+    if not fallback:
+        return f"the champion model of {identifier!r}"
+    if synthetic:
+        return (f"no model is trained for {identifier!r}: the demo model answered; it was trained on synthetic data, "
+                f"so this forecast says nothing about your data. Train one: flts train --identifier {identifier} --data FILE")
+    return f"no model is trained for {identifier!r}: the default model (FLTS_MODEL__DEFAULT_URI) answered"

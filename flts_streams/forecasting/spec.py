@@ -31,6 +31,7 @@ class ModelSpec:
     num_layers: int = 1
     dropout: float = 0.0
     metrics: dict[str, float] = field(default_factory=dict)
+    synthetic_data: bool = False  # trained on generated data (absent from older specs: real)
 
     @property
     def cadence(self) -> np.timedelta64:

@@ -41,6 +41,7 @@ class TrainConfig:
     patience: int = 6
     val_fraction: float = 0.2
     seed: int = 42
+    synthetic_data: bool = False  # trained on generated data (the demo model): answers say so
 
 
 @dataclass
@@ -77,6 +78,7 @@ def make_spec(frame: PreparedFrame, cfg: TrainConfig, val_start: int) -> ModelSp
         kind=cfg.kind, features=cfg.features, targets=cfg.targets, window=cfg.window, horizon=cfg.horizon,
         cadence_s=float(frame.cadence.astype("timedelta64[ns]").astype(np.int64) / 1e9), scaler=scaler,
         time_features=cfg.time_features, hidden_size=cfg.hidden_size, num_layers=cfg.num_layers, dropout=cfg.dropout,
+        synthetic_data=cfg.synthetic_data,
     )
 
 

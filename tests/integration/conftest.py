@@ -42,7 +42,7 @@ def trained(tmp_path_factory) -> tuple[Path, str]:
     packaging.ensure_experiment("flts-training", settings.mlflow_artifact_root)
     data = var / "demo.csv"
     demo_frame(days=4, seed=5).to_csv(data, index=False)
-    train_and_register(data, "demo", TrainConfig(epochs=2, hidden_size=16), registry_prefix="flts-", alias="champion", progress=False)
+    train_and_register(data, "demo", TrainConfig(epochs=2, hidden_size=16, synthetic_data=True), registry_prefix="flts-", alias="champion", progress=False)
     return var, "models:/flts-demo@champion"
 
 

@@ -11,7 +11,7 @@ import requests
 from flts_streams.forecasting.demo import demo_frame
 from tests.integration.conftest import start_broker
 from flts_streams.bench import rss_mb
-from tests.integration.harness import Worker
+from tests.integration.harness import Worker, metric
 
 pytestmark = pytest.mark.integration
 
@@ -35,6 +35,10 @@ def test_predict_with_data_returns_original_units_after_the_input(worker):
     assert out["status"] == "SUCCESS" and out["cached"] is False and out["freq"] == "120s"
     assert out["model_uri"] == "models:/flts-demo@champion" and out["run_id"]
     assert out["fallback_model"] is True and out["model_identifier"] == "*"  # PobleSec has no model of its own
+    # The session's default is the demo model (synthetic data): the answer says so in words.
+    assert out["synthetic_model"] is True and "trained on synthetic data" in out["model_reason"]
+    assert metric(worker, 'flts_fallback_predictions_total{model="synthetic_demo"}') >= 1
+    assert "fallback model answers identifier=PobleSec" in worker.log_tail(5000)
     ts = [p["ts"] for p in out["predictions"]]
     last = np.datetime64(body["data"]["ts"][-1])
     assert [np.datetime64(t) for t in ts] == [last + np.timedelta64(120 * (i + 1), "s") for i in range(5)]

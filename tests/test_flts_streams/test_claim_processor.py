@@ -103,6 +103,8 @@ async def test_mixed_batch_gets_one_outcome_per_claim(tmp_path, predictor):
     assert first["claim"] == {"topic": "inference-data", "partition": 1, "offset": 10, "claim_id": "c10",
                               "bucket": None, "object_key": "a.parquet"}
     assert first["model_identifier"] == DEFAULT_KEY and first["fallback_model"] is True
+    assert first["synthetic_model"] is False and "no model is trained for 'A'" in first["model_reason"]
+    assert predictor.metrics.fallbacks.labels("default")._value.get() == 2  # one forecast per (identifier, object)
     assert len(first["predictions"]) == 30 and first["predictions"][0]["down"] > 1e6  # original units
     dead = json.loads(batch.outcomes[4].dead_letter)
     assert dead["error_type"] == "ObjectNotFound" and dead["source"]["offset"] == 14

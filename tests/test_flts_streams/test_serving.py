@@ -109,7 +109,7 @@ def test_the_hot_path_response_bytes_are_the_dump_of_the_response_body(identifie
 
     stamps = (np.datetime64("2024-01-01T00:02:00") + np.arange(3) * np.timedelta64(120, "s")).astype("datetime64[ns]")
     forecast = Forecast(stamps, ("down", "up"), np.array([[1.5, np.nan], [2e8, -0.0], [3.0, 4.25]]))
-    model = SimpleNamespace(run_id="r1", uri="runs:/r1/model", forecaster=SimpleNamespace(spec=SimpleNamespace(cadence_s=120.0)))
+    model = SimpleNamespace(run_id="r1", uri="runs:/r1/model", forecaster=SimpleNamespace(spec=SimpleNamespace(cadence_s=120.0, synthetic_data=cached)))
     prediction = Prediction(forecast, model, model_identifier)
     dumped = prediction_json(identifier, prediction, cached=cached)
     assert dumped == orjson.dumps(prediction_body(identifier, prediction, cached=cached))
@@ -123,3 +123,13 @@ def test_too_few_rows_names_the_model_window_first():
     spec = SimpleNamespace(features=("down",), window=30, cadence_s=120.0)
     with pytest.raises(NotEnoughRows, match=r"need at least 30 rows \(the model's input window, one row every 120s\); got 1"):
         request_frame(req, spec)
+
+
+def test_every_answer_says_which_model_answered_and_why():
+    from flts_streams.serving import model_reason
+
+    assert model_reason("A", False, False) == "the champion model of 'A'"
+    default = model_reason("A", True, False)
+    assert "no model is trained for 'A'" in default and "FLTS_MODEL__DEFAULT_URI" in default
+    demo = model_reason("A", True, True)
+    assert "synthetic data" in demo and "says nothing about your data" in demo and "flts train --identifier A" in demo
