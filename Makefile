@@ -1,16 +1,27 @@
 # Two commands on a fresh clone: `make dev` (run the service) and `make test` (run the suite).
-PYTHON ?= python3
+# Python 3.11 (setup.cfg's python_requires): python3.11 when on PATH, else python3 if that is 3.11.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+PY_VERSION := $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)
+# On Linux PyPI's torch is the CUDA build (GBs of GPU libraries): take the CPU build from PyTorch's index.
+# A GPU user sets TORCH_INDEX to a CUDA index (e.g. https://download.pytorch.org/whl/cu126) or to nothing (PyPI).
+TORCH_INDEX ?= $(if $(filter Linux,$(shell uname -s)),https://download.pytorch.org/whl/cpu,)
+TORCH := torch==2.13.0
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: dev test lint test-unit test-integration install clean
+.PHONY: dev test lint test-unit test-integration install clean python-check
 
 $(STAMP): setup.cfg setup.py pyproject.toml flts_streams/_wire.c
+	@$(MAKE) --no-print-directory python-check
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip setuptools wheel
+	$(BIN)/pip install -q $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX)) '$(TORCH)'
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $(STAMP)
+
+python-check:
+	@test "$(PY_VERSION)" = 3.11 || { echo "flts-streams needs Python 3.11; $(or $(PYTHON),no python3) is $(or $(PY_VERSION),not runnable). Install it, or run: make PYTHON=/path/to/python3.11 dev (or test)"; exit 1; }
 
 install: $(STAMP)
 
