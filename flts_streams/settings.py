@@ -175,7 +175,7 @@ class Settings(BaseSettings):
         return conf
 
     def embedded_faust_overrides(self) -> dict[str, Any]:
-        """Tansu workarounds (DESIGN.md §6): short sessions, one record per produced batch."""
+        """Tansu workarounds (docs/ARCHITECTURE.md, "Known traps"): short sessions, one record per produced batch."""
         return {
             "broker_session_timeout": self.embedded.session_timeout_s,
             "broker_heartbeat_interval": self.embedded.heartbeat_s,

@@ -52,7 +52,7 @@ class RssSampler:
 
 
 def _producer(bootstrap: str) -> AIOKafkaProducer:
-    # One record per batch, exactly as the worker must produce to Tansu (DESIGN.md §6): a fair ceiling.
+    # One record per batch, exactly as the worker must produce to Tansu (docs/ARCHITECTURE.md, "Known traps"): a fair ceiling.
     return AIOKafkaProducer(bootstrap_servers=bootstrap, max_batch_size=1, linger_ms=0)
 
 

@@ -1,4 +1,4 @@
-"""Faust behaviour our agents work around (DESIGN.md §6), pinned with a throw-away app on the real broker.
+"""Faust behaviour our agents work around (docs/ARCHITECTURE.md, "Known traps"), pinned with a throw-away app on the real broker.
 
 An exception that escapes an agent body loses that event: Faust restarts the agent, acks the
 event anyway and commits past it. agents/ therefore catch per event and dead-letter or retry
@@ -80,5 +80,5 @@ def test_an_exception_escaping_an_agent_loses_its_event(broker, tmp_path: Path):
             proc.kill()
             proc.wait(10)
     assert "poison event" in (tmp_path / "worker.log").read_text(errors="replace")
-    # Nothing re-delivered it before the commit: the event is gone for good (DESIGN §6: catch per event).
+    # Nothing re-delivered it before the commit: the event is gone for good (docs/ARCHITECTURE.md, "Known traps": catch per event).
     assert seen.read_bytes().split() == [b"one", b"two", b"three", b"four"]

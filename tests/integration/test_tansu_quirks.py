@@ -1,4 +1,4 @@
-"""The embedded broker's measured quirks (DESIGN.md §6) and our workarounds for them.
+"""The embedded broker's measured quirks (docs/ARCHITECTURE.md, "Known traps") and our workarounds for them.
 
 Each test pins the broker behaviour *and* the workaround, so an upgrade of Tansu or
 aiokafka that changes either is noticed here.

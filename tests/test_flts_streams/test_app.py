@@ -30,7 +30,7 @@ def test_app_is_typed_composition_root():
     assert isinstance(app, FltsApp)
     assert app.conf.id == "flts-streams"
     assert str(app.conf.store) == "rocksdb:"
-    assert app.kafka_topics.inference.value_serializer == "raw"  # we decode claims ourselves (DESIGN §6)
+    assert app.kafka_topics.inference.value_serializer == "raw"  # we decode claims ourselves (docs/ARCHITECTURE.md, "Known traps")
 
 
 def _sources():

@@ -41,7 +41,7 @@ def _consumer_with(tp: TP, acked: list[int], committed: int | None = None, expec
 
 
 def test_faust_still_commits_past_a_missing_head_offset():
-    # The trap the consumer guards (DESIGN §6): if Faust fixes it, this fails and the guard can go.
+    # The trap the consumer guards (docs/ARCHITECTURE.md, "Known traps"): if Faust fixes it, this fails and the guard can go.
     tp = TP("inference-data", 2)
     assert faust_aiokafka.Consumer._new_offset(_consumer_with(tp, [1]), tp) == 2  # never committed: 0 skipped
     tp = TP("inference-data", 3)

@@ -1,4 +1,4 @@
-"""Topic declarations, and the Faust decoding behaviour that makes them raw (DESIGN.md §6)."""
+"""Topic declarations, and the Faust decoding behaviour that makes them raw (docs/ARCHITECTURE.md, "Known traps")."""
 from __future__ import annotations
 
 import faust

@@ -1,4 +1,4 @@
-"""Faust's table routing, which web/predict.py works around for cached POST /predict (DESIGN.md §6).
+"""Faust's table routing, which web/predict.py works around for cached POST /predict (docs/ARCHITECTURE.md, "Known traps").
 
 Faust forwards a routed request to the owner with the method and headers but not the body, so
 the owner waits for a body that never comes. web/predict.py therefore forwards cached requests to
