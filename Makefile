@@ -16,7 +16,9 @@ $(STAMP): setup.cfg setup.py pyproject.toml flts_streams/_wire.c
 	@$(MAKE) --no-print-directory python-check
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip setuptools wheel
-	$(BIN)/pip install -q $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX)) '$(TORCH)'
+	# --no-deps: only torch itself is looked up on that index (its dependencies come from PyPI with the
+	# project), so an index that cannot be reached costs one lookup, not one per dependency.
+	$(BIN)/pip install -q --no-deps $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX)) '$(TORCH)'
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $(STAMP)
 
