@@ -20,8 +20,11 @@ DEMO_IDENTIFIER = "demo"
 
 
 def _say(text: str) -> None:
-    sys.stdout.write(text + "\n")
-    sys.stdout.flush()
+    try:
+        sys.stdout.write(text + "\n")
+        sys.stdout.flush()
+    except OSError:  # a closed terminal (EIO) or pipe: the message has nowhere to go, the command goes on
+        pass
 
 
 def _tracking(settings: Settings) -> None:

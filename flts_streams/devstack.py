@@ -13,7 +13,7 @@ from typing import Any
 
 from flts_streams import broker as b
 from flts_streams.errors import FltsError
-from flts_streams.processes import die_with_parent, listener, set_parent_death_signal
+from flts_streams.processes import die_with_parent, has_terminal, listener, set_parent_death_signal
 
 log = logging.getLogger(__name__)
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -72,6 +72,9 @@ class Supervisor:
     quick_exits: int = 0
     restarts: int = 0
     _started_at: float = field(default=0.0, repr=False)
+    # A closed terminal signals only its session leader: under `make dev` that is make, which then
+    # waits for us forever. So we watch the terminal ourselves and stop when it is gone.
+    _terminal: bool = field(default_factory=has_terminal, repr=False)
 
     def start(self) -> subprocess.Popen:
         """Start the worker in its own session (terminal signals come to us) that dies with this process."""
@@ -102,8 +105,13 @@ class Supervisor:
 
     def _wait(self) -> int:
         assert self.process is not None
+        ticks = 0
         while self.process.poll() is None:
             time.sleep(0.2)
+            ticks += 1
+            if self._terminal and ticks % 5 == 0 and not self.stopping and not has_terminal():
+                self.say("flts dev: the terminal is gone; stopping")
+                self.stop(signal.SIGHUP)
         return self.process.returncode
 
     def _should_restart(self, code: int) -> bool:

@@ -37,6 +37,15 @@ def set_parent_death_signal(sig: int) -> bool:
     return libc.prctl(PR_SET_PDEATHSIG, sig) == 0
 
 
+def has_terminal() -> bool:
+    """Whether this process still has a controlling terminal (a hung-up terminal is taken away from the session)."""
+    try:
+        os.close(os.open("/dev/tty", os.O_RDONLY | os.O_NOCTTY))
+    except OSError:
+        return False
+    return True
+
+
 def listener(port: int) -> str:
     """'pid N (name)' of the process listening on TCP ``port``, or 'an unknown process'."""
     import psutil

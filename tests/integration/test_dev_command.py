@@ -1,11 +1,14 @@
 """The README's first command: `flts dev` starts broker + worker, serves, and stops everything, however it is stopped."""
 from __future__ import annotations
 
+import fcntl
 import os
 import signal
 import socket
 import subprocess
 import sys
+import termios
+import threading
 import time
 from pathlib import Path
 
@@ -20,6 +23,7 @@ from tests.integration.harness import poll
 
 pytestmark = pytest.mark.integration
 FLTS = str(Path(sys.executable).with_name("flts"))
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _dev(tmp_path: Path, *args: str, **env_extra: str) -> subprocess.Popen:
@@ -70,6 +74,46 @@ def test_no_broker_or_worker_outlives_flts_dev(tmp_path, sig):
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+@pytest.mark.skipif(Path(sys.prefix).resolve() != (ROOT / ".venv").resolve(),
+                    reason="runs this checkout's `make dev`, which uses its .venv (the tests run from another environment)")
+def test_closing_the_terminal_of_make_dev_stops_everything(tmp_path):
+    """A closed terminal signals only its session leader, make, which then waits for its child forever."""
+    master, slave = os.openpty()
+
+    def controlling_terminal() -> None:  # a new session whose terminal is the pty, as in a terminal window
+        os.setsid()
+        fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
+
+    web = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FLTS_")} | {
+        "FLTS_BROKER_URL": f"kafka://127.0.0.1:{free_port()}", "FLTS_PATHS__VAR_DIR": str(tmp_path / "var"),
+        "FLTS_WEB_PORT": str(web)}
+    make = subprocess.Popen(["make", "--no-print-directory", "-C", str(ROOT), "dev"], stdin=slave, stdout=slave,
+                            stderr=slave, env=env, preexec_fn=controlling_terminal)
+    os.close(slave)
+    threading.Thread(target=_drain, args=(master,), daemon=True).start()  # a full pty would block the writers
+    try:
+        poll(lambda: _ok(f"http://127.0.0.1:{web}/healthz"), timeout=90)
+        stack = [psutil.Process(make.pid), *psutil.Process(make.pid).children(recursive=True)]
+        assert any("tansu" in p.name() for p in stack) and any("faust" in " ".join(p.cmdline()) for p in stack)
+        os.close(master)  # the terminal window closes
+        gone, alive = psutil.wait_procs(stack, timeout=45)
+        assert alive == [], f"left running after the terminal closed: {[p.cmdline()[:3] for p in alive]}"
+    finally:
+        if make.poll() is None:
+            for p in psutil.Process(make.pid).children(recursive=True):
+                p.kill()
+            make.kill()
+
+
+def _drain(fd: int) -> None:
+    try:
+        while os.read(fd, 65536):
+            pass
+    except OSError:  # EIO once the terminal is closed
+        pass
 
 
 def test_a_taken_web_port_is_a_one_line_error_before_any_work(tmp_path):
