@@ -9,9 +9,13 @@ from faust.types import EventT
 
 from flts_streams.app import app
 from flts_streams.claim_processor import ClaimProcessor
+from flts_streams.delivery import Delivery
 from flts_streams.claims import ClaimInput, Coordinates
 from flts_streams.storage import open_store
 from tables.latest_frames import latest_frames
+
+
+RECORD_MARGIN_BYTES = 16 * 1024
 
 
 @contextmanager
@@ -38,21 +42,21 @@ def _input(event: EventT) -> ClaimInput:
 @app.agent(app.kafka_topics.inference, concurrency=1)  # table writer: one consumer, events acked in order
 async def claims(stream: StreamT) -> None:
     """Process claims in micro-batches; every event ends processed, expired, repartitioned or dead-lettered."""
-    processor = ClaimProcessor(app.settings, open_store(app.settings), app.metrics, app.predictor)
+    # Records stay below the producer's limit (less a margin for headers and framing).
+    processor = ClaimProcessor(app.settings, open_store(app.settings), app.metrics, app.predictor,
+                               max_record_bytes=app.conf.producer_max_request_size - RECORD_MARGIN_BYTES)
+    delivery = Delivery(app.kafka_topics.results.send, app.kafka_topics.dead_letter.send, app.kafka_topics.inference.send,
+                        app.metrics, app.settings.streaming.retry_backoff_s)
     # Take no claim before the initial model load is done: a claim resolved in between found no
     # model and was dead-lettered as NoModel (32 of 3,000 in a restart with a backlog).
     await app.predictor.initial_load_done.wait()
-    topics, streaming = app.kafka_topics, app.settings.streaming
+    streaming = app.settings.streaming
     async for events in stream.take_events(streaming.batch_size, within=streaming.batch_timeout_s):
-        batch = await processor.process_batch([_input(e) for e in events])
-        for event, outcome in zip(events, batch.outcomes):
+        inputs = [_input(e) for e in events]
+        batch = await processor.process_batch(inputs)
+        for inp, outcome in zip(inputs, batch.outcomes):
             # Sends are flushed before Faust commits, so a committed claim always has its message out.
-            if outcome.result is not None:
-                await topics.results.send(key=outcome.identifier.encode(), value=outcome.result)
-            elif outcome.dead_letter is not None:
-                await topics.dead_letter.send(key=event.key, value=outcome.dead_letter)
-            elif outcome.forward_key is not None:
-                await topics.inference.send(key=outcome.forward_key, value=event.value, headers=event.message.headers)
+            await delivery.deliver(inp, outcome)
         for identifier, (index, frame) in batch.frames.items():
             with event_context(events[index]):
                 latest_frames[identifier] = frame

@@ -6,7 +6,7 @@ from faust import StreamT
 from faust.types import EventT
 
 from flts_streams.app import app
-from flts_streams.claims import Coordinates, dead_letter
+from flts_streams.claims import Coordinates, dead_letter, dead_letter_key
 from flts_streams.codec import decode_frame
 from flts_streams.errors import FltsError
 from flts_streams.forecasting.demo import demo_prepared_frame
@@ -33,7 +33,7 @@ async def _handle(event: EventT) -> None:
     except FltsError as exc:
         log.warning("training event dead-lettered partition=%s offset=%s error=%s", msg.partition, msg.offset, exc)
         app.metrics.training_events.labels("invalid").inc()  # not a claim: counted with training events
-        await app.kafka_topics.dead_letter.send(key=event.key, value=dead_letter(
+        await app.kafka_topics.dead_letter.send(key=dead_letter_key(event.key), value=dead_letter(
             event.value, event.key, exc, Coordinates(msg.topic, msg.partition, msg.offset)))
         return
     app.metrics.training_events.labels(ev.status).inc()

@@ -10,11 +10,11 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from flts_streams.claims import (
-    ClaimInput, ClaimOutcome, dead_letter, decode_claim, deadline_of, expired, frame_from_object, log_object_key,
-    result_record,
+    DEAD_LETTER_KEY_INLINE, ClaimInput, ClaimOutcome, dead_letter, decode_claim, deadline_of, expired, frame_from_object,
+    log_object_key, needs_spill, result_record, spill_key,
 )
 from flts_streams.codec import encode_frame
-from flts_streams.errors import FltsError, TransientError
+from flts_streams.errors import FltsError, InvalidInput, TransientError
 from flts_streams.forecasting.frame import PreparedFrame
 from flts_streams.metrics import Metrics
 from flts_streams.predictor import Prediction, Predictor
@@ -25,6 +25,8 @@ from flts_streams.storage import ObjectStore, allowed_bucket, validate_key
 
 log = logging.getLogger(__name__)
 MAX_BACKOFF_S = 30.0
+# Below Faust's producer_max_request_size (1,000,000): a record the producer refuses is never built.
+RECORD_MAX_BYTES = 1_000_000 - 16 * 1024
 T = TypeVar("T")
 
 
@@ -49,19 +51,37 @@ class BatchResult:
 class ClaimProcessor:
     """Decode -> deadline -> fetch once per object -> prepare -> forecast once per (identifier, object) -> log."""
 
-    def __init__(self, settings: Settings, store: ObjectStore, metrics: Metrics, predictor: Predictor) -> None:
+    def __init__(self, settings: Settings, store: ObjectStore, metrics: Metrics, predictor: Predictor,
+                 max_record_bytes: int = RECORD_MAX_BYTES) -> None:
         self.settings = settings
         self.store = store
         self.metrics = metrics
         self.predictor = predictor
+        self.max_record_bytes = max_record_bytes  # results and table values above this are dead letters
 
     async def process_batch(self, inputs: Sequence[ClaimInput]) -> BatchResult:
         """Process a micro-batch; every input gets exactly one outcome, even if a step fails unexpectedly."""
         try:
-            return await self._process(inputs)
+            result = await self._process(inputs)
         except Exception as exc:  # noqa: BLE001 - the agent boundary: an escaped error would lose the batch
             log.exception("claim batch failed size=%d; dead-lettering it", len(inputs))
-            return BatchResult([self._dead(inp, exc) for inp in inputs])
+            result = BatchResult([self._dead(inp, exc) for inp in inputs])
+        await self._spill(result.outcomes)
+        return result
+
+    async def _spill(self, outcomes: Sequence[ClaimOutcome]) -> None:
+        """Store the originals of dead letters too large to carry them whole (before anything is committed)."""
+        bucket = self.settings.storage.bucket
+        for outcome in outcomes:
+            if outcome.spill is None:
+                continue
+            key, value, original_key = outcome.spill
+            objects = [(key, value)] + ([(_key_object(key), original_key)] if len(original_key) > DEAD_LETTER_KEY_INLINE else [])
+            for name, data in objects:
+                try:
+                    await self._retry(lambda n=name, d=data: asyncio.to_thread(self.store.put, bucket, n, d), f"put {name}")
+                except FltsError:  # e.g. the bucket does not exist: the dead letter keeps its truncated copy
+                    log.exception("dead-letter original not stored bucket=%s key=%s", bucket, name)
 
     async def _process(self, inputs: Sequence[ClaimInput]) -> BatchResult:
         started = time.perf_counter()
@@ -77,11 +97,11 @@ class ClaimProcessor:
         frames = await self._frames(pending, outcomes)
         predictions = await self._forecasts(pending, frames, outcomes)
         done = [p for p in pending if outcomes[p.index] is None]
-        await self._results(done, predictions, outcomes)
+        kept = self._table_frames(done, frames, predictions, outcomes)
+        await self._results([p for p in done if outcomes[p.index] is None], predictions, outcomes)
         for p in done:
-            frame = frames[(p.bucket, p.claim.object_key)]
-            if isinstance(frame, PreparedFrame):
-                result.frames[p.claim.identifier] = (p.index, encode_frame(frame.tail(self.settings.streaming.frame_max_rows)))
+            if outcomes[p.index] is not None and outcomes[p.index].status == "processed":  # type: ignore[union-attr]
+                result.frames[p.claim.identifier] = (p.index, kept[_ref(p)])
         result.outcomes = [o for o in outcomes if o is not None]
         assert len(result.outcomes) == len(inputs), "every claim needs exactly one outcome"
         self.metrics.claim_duration.observe(time.perf_counter() - started)
@@ -111,8 +131,15 @@ class ClaimProcessor:
         self.metrics.claims.labels("dead_lettered").inc()
         level = logging.WARNING if isinstance(exc, FltsError) else logging.ERROR
         w = inp.where
-        log.log(level, "claim dead-lettered topic=%s partition=%s offset=%s error=%r", w.topic, w.partition, w.offset, exc)
-        return ClaimOutcome("dead_lettered", dead_letter=dead_letter(inp.value, inp.key, exc, w))
+        log.log(level, "claim dead-lettered topic=%s partition=%s offset=%s error=%.500r", w.topic, w.partition, w.offset, exc)
+        if not needs_spill(inp.value, inp.key):
+            return ClaimOutcome("dead_lettered", dead_letter=dead_letter(inp.value, inp.key, exc, w))
+        key = spill_key(self.settings.streaming.dead_letter_prefix, w)
+        original_key = inp.key or b""
+        where = {"bucket": self.settings.storage.bucket, "value_object": key,
+                 "key_object": _key_object(key) if len(original_key) > DEAD_LETTER_KEY_INLINE else None}
+        return ClaimOutcome("dead_lettered", dead_letter=dead_letter(inp.value, inp.key, exc, w, where),
+                            spill=(key, inp.value or b"", original_key))
 
     async def _frames(self, pending: list[_Pending], outcomes: list[ClaimOutcome | None]) -> dict[tuple[str, str], PreparedFrame | Exception]:
         """Fetch and prepare each distinct object once; failures dead-letter every claim that named it."""
@@ -153,6 +180,27 @@ class ClaimProcessor:
         return await self._retry(
             lambda: self.predictor.predict(identifier, lambda _spec: frame, None, source="claims"), f"forecast {identifier}")
 
+    def _table_frames(self, done: list[_Pending], frames: dict, predictions: dict,
+                      outcomes: list[ClaimOutcome | None]) -> dict[tuple[str, str, str], bytes]:
+        """latest_frames values: the newest rows of the model's features only, each below the record limit.
+
+        A frame that cannot be kept dead-letters its claims (a 1.6 MB value of 200 extra columns crashed
+        Faust's changelog producer and the worker with it).
+        """
+        kept: dict[tuple[str, str, str], bytes] = {}
+        for p in done:
+            ref = _ref(p)
+            if ref not in kept:
+                spec = predictions[ref].model.forecaster.spec
+                wanted = tuple(dict.fromkeys((*spec.features, *spec.targets)))
+                frame: PreparedFrame = frames[ref[1:]]
+                kept[ref] = encode_frame(frame.only(wanted).tail(self.settings.streaming.frame_max_rows))
+            if len(kept[ref]) > self.max_record_bytes:
+                outcomes[p.index] = self._dead(p.inp, InvalidInput(
+                    f"the frame kept for {p.claim.identifier!r} would be {len(kept[ref])} bytes, above the "
+                    f"{self.max_record_bytes}-byte record limit; lower FLTS_STREAMING__FRAME_MAX_ROWS"))
+        return kept
+
     async def _results(self, done: list[_Pending], predictions: dict, outcomes: list[ClaimOutcome | None]) -> None:
         """Build result messages and write one prediction-log object per identifier (before any commit)."""
         now = time.time()
@@ -161,6 +209,10 @@ class ClaimProcessor:
             prediction = predictions[(p.claim.identifier, p.bucket, p.claim.object_key)]
             body = prediction_body(p.claim.identifier, prediction, cached=False)
             record = json.dumps(result_record(p.claim, p.inp.where, p.inp.published_at, body, now)).encode()
+            if len(record) > self.max_record_bytes:  # bounded claim fields make this unreachable; a guard all the same
+                outcomes[p.index] = self._dead(p.inp, InvalidInput(
+                    f"the result would be {len(record)} bytes, above the {self.max_record_bytes}-byte record limit"))
+                continue
             per_identifier.setdefault(p.claim.identifier, []).append((p, record))
             self.metrics.claim_latency.observe(max(0.0, now - p.inp.published_at))
         for identifier, items in per_identifier.items():
@@ -189,3 +241,13 @@ class ClaimProcessor:
                 self.metrics.claims.labels("retried").inc()
                 log.warning("transient error, retrying attempt=%d op=%s error=%s", attempt, what, exc)
                 await asyncio.sleep(min(delay * 2 ** (attempt - 1), MAX_BACKOFF_S))
+
+
+def _ref(p: _Pending) -> tuple[str, str, str]:
+    """(identifier, bucket, object key): one forecast and one table frame each."""
+    return (p.claim.identifier, p.bucket, p.claim.object_key)
+
+
+def _key_object(value_object: str) -> str:
+    """Object key of a dead letter's full original message key, beside its value."""
+    return value_object.rsplit(".", 1)[0] + ".key"

@@ -22,6 +22,7 @@ def parse_message(model: type[M], raw: bytes | None, what: str) -> M:
 
 
 IDENTIFIER_MAX = 200  # characters
+CLAIM_FIELD_MAX = 1024  # characters of a claim's bucket, object key, claim id and config hash
 HORIZON_MAX = 10_000  # steps a request may ask for (the model's own horizon is usually far lower)
 
 
@@ -41,11 +42,13 @@ class Claim(BaseModel):
 
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
 
-    identifier: str = Field(min_length=1, max_length=200)
-    bucket: str | None = None
-    object_key: str = Field(validation_alias=AliasChoices("object_key", "object"), min_length=1)
-    claim_id: str | None = None
-    config_hash: str | None = None
+    # Bounded, so a claim's result (which echoes them) stays far below the broker's record limit:
+    # a 1 MB claim_id made a result the producer refused, which cost the whole micro-batch.
+    identifier: str = Field(min_length=1, max_length=IDENTIFIER_MAX)
+    bucket: str | None = Field(None, max_length=CLAIM_FIELD_MAX)
+    object_key: str = Field(validation_alias=AliasChoices("object_key", "object"), min_length=1, max_length=CLAIM_FIELD_MAX)
+    claim_id: str | None = Field(None, max_length=CLAIM_FIELD_MAX)
+    config_hash: str | None = Field(None, max_length=CLAIM_FIELD_MAX)
 
 
 class TrainingEvent(BaseModel):

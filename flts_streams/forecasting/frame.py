@@ -53,6 +53,11 @@ class PreparedFrame:
         idx = [self.columns.index(n) for n in names]
         return self.values[:, idx]
 
+    def only(self, names: Sequence[str]) -> PreparedFrame:
+        """The same rows with just these columns (in this order)."""
+        names = tuple(names)
+        return self if names == self.columns else PreparedFrame(self.timestamps, names, self.select(names), self.cadence)
+
     def tail(self, rows: int) -> PreparedFrame:
         """The last ``rows`` rows."""
         return self.rows(-rows, None)

@@ -161,3 +161,42 @@ async def test_claims_wait_while_models_load_instead_of_dead_lettering(tmp_path)
     loading.initial_load_done.set()
     batch = await asyncio.wait_for(task, 30)
     assert [o.status for o in batch.outcomes] == ["processed"]
+
+
+async def test_oversized_poison_is_dead_lettered_small_with_the_original_stored(tmp_path, predictor):
+    """An 800 KB junk value inline (base64) exceeded the producer's limit and cost its whole micro-batch."""
+    store = CountingStore(tmp_path / "objects")
+    store.put("flts", "a.parquet", _parquet())
+    junk = bytes(range(256)) * 3125  # 800,000 bytes, not JSON
+    big_key = b"k" * 1_000_000
+    inputs = [_claim("A", "a.parquet", 1), ClaimInput(junk, big_key, [], Coordinates("inference-data", 2, 7), time.time()),
+              _claim("A", "a.parquet", 3, claim_id="x" * 900_000), _claim("A", "a.parquet", 4)]
+    batch = await _processor(tmp_path, predictor, store).process_batch(inputs)
+    assert [o.status for o in batch.outcomes] == ["processed", "dead_lettered", "dead_lettered", "processed"]
+    dead = json.loads(batch.outcomes[1].dead_letter)
+    assert len(batch.outcomes[1].dead_letter) < 100_000 and dead["truncated"] is True and dead["value_size"] == 800_000
+    assert dead["original"] == {"bucket": "flts", "value_object": "dead-letters/inference-data/2-7.value",
+                                "key_object": "dead-letters/inference-data/2-7.key"}
+    assert store.get("flts", dead["original"]["value_object"]) == junk
+    assert store.get("flts", dead["original"]["key_object"]) == big_key
+    too_long = json.loads(batch.outcomes[2].dead_letter)
+    assert too_long["error_type"] == "SchemaError" and "claim_id" in too_long["error"]
+    assert len(batch.outcomes[2].dead_letter) < 100_000
+
+
+async def test_the_table_keeps_only_the_models_columns_and_refuses_a_frame_above_the_record_limit(tmp_path, predictor):
+    store = CountingStore(tmp_path / "objects")
+    wide = demo_frame(days=1, seed=4)
+    for i in range(200):
+        wide[f"extra_{i}"] = 1.0
+    buf = io.BytesIO()
+    wide.to_parquet(buf)
+    store.put("flts", "wide.parquet", buf.getvalue())
+    batch = await _processor(tmp_path, predictor, store).process_batch([_claim("W", "wide.parquet", 1)])
+    assert batch.outcomes[0].status == "processed"
+    assert decode_frame(batch.frames["W"][1]).columns == FEATURES  # not the 200 extra columns
+    small = ClaimProcessor(Settings(paths={"var_dir": tmp_path / "var"}), store, predictor.metrics, predictor,
+                           max_record_bytes=10_000)
+    refused = await small.process_batch([_claim("W", "wide.parquet", 2)])
+    assert refused.outcomes[0].status == "dead_lettered" and refused.frames == {}
+    assert "record limit" in json.loads(refused.outcomes[0].dead_letter)["error"]
