@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from flts_streams.claims import (
-    DEAD_LETTER_KEY_INLINE, ClaimInput, ClaimOutcome, dead_letter, decode_claim, deadline_of, expired, frame_from_object,
+    DEAD_LETTER_KEY_INLINE, ClaimInput, ClaimOutcome, ObjectLimits, dead_letter, decode_claim, deadline_of, expired, frame_from_object,
     log_object_key, needs_spill, result_record, spill_key,
 )
 from flts_streams.codec import encode_frame
@@ -154,8 +154,11 @@ class ClaimProcessor:
 
     async def _load_frame(self, bucket: str, key: str) -> PreparedFrame | Exception:
         try:
-            data = await self._retry(lambda: asyncio.to_thread(self.store.get, bucket, key), f"get {bucket}/{key}")
-            return await asyncio.to_thread(frame_from_object, data, key)
+            s = self.settings.streaming
+            data = await self._retry(lambda: asyncio.to_thread(self.store.get, bucket, key, s.object_max_bytes),
+                                     f"get {bucket}/{key}")
+            limits = ObjectLimits(s.object_max_rows, s.object_max_columns)
+            return await asyncio.to_thread(frame_from_object, data, key, (), limits)
         except Exception as exc:  # noqa: BLE001 - the agent boundary: an escaped error would lose the event
             return exc
 

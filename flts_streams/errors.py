@@ -46,6 +46,10 @@ class SchemaError(InvalidInput):
     """Fields have the wrong type (HTTP 422)."""
 
 
+class ObjectTooLarge(InvalidInput):
+    """A claim's object exceeds the configured bytes, rows or columns (dead-lettered, never decoded whole)."""
+
+
 class InvalidObjectKey(InvalidInput):
     """Object key or bucket is not allowed (path traversal, foreign bucket)."""
 

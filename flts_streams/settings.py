@@ -71,6 +71,9 @@ class StreamingSettings(_Group):
     observe_interval_s: float = Field(5.0, gt=0, description="How often buffer depth and consumer lag are sampled")
     frame_max_rows: int = Field(1_000, ge=1, description="Newest rows of a claim's frame kept in latest_frames")
     log_prefix: str = Field("inference-logs", description="Key prefix of prediction-log objects in the default bucket")
+    object_max_bytes: int = Field(64 * 1024 * 1024, ge=1024, description="Largest claim object read (bytes); larger ones are dead letters")
+    object_max_rows: int = Field(50_000, ge=1, description="Most rows decoded from a claim object (~69 days at 2 min)")
+    object_max_columns: int = Field(256, ge=2, description="Most columns decoded from a claim object")
     dead_letter_prefix: str = Field("dead-letters", description="Key prefix, in the default bucket, of originals too large to dead-letter whole")
     retry_backoff_s: float = Field(0.2, ge=0, description="First retry delay on transient errors; doubles, capped at 30 s")
 

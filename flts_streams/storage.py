@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import io
 import logging
+import os
 import posixpath
 from pathlib import Path
 from typing import Protocol
 from urllib.parse import urlparse
 
-from flts_streams.errors import InvalidInput, InvalidObjectKey, ObjectNotFound, TransientError
+from flts_streams.errors import InvalidInput, InvalidObjectKey, ObjectNotFound, ObjectTooLarge, TransientError
 from flts_streams.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -27,7 +28,7 @@ def validate_key(key: str) -> str:
 class ObjectStore(Protocol):
     """Minimal object store used by claims (read) and prediction logs (write)."""
 
-    def get(self, bucket: str, key: str) -> bytes: ...
+    def get(self, bucket: str, key: str, max_bytes: int | None = None) -> bytes: ...
 
     def put(self, bucket: str, key: str, data: bytes) -> None: ...
 
@@ -45,11 +46,13 @@ class LocalStore:
             raise InvalidObjectKey(f"object key {key!r} escapes bucket {bucket!r}")
         return path
 
-    def get(self, bucket: str, key: str) -> bytes:
-        """Read an object."""
+    def get(self, bucket: str, key: str, max_bytes: int | None = None) -> bytes:
+        """Read an object (ObjectTooLarge above ``max_bytes``, before reading it)."""
         path = self._path(bucket, key)
         try:
-            return path.read_bytes()
+            with path.open("rb") as f:
+                _check_size(bucket, key, os.fstat(f.fileno()).st_size, max_bytes)
+                return f.read()
         except FileNotFoundError as exc:
             raise ObjectNotFound(f"object {bucket}/{key} does not exist") from exc
         except IsADirectoryError as exc:
@@ -85,14 +88,15 @@ class S3Store:
             http_client=http,
         )
 
-    def get(self, bucket: str, key: str) -> bytes:
-        """Read an object."""
+    def get(self, bucket: str, key: str, max_bytes: int | None = None) -> bytes:
+        """Read an object (ObjectTooLarge above ``max_bytes``, judged by its Content-Length before reading)."""
         from minio.error import S3Error
 
         validate_key(key)
         try:
             response = self.client.get_object(bucket, key)
             try:
+                _check_size(bucket, key, int(response.headers.get("Content-Length") or 0), max_bytes)
                 return response.read()
             finally:
                 response.close()
@@ -101,6 +105,8 @@ class S3Store:
             if exc.code in ("NoSuchKey", "NoSuchBucket"):
                 raise ObjectNotFound(f"object {bucket}/{key} does not exist") from exc
             raise TransientError(f"object store error reading {bucket}/{key}: {exc.code}") from exc
+        except ObjectTooLarge:
+            raise
         except Exception as exc:  # urllib3/network errors: retried by the caller
             raise TransientError(f"object store unreachable reading {bucket}/{key}: {type(exc).__name__}") from exc
 
@@ -115,6 +121,12 @@ class S3Store:
             raise TransientError(f"object store error writing {bucket}/{key}: {exc.code}") from exc
         except Exception as exc:
             raise TransientError(f"object store unreachable writing {bucket}/{key}: {type(exc).__name__}") from exc
+
+
+def _check_size(bucket: str, key: str, size: int, max_bytes: int | None) -> None:
+    if max_bytes is not None and size > max_bytes:
+        raise ObjectTooLarge(f"object {bucket}/{key} is {size} bytes, above the {max_bytes}-byte limit "
+                             "(FLTS_STREAMING__OBJECT_MAX_BYTES)")
 
 
 def open_store(settings: Settings) -> ObjectStore:

@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from flts_streams.broker import free_port
-from flts_streams.errors import ObjectNotFound, TransientError
+from flts_streams.errors import ObjectNotFound, ObjectTooLarge, TransientError
 from flts_streams.forecasting.demo import demo_frame
 from flts_streams.settings import Settings
 from flts_streams.storage import S3Store, open_store
@@ -101,6 +101,8 @@ def test_s3_store_round_trip_missing_and_outage(s3):
     assert isinstance(store, S3Store)
     store.put("flts", "a/b.bin", b"hello")
     assert store.get("flts", "a/b.bin") == b"hello"
+    with pytest.raises(ObjectTooLarge, match="5 bytes, above the 4-byte limit"):
+        store.get("flts", "a/b.bin", max_bytes=4)  # judged by Content-Length, before the body is read
     with pytest.raises(ObjectNotFound):
         store.get("flts", "a/missing.bin")
     s3.server.stop()

@@ -34,13 +34,13 @@ class CountingStore(LocalStore):
         self.fail_first = fail_first
         self.error = error
 
-    def get(self, bucket: str, key: str) -> bytes:
+    def get(self, bucket: str, key: str, max_bytes: int | None = None) -> bytes:
         self.gets.append(key)
         if self.error is not None:
             raise self.error
         if len(self.gets) <= self.fail_first:
             raise TransientError("store down")
-        return super().get(bucket, key)
+        return super().get(bucket, key, max_bytes)
 
 
 def _model(seed: int = 0) -> LoadedModel:
