@@ -10,6 +10,7 @@ from flts_streams.broker import EmbeddedBroker, ensure_topics, free_port, start_
 from flts_streams.settings import Settings
 from tests.integration.harness import Worker
 
+ADMIN_TOKEN = "s3cret-admin-token-for-tests"  # at least 16 characters, or the admin routes stay disabled
 TOPICS = ("inference-data", "model-training", "inference-results", "model-selected", "flts-dead-letter")
 
 
@@ -52,7 +53,7 @@ def trained(tmp_path_factory) -> tuple[Path, str]:
 @pytest.fixture(scope="session")
 def worker(broker, trained) -> Iterator[Worker]:
     var, uri = trained
-    w = Worker(var, broker.url, {"FLTS_MODEL__DEFAULT_URI": uri, "FLTS_SERVING__ADMIN_TOKEN": "s3cret"}).start()
+    w = Worker(var, broker.url, {"FLTS_MODEL__DEFAULT_URI": uri, "FLTS_SERVING__ADMIN_TOKEN": ADMIN_TOKEN}).start()
     try:
         w.wait_ready()
         yield w

@@ -9,7 +9,7 @@ import pytest
 import requests
 
 from flts_streams.forecasting.demo import demo_frame
-from tests.integration.conftest import start_broker
+from tests.integration.conftest import ADMIN_TOKEN, start_broker
 from flts_streams.bench import rss_mb
 from tests.integration.harness import Worker, metric
 
@@ -109,8 +109,13 @@ def test_admin_reload_requires_token(worker):
     assert requests.post(worker.url + "/admin/reload", timeout=10).status_code == 401
     bad = requests.post(worker.url + "/admin/reload", headers={"Authorization": "Bearer nope"}, timeout=10)
     assert bad.status_code == 401
-    ok = requests.post(worker.url + "/admin/reload", headers={"Authorization": "Bearer s3cret"}, timeout=60)
+    ok = requests.post(worker.url + "/admin/reload", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=60)
     assert ok.status_code == 200 and ok.json()["models"]["*"] == "models:/flts-demo@champion"
+    probe = requests.post(worker.url + "/admin/reload", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+                          json={"model_uri": "/etc/passwd"}, timeout=10)
+    assert probe.status_code == 400 and "models:/ or runs:/" in probe.json()["detail"]
+    anonymous = requests.post(worker.url + "/admin/reload", timeout=10)
+    assert anonymous.status_code == 401
 
 
 def test_hot_swap_under_concurrent_load_fails_no_request(worker, trained):
@@ -127,7 +132,7 @@ def test_hot_swap_under_concurrent_load_fails_no_request(worker, trained):
     body = json.dumps(_payload(inference_length=2))
     with ThreadPoolExecutor(8) as pool:
         futures = [pool.submit(_post, worker, body) for _ in range(300)]
-        swap = requests.post(worker.url + "/admin/reload", headers={"Authorization": "Bearer s3cret"},
+        swap = requests.post(worker.url + "/admin/reload", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
                              json={"identifier": "*", "model_uri": new.model_uri}, timeout=60)
         results = [f.result() for f in futures]
     assert swap.status_code == 200
@@ -135,7 +140,7 @@ def test_hot_swap_under_concurrent_load_fails_no_request(worker, trained):
     after = _post(worker, body).json()
     assert after["run_id"] == new.run_id
     # restore the default for other tests
-    requests.post(worker.url + "/admin/reload", headers={"Authorization": "Bearer s3cret"},
+    requests.post(worker.url + "/admin/reload", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
                   json={"identifier": "*", "model_uri": "models:/flts-demo@champion"}, timeout=60)
 
 
