@@ -39,6 +39,12 @@ class ParsedRequest(NamedTuple):
         return max((len(v) for v in self.data.values()), default=0) if self.data else 0
 
 
+def check_body_encoding(content_encoding: str | None) -> None:
+    """Bodies are taken as sent: a compressed one is refused before it is read (the server never inflates it)."""
+    if content_encoding and content_encoding.strip().lower() != "identity":
+        raise UnsupportedMediaType(f"Content-Encoding {content_encoding[:40]!r} is not accepted; send the JSON body uncompressed")
+
+
 def parse_predict(body: bytes, content_type: str, query: Mapping[str, str], limits: ServingSettings) -> ParsedRequest:
     """Body + query -> ParsedRequest (415 not JSON, 422 wrong types, 413 too many rows)."""
     if content_type and "json" not in content_type:
@@ -119,6 +125,8 @@ def _parse_strict(body: bytes) -> ParsedRequest:
             payload = json.loads(body, parse_constant=_reject_constant)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise MalformedBody(f"body is not valid JSON: {exc}") from exc
+        except ValueError as exc:  # e.g. an integer literal of more than 4,300 digits (CPython's int limit)
+            raise MalformedBody(f"body is not usable JSON: {str(exc)[:200]}") from exc
         except RecursionError as exc:
             raise SchemaError("JSON nested too deeply") from exc
     else:

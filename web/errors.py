@@ -66,6 +66,9 @@ async def error_middleware(request: web.Request, handler: Callable[[web.Request]
             response = await handler(request)
     except e.FltsError as exc:
         response = _error_response(exc, status_for(exc))
+    except ConnectionResetError:  # the client went away mid-body (aiohttp's ClientConnectionResetError too): not our error
+        log.info("client disconnected before its request was read method=%s path=%s", request.method, request.path)
+        response = json_error(400, "the client closed the connection before sending the whole body")
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

@@ -10,7 +10,7 @@ from flts_streams.forecasting.frame import PreparedFrame
 from flts_streams.forecasting.spec import ModelSpec
 from flts_streams.predictor import FrameSource
 from flts_streams import errors as e
-from flts_streams.serving import horizon_query, parse_predict, prediction_json, request_frame
+from flts_streams.serving import check_body_encoding, horizon_query, parse_predict, prediction_json, request_frame
 from tables.latest_frames import latest_frames
 
 DEADLINE_HEADER = "X-Deadline-Ms"  # optional per-request budget in milliseconds
@@ -22,6 +22,7 @@ SHED_EARLY = frozenset({("POST", PREDICT_PATH)})
 
 
 async def _read_body(request: Request) -> bytes:
+    check_body_encoding(request.headers.get("Content-Encoding"))
     limit = app.settings.serving.max_body_bytes
     if (request.content_length or 0) > limit:
         raise e.RequestTooLarge(f"request body of {request.content_length} bytes exceeds the {limit}-byte limit")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -179,3 +180,32 @@ def test_overload_sheds_with_429_and_health_stays_up(trained, tmp_path):
     finally:
         w.stop()
         broker.stop()
+
+
+def test_hostile_bodies_get_a_4xx_and_no_traceback(worker):
+    """Each of these was a 500 with a logged traceback, or inflated on the event loop before any size check."""
+    import zlib
+
+    def tracebacks() -> int:
+        return worker.log_tail(100_000).count("Traceback")
+
+    before = tracebacks()
+    bomb = zlib.compressobj(9, zlib.DEFLATED, 31)  # gzip: 64 MiB of zeros in ~64 KB
+    gz = b"".join(bomb.compress(bytes(1 << 20)) for _ in range(64)) + bomb.flush()
+    r = _post(worker, gz, headers={"Content-Encoding": "gzip"})
+    assert r.status_code == 415 and "Content-Encoding" in r.json()["detail"], r.text  # refused, never inflated
+    r = _post(worker, b'{"data": 1}', headers={"Content-Encoding": "gzip"})  # not gzip at all
+    assert r.status_code == 415, r.text
+    r = _post(worker, b'{"inference_length": ' + b"9" * 5000 + b"}")  # beyond CPython's 4,300-digit int limit
+    assert r.status_code == 400 and "not usable JSON" in r.json()["detail"], r.text
+    _disconnect_mid_body(worker)
+    time.sleep(0.5)
+    assert tracebacks() == before, worker.log_tail(40)
+
+
+def _disconnect_mid_body(worker: Worker) -> None:
+    import socket
+
+    with socket.create_connection(("127.0.0.1", worker.port), timeout=5) as s:
+        s.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{\"da")
+        time.sleep(0.3)
