@@ -10,7 +10,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: dev test lint test-unit test-integration install clean python-check
+.PHONY: dev test lint test-unit test-integration install clean python-check fuzz-wire
 
 $(STAMP): setup.cfg setup.py pyproject.toml flts_streams/_wire.c
 	@$(MAKE) --no-print-directory python-check
@@ -41,6 +41,9 @@ test-unit: $(STAMP)
 
 test-integration: $(STAMP)
 	$(BIN)/python -m pytest -m integration
+
+fuzz-wire: $(STAMP)  # the native parser built with UBSan, fed mutated bodies for FUZZ_SECONDS (default 120)
+	$(BIN)/python -m tests.fuzz_wire --seconds $(or $(FUZZ_SECONDS),120)
 
 clean:
 	rm -rf var build dist *.egg-info

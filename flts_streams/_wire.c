@@ -356,11 +356,11 @@ static int int_or_null(Cur *c, PyObject **out) {
     long long v = 0;
     int nd = 0;
     while (p < c->end && *p >= '0' && *p <= '9') {
+        if (++nd > 15) return 0; /* checked before accumulating: 16+ digits could overflow v (UB; UBSan found it) */
         v = v * 10 + (*p - '0');
         p++;
-        nd++;
     }
-    if (nd == 0 || nd > 15 || (nd > 1 && s[neg] == '0')) return 0;
+    if (nd == 0 || (nd > 1 && s[neg] == '0')) return 0;
     if (p < c->end && (*p == '.' || *p == 'e' || *p == 'E')) return 0;
     c->p = p;
     *out = PyLong_FromLongLong(neg ? -v : v);
