@@ -108,13 +108,15 @@ def parse_timestamps(raw: Any) -> np.ndarray:
 
 
 def _parse_slow(raw: Any) -> np.ndarray:
-    """Fallback parser for timestamp strings numpy rejects (time zones, odd formats)."""
+    """Fallback parser for ISO-8601 strings numpy rejects (time zones, a "Z"); anything else is NaT."""
     import pandas as pd  # only reached for unusual formats; keeps pandas off the hot path
 
     cells = [raw] if isinstance(raw, str) or not isinstance(raw, Sequence | np.ndarray) else list(raw)
     if any(isinstance(c, list | dict | tuple) for c in cells):
         raise BadTimestamps("timestamps must be a flat list of ISO-8601 strings")
-    parsed = pd.to_datetime(pd.Series(cells, dtype=object), errors="coerce", utc=True, format="mixed")
+    # ISO-8601 only (any offset or none): "mixed" guessed each cell's format, 0.82 s of event-loop CPU for
+    # 20,000 free-form cells like "Feb 05 2018 11:40PM".
+    parsed = pd.to_datetime(pd.Series(cells, dtype=object), errors="coerce", utc=True, format="ISO8601")
     return parsed.dt.tz_localize(None).to_numpy(dtype="datetime64[ns]")
 
 

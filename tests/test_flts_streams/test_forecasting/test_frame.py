@@ -177,3 +177,13 @@ def test_fast_path_result_equals_the_full_checks(rows):
     fast = _regular_clean(d, "ts", ["down", "up"])
     assert fast is not None and (rows * 2 > _PACK_MAX) == (rows == 30_000)
     assert repr(_outcome(lambda: fast)) == repr(_outcome(lambda: _prepare_checked(d, "ts", ["down", "up"], False, 30, None)))
+
+
+def test_only_iso_8601_timestamps_are_accepted():
+    """pandas' format="mixed" took free-form cells ("Feb 05 2018 11:40PM") at 0.82 s of event-loop CPU per 20,000 rows."""
+    from flts_streams.forecasting.frame import parse_timestamps
+
+    with pytest.raises(BadTimestamps, match="rows 0, 1, 2, 3, 4 and 19995 more; use ISO-8601"):
+        parse_timestamps(["Feb 05 2018 11:40PM"] * 20_000)
+    zoned = parse_timestamps(["2018-02-05T23:40:00+01:00", "2018-02-05T22:42:00Z"])  # offsets: to UTC
+    assert zoned.tolist() == [np.datetime64("2018-02-05T22:40:00", "ns").astype(int), np.datetime64("2018-02-05T22:42:00", "ns").astype(int)]
