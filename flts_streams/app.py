@@ -12,6 +12,7 @@ from faust.types import TransportT
 from mode import ServiceT
 
 from flts_streams import consumer
+from flts_streams.bodies import BodyBudget
 from flts_streams.flow import FlowSensor
 from flts_streams.health import BrokerWatch
 from flts_streams.metrics import FaustMonitor, Metrics
@@ -31,6 +32,7 @@ class FltsApp(faust.App):
     predictor: Predictor
     flow: FlowSensor
     broker_watch: BrokerWatch
+    body_budget: BodyBudget
 
     def __init__(self, settings: Settings, **overrides: Any) -> None:
         conf = settings.faust_defaults() | {"web_application_options": web_application_options(settings)} | overrides
@@ -44,6 +46,7 @@ class FltsApp(faust.App):
         self.sensors.add(self.flow)
         self.predictor = Predictor(settings, self.metrics)
         self.broker_watch = BrokerWatch(settings.serving.broker_grace_s)
+        self.body_budget = BodyBudget(settings.serving.max_buffered_body_bytes)
         # aiohttp middlewares registered by web/ (e.g. the error mapper) before the server starts.
         self.http_middlewares: list[Any] = []
 
@@ -73,7 +76,10 @@ def web_application_options(settings: Settings) -> dict[str, Any]:
     before any size check: 1 MB of gzip (1 GiB inflated) froze the worker for 6-7 s. /predict
     refuses encoded bodies instead (415, flts_streams/serving.py).
     """
-    return {"client_max_size": settings.serving.max_body_bytes, "handler_args": {"auto_decompress": False}}
+    # keepalive_timeout also bounds a connection that never completes its headers (aiohttp arms it at
+    # connect): its default, 3,630 s, let 200 slowloris connections sit for as long.
+    return {"client_max_size": settings.serving.max_body_bytes,
+            "handler_args": {"auto_decompress": False, "keepalive_timeout": settings.serving.idle_timeout_s}}
 
 
 def create_app(settings: Settings | None = None, **overrides: Any) -> FltsApp:

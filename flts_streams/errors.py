@@ -34,6 +34,10 @@ class RequestTooLarge(InvalidInput):
     """Request body or row count above the configured limit (HTTP 413)."""
 
 
+class BodyTimeout(InvalidInput):
+    """The request body did not arrive whole in time (HTTP 408)."""
+
+
 class UnsupportedMediaType(InvalidInput):
     """Body is not JSON (HTTP 415)."""
 

@@ -59,6 +59,11 @@ class ServingSettings(_Group):
     retry_after_s: int = Field(1, ge=1, description="Retry-After sent with 429")
     torch_threads: int = Field(1, ge=1, description="torch.set_num_threads for inference")
     admin_token: SecretStr | None = Field(None, description="Bearer token for /admin routes (unset: disabled)")
+    idle_timeout_s: float = Field(10.0, gt=0, description="A connection idle, or still sending its request headers, this long is closed")
+    body_timeout_s: float = Field(20.0, gt=0, description="Longest wait for a request body to arrive whole (then 408)")
+    max_buffered_body_bytes: int = Field(
+        64 * 1024 * 1024, ge=1024, description="Request bodies being received at once, in bytes (beyond: 429)"
+    )
     ready_requires_broker: bool = Field(True, description="/readyz is 503 while the broker is unreachable (beyond the grace)")
     broker_grace_s: float = Field(10.0, ge=0, description="How long the broker may be unreachable before it counts as an outage")
 

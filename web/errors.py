@@ -17,6 +17,7 @@ log = logging.getLogger(__name__)
 
 STATUS: tuple[tuple[type[e.FltsError], int], ...] = (
     (e.RequestTooLarge, 413),
+    (e.BodyTimeout, 408),
     (e.UnsupportedMediaType, 415),
     (e.SchemaError, 422),
     (e.InvalidInput, 400),

@@ -5,6 +5,7 @@ from aiohttp import web
 from faust.web import Request, Response, View
 
 from flts_streams.app import app
+from flts_streams.bodies import read_within
 from flts_streams.codec import decode_frame
 from flts_streams.forecasting.frame import PreparedFrame
 from flts_streams.forecasting.spec import ModelSpec
@@ -23,10 +24,17 @@ SHED_EARLY = frozenset({("POST", PREDICT_PATH)})
 
 async def _read_body(request: Request) -> bytes:
     check_body_encoding(request.headers.get("Content-Encoding"))
-    limit = app.settings.serving.max_body_bytes
+    serving = app.settings.serving
+    limit = serving.max_body_bytes
     if (request.content_length or 0) > limit:
         raise e.RequestTooLarge(f"request body of {request.content_length} bytes exceeds the {limit}-byte limit")
-    return await request.read()
+    if not request.can_read_body:
+        return b""
+    # A chunked body has no declared size: it may grow to the limit.
+    if request.content.is_eof():  # the usual small body: all here already, nothing to wait for or budget
+        return await request.read()
+    with app.body_budget.reserve(request.content_length or limit):
+        return await read_within(request.read(), serving.body_timeout_s)
 
 
 def _budget(request: Request) -> float:
