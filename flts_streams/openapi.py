@@ -10,15 +10,6 @@ from flts_streams.records import HORIZON_MAX, IDENTIFIER_MAX, PredictRequest
 from flts_streams.settings import ServingSettings
 
 EXAMPLE_ROWS = 30  # the window of the models this project trains
-# What `flts dev` answers to examples/predict.json (run id shortened), shown on the API page.
-EXAMPLE_ANSWER = {
-    "status": "SUCCESS", "identifier": "example-cell", "run_id": "b59bdca5...", "model_uri": "models:/flts-demo@champion",
-    "model_identifier": "*", "fallback_model": True, "synthetic_model": True,
-    "model_reason": "no model is trained for 'example-cell': the demo model answered; it was trained on synthetic data, "
-                    "so this forecast says nothing about your data. Train one: flts train --identifier example-cell --data FILE",
-    "cached": False, "freq": "120s",
-    "predictions": [{"ts": "2024-01-02T00:00:00", "down": 215399534.6}, {"ts": "2024-01-02T00:02:00", "down": 215930236.5}],
-}
 SWAGGER_ASSETS = ("swagger-ui.css", "swagger-ui-bundle.js", "swagger-ui-standalone-preset.js", "favicon-32x32.png")
 
 
@@ -31,6 +22,18 @@ def example_body() -> dict[str, Any]:
     for column in FEATURES:
         data[column] = [_short(v) for v in frame[column].tolist()]
     return {"identifier": "example-cell", "index_col": "time", "inference_length": 5, "data": data}
+
+
+def example_answer() -> dict[str, Any]:
+    """What `flts dev` answers to examples/predict.json (run id shortened), shown on the API page."""
+    return {
+        "status": "SUCCESS", "identifier": "example-cell", "run_id": "b59bdca5...", "model_uri": "models:/flts-demo@champion",
+        "model_identifier": "*", "fallback_model": True, "synthetic_model": True,
+        "model_reason": "no model is trained for 'example-cell': the demo model answered; it was trained on synthetic data, "
+                        "so this forecast says nothing about your data. Train one: flts train --identifier example-cell --data FILE",
+        "cached": False, "freq": "120s",
+        "predictions": [{"ts": "2024-01-02T00:00:00", "down": 215399534.6}, {"ts": "2024-01-02T00:02:00", "down": 215930236.5}],
+    }
 
 
 def _short(value: float) -> float | int:
@@ -113,7 +116,7 @@ def openapi_document(version: str, limits: ServingSettings | None = None) -> dic
                "schema": {"type": "integer", "minimum": 1, "maximum": HORIZON_MAX}}
     ident = {"name": "identifier", "in": "path", "required": True, "schema": {"type": "string"}}
     pred = _json({"$ref": "#/components/schemas/Prediction"}, "forecast in original units")
-    pred["content"]["application/json"]["example"] = EXAMPLE_ANSWER
+    pred["content"]["application/json"]["example"] = example_answer()
     return {
         "openapi": "3.0.3",
         "info": {"title": "flts-streams", "version": version, "description": "Streaming time-series forecasting service"},

@@ -2,6 +2,7 @@
 from importlib.metadata import version
 from importlib.util import find_spec
 from pathlib import Path
+from types import MappingProxyType
 
 from aiohttp import web
 from faust.web import Request, Response, View
@@ -10,7 +11,7 @@ from flts_streams import errors as e
 from flts_streams.app import app
 from flts_streams.openapi import SWAGGER_ASSETS, docs_html, openapi_document
 
-CONTENT_TYPES = {".css": "text/css", ".js": "application/javascript", ".png": "image/png"}
+CONTENT_TYPES = MappingProxyType({".css": "text/css", ".js": "application/javascript", ".png": "image/png"})
 
 
 def swagger_static_dir() -> Path:

@@ -15,7 +15,7 @@ def test_discovers_exactly_our_agents_tables_and_pages():
     assert sorted(app.agents) == ["agents.claims.claims", "agents.models.models"]
     assert sorted(app.tables) == ["champions", "latest_frames"]
     assert sorted(str(p) for p in app.web.views) == sorted([
-        "/admin/reload", "/docs", "/frames/{identifier}", "/healthz", "/metrics", "/openapi.json",
+        "/admin/reload", "/docs", "/docs/static/{name}", "/frames/{identifier}", "/healthz", "/metrics", "/openapi.json",
         "/predict", "/predict/{identifier}", "/predict_ping", "/readyz",
     ])
 
