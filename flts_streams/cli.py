@@ -169,10 +169,9 @@ def _supervise(supervisor: Supervisor, web: WebAddress, embedded: bool) -> int:
 
 
 def _bootstrap(settings: Settings) -> str:
-    from flts_streams.app import create_app
     from flts_streams.broker import bootstrap_address
 
-    host, port = bootstrap_address(str(create_app(settings).conf.broker[0]))
+    host, port = bootstrap_address(settings.broker_url())
     return f"{host}:{port}"
 
 

@@ -161,6 +161,10 @@ class Settings(BaseSettings):
         """Object store URL, defaulting to a directory under var_dir."""
         return self.storage.url or f"file://{(self.paths.var_dir / 'objects').resolve()}"
 
+    def broker_url(self) -> str:
+        """Faust's broker setting as the worker will see it (FLTS_BROKER_URL, else our default), without building the app."""
+        return os.environ.get(f"{FAUST_ENV_PREFIX}_BROKER_URL") or str(self.faust_defaults()["broker"])
+
     def faust_defaults(self) -> dict[str, Any]:
         """Faust settings this service defaults (FLTS_* Faust env vars still override them)."""
         conf: dict[str, Any] = {
