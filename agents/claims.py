@@ -9,13 +9,12 @@ from faust.types import EventT
 
 from flts_streams.app import app
 from flts_streams.claim_processor import ClaimProcessor
-from flts_streams.delivery import Delivery
 from flts_streams.claims import ClaimInput, Coordinates
+from flts_streams.delivery import Delivery
 from flts_streams.storage import open_store
 from tables.latest_frames import latest_frames
 
-
-RECORD_MARGIN_BYTES = 16 * 1024
+RECORD_MARGIN_BYTES = 16 * 1024  # below the producer's max request size: headers and record framing
 
 
 @contextmanager
@@ -42,7 +41,6 @@ def _input(event: EventT) -> ClaimInput:
 @app.agent(app.kafka_topics.inference, concurrency=1)  # table writer: one consumer, events acked in order
 async def claims(stream: StreamT) -> None:
     """Process claims in micro-batches; every event ends processed, expired, repartitioned or dead-lettered."""
-    # Records stay below the producer's limit (less a margin for headers and framing).
     processor = ClaimProcessor(app.settings, open_store(app.settings), app.metrics, app.predictor,
                                max_record_bytes=app.conf.producer_max_request_size - RECORD_MARGIN_BYTES)
     delivery = Delivery(app.kafka_topics.results.send, app.kafka_topics.dead_letter.send, app.kafka_topics.inference.send,

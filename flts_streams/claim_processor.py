@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from flts_streams.claims import (
-    DEAD_LETTER_KEY_INLINE, ClaimInput, ClaimOutcome, ObjectLimits, dead_letter, decode_claim, deadline_of, expired, frame_from_object,
-    log_object_key, needs_spill, result_record, spill_key,
+    DEAD_LETTER_KEY_INLINE, ClaimInput, ClaimOutcome, ObjectLimits, dead_letter, decode_claim, deadline_of, expired,
+    frame_from_object, log_object_key, needs_spill, result_record, spill_key,
 )
 from flts_streams.codec import encode_frame
 from flts_streams.errors import FltsError, InvalidInput, TransientError
@@ -76,7 +76,9 @@ class ClaimProcessor:
             if outcome.spill is None:
                 continue
             key, value, original_key = outcome.spill
-            objects = [(key, value)] + ([(_key_object(key), original_key)] if len(original_key) > DEAD_LETTER_KEY_INLINE else [])
+            objects = [(key, value)]
+            if len(original_key) > DEAD_LETTER_KEY_INLINE:
+                objects.append((_key_object(key), original_key))
             for name, data in objects:
                 try:
                     await self._retry(lambda n=name, d=data: asyncio.to_thread(self.store.put, bucket, n, d), f"put {name}")
