@@ -74,7 +74,8 @@ class Deadlines:
     def _fire(self, loop: asyncio.AbstractEventLoop) -> None:
         self._timer, self._timer_at = None, math.inf
         now = loop.time() + EARLY_S
-        for future in [f for f, at in self._due.items() if at <= now]:
+        # In deadline order: a timer that fires late (a busy machine) may find several expired.
+        for future in sorted((f for f, at in self._due.items() if at <= now), key=self._due.__getitem__):
             del self._due[future]
             _expire(future)
         if self._due:
