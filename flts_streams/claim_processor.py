@@ -19,7 +19,7 @@ from flts_streams.forecasting.frame import PreparedFrame
 from flts_streams.metrics import Metrics
 from flts_streams.predictor import Prediction, Predictor
 from flts_streams.records import Claim
-from flts_streams.serving import prediction_body
+from flts_streams.answers import prediction_body
 from flts_streams.settings import Settings
 from flts_streams.storage import ObjectStore, allowed_bucket, validate_key
 

@@ -23,10 +23,10 @@ from flts_streams.forecasting.frame import PreparedFrame
 from flts_streams.forecasting.packaging import LoadedModel
 from flts_streams.forecasting.spec import ModelSpec
 from flts_streams.metrics import Metrics
+from flts_streams.serving_rule import DEFAULT_KEY
 from flts_streams.settings import Settings
 
 log = logging.getLogger(__name__)
-DEFAULT_KEY = "*"
 FALLBACK_LOG_LIMIT = 1000  # identifiers whose first fallback is logged; beyond, the metric alone counts them
 FrameSource = Callable[[ModelSpec], PreparedFrame]  # the model's spec (features, window) -> frame
 

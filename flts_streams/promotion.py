@@ -19,7 +19,7 @@ from flts_streams.forecasting import packaging
 from flts_streams.forecasting.evaluation import validation_mae
 from flts_streams.forecasting.forecast import Forecaster
 from flts_streams.forecasting.frame import PreparedFrame
-from flts_streams.predictor import DEFAULT_KEY
+from flts_streams.serving_rule import DEFAULT_KEY
 from flts_streams.records import Champion, TrainingEvent, parse_message
 
 log = logging.getLogger(__name__)
@@ -81,7 +81,7 @@ def backtest_mae(forecaster: Forecaster, frame: PreparedFrame) -> float:
     return validation_mae(forecaster, frame, spec.window, stride=stride)
 
 
-def decide(
+def decide_by_backtest(
     identifier: str, uri: str, candidate: packaging.LoadedModel, champion: packaging.LoadedModel | None,
     frame: PreparedFrame | None, *, force: bool,
 ) -> Decision:
@@ -116,7 +116,7 @@ def evaluate(event: TrainingEvent, champion: packaging.LoadedModel | None, frame
     candidate = packaging.load(uri)
     usable = frame is not None and len(frame) >= candidate.forecaster.spec.window
     smoke_test(candidate.forecaster, frame if usable else smoke_frame())  # type: ignore[arg-type]
-    return decide(identifier, uri, candidate, champion, frame, force=event.operation == "promote")
+    return decide_by_backtest(identifier, uri, candidate, champion, frame, force=event.operation == "promote")
 
 
 def set_registry_alias(prefix: str, alias: str, decision: Decision) -> str | None:

@@ -1,4 +1,4 @@
-"""Plain /predict logic: parse and validate requests, build responses (no aiohttp here)."""
+"""Plain /predict request logic: parse and validate bodies into frames (no aiohttp here; answers: answers.py)."""
 from __future__ import annotations
 
 import json
@@ -11,7 +11,6 @@ from pydantic import ValidationError
 from flts_streams.errors import InvalidInput, MalformedBody, NotEnoughRows, RequestTooLarge, SchemaError, UnsupportedMediaType
 from flts_streams.forecasting.frame import PreparedFrame, prepare_frame
 from flts_streams.forecasting.spec import ModelSpec
-from flts_streams.predictor import Prediction
 from flts_streams.records import HORIZON_MAX, IDENTIFIER_MAX, PredictRequest
 from flts_streams.settings import ServingSettings
 from flts_streams.wire import NativeColumns, parse_body
@@ -172,42 +171,3 @@ def request_frame(req: ParsedRequest, spec: ModelSpec) -> PreparedFrame:
         req = _parse_lists(req.native.body)  # not the clean, regular case: the full checks name what is wrong
     assert req.data is not None
     return prepare_frame(req.data, required=features, index_col=req.index_col)
-
-
-def prediction_body(identifier: str, prediction: Prediction, *, cached: bool) -> dict[str, Any]:
-    """Response JSON of a successful forecast (values in original units)."""
-    return {**_prediction_head(identifier, prediction, cached=cached), "predictions": prediction.forecast.records("ts")}
-
-
-def prediction_json(identifier: str, prediction: Prediction, *, cached: bool) -> bytes:
-    """``orjson.dumps(prediction_body(...))``, with the predictions spliced in as bytes (the /predict hot path)."""
-    head = orjson.dumps(_prediction_head(identifier, prediction, cached=cached))
-    return head[:-1] + b',"predictions":' + prediction.forecast.records_json("ts") + b"}"
-
-
-def _prediction_head(identifier: str, prediction: Prediction, *, cached: bool) -> dict[str, Any]:
-    """Every field of a successful forecast's response but the predictions."""
-    spec = prediction.model.forecaster.spec
-    fallback = prediction.model_identifier != identifier
-    return {
-        "status": "SUCCESS",
-        "identifier": identifier,
-        "run_id": prediction.model.run_id,
-        "model_uri": prediction.model.uri,
-        "model_identifier": prediction.model_identifier,
-        "fallback_model": fallback,
-        "synthetic_model": spec.synthetic_data,
-        "model_reason": model_reason(identifier, fallback, spec.synthetic_data),
-        "cached": cached,
-        "freq": f"{spec.cadence_s:g}s",  # forecasts are stamped on the model's cadence
-    }
-
-
-def model_reason(identifier: str, fallback: bool, synthetic: bool) -> str:
-    """Why this model answered, in words for the caller (the serving rule of docs/ARCHITECTURE.md)."""
-    if not fallback:
-        return f"the champion model of {identifier!r}"
-    if synthetic:
-        return (f"no model is trained for {identifier!r}: the demo model answered; it was trained on synthetic data, "
-                f"so this forecast says nothing about your data. Train one: flts train --identifier {identifier} --data FILE")
-    return f"no model is trained for {identifier!r}: the default model (FLTS_MODEL__DEFAULT_URI) answered"

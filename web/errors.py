@@ -11,7 +11,7 @@ from aiohttp import web
 
 from flts_streams import errors as e
 from flts_streams.app import app
-from web.predict import SHED_EARLY
+from web.paths import SHED_EARLY
 
 log = logging.getLogger(__name__)
 

@@ -11,15 +11,12 @@ from flts_streams.forecasting.frame import PreparedFrame
 from flts_streams.forecasting.spec import ModelSpec
 from flts_streams.predictor import FrameSource
 from flts_streams import errors as e
-from flts_streams.serving import check_body_encoding, horizon_query, parse_predict, prediction_json, request_frame
+from flts_streams.answers import prediction_json
+from flts_streams.serving import check_body_encoding, horizon_query, parse_predict, request_frame
 from tables.latest_frames import latest_frames
+from web.paths import PREDICT_PATH
 
 DEADLINE_HEADER = "X-Deadline-Ms"  # optional per-request budget in milliseconds
-PREDICT_PATH = "/predict"
-# Shed by the error middleware before the body is read or the view dispatched: under overload a 429
-# must stay cheap, or the rejections eat the event loop the admitted requests need. (The slot itself
-# is taken after parsing, in _forecast, so slow uploads cannot hold slots.)
-SHED_EARLY = frozenset({("POST", PREDICT_PATH)})
 
 
 async def _read_body(request: Request) -> bytes:

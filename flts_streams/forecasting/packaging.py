@@ -138,14 +138,14 @@ def register(
     """Register the run's model and move the alias when there is no champion, it wins, or force."""
     version = mlflow.register_model(model_uri, name).version
     current = champion_uri(name, alias)
-    promoted, reason = decide(current, frame, val_start, candidate, force)
+    promoted, reason = decide_by_validation_mae(current, frame, val_start, candidate, force)
     if promoted:
         MlflowClient().set_registered_model_alias(name, alias, version)
     log.info("registered name=%s version=%s promoted=%s reason=%s", name, version, promoted, reason)
     return Registration(run_id, model_uri, name, str(version), promoted, reason)
 
 
-def decide(current_uri: str | None, frame: PreparedFrame, val_start: int, candidate: Forecaster, force: bool) -> tuple[bool, str]:
+def decide_by_validation_mae(current_uri: str | None, frame: PreparedFrame, val_start: int, candidate: Forecaster, force: bool) -> tuple[bool, str]:
     """Champion decision on the candidate's own validation window."""
     if force:
         return True, "forced (--promote)"

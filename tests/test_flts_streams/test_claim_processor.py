@@ -20,7 +20,8 @@ from flts_streams.forecasting.packaging import LoadedModel
 from flts_streams.forecasting.scaler import Scaler
 from flts_streams.forecasting.spec import FEATURES, ModelSpec
 from flts_streams.metrics import Metrics
-from flts_streams.predictor import DEFAULT_KEY, Predictor
+from flts_streams.predictor import Predictor
+from flts_streams.serving_rule import DEFAULT_KEY
 from flts_streams.settings import Settings
 from flts_streams.storage import LocalStore
 

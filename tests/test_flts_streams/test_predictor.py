@@ -7,7 +7,8 @@ from flts_streams.broker import free_port
 from flts_streams.errors import ModelLoadError, ModelsNotReady, NoModel, RegistryUnavailable
 from flts_streams.forecasting import packaging
 from flts_streams.metrics import Metrics
-from flts_streams.predictor import DEFAULT_KEY, Predictor
+from flts_streams.predictor import Predictor
+from flts_streams.serving_rule import DEFAULT_KEY
 from flts_streams.settings import Settings
 from tests.test_flts_streams.test_claim_processor import _model
 

@@ -9,7 +9,7 @@ from flts_streams.errors import InvalidInput, SchemaError
 from flts_streams.forecasting.demo import demo_frame
 from flts_streams.forecasting.frame import prepare_frame
 from flts_streams.forecasting.spec import FEATURES
-from flts_streams.promotion import backtest_mae, champion_from_table, decide, decode_training_event, smoke_test
+from flts_streams.promotion import backtest_mae, champion_from_table, decide_by_backtest, decode_training_event, smoke_test
 from flts_streams.records import TrainingEvent
 from tests.test_flts_streams.test_claim_processor import _model
 
@@ -29,15 +29,15 @@ def test_decode_training_event():
 
 def test_first_model_and_forced_are_promoted(frame):
     cand, champ = _model(1), _model(2)
-    assert decide("A", "u", cand, None, None, force=False).reason == "no champion yet"
-    forced = decide("A", "u", cand, champ, None, force=True)
+    assert decide_by_backtest("A", "u", cand, None, None, force=False).reason == "no champion yet"
+    forced = decide_by_backtest("A", "u", cand, champ, None, force=True)
     assert forced.promoted and forced.previous_uri == champ.uri
 
 
 def test_same_run_or_no_data_is_not_promoted(frame):
     cand, champ = _model(1), _model(2)
-    assert not decide("A", "u", cand, cand, frame, force=False).promoted
-    short = decide("A", "u", cand, champ, frame.tail(40), force=False)
+    assert not decide_by_backtest("A", "u", cand, cand, frame, force=False).promoted
+    short = decide_by_backtest("A", "u", cand, champ, frame.tail(40), force=False)
     assert not short.promoted and "need 60" in short.reason
 
 
@@ -45,7 +45,7 @@ def test_backtest_picks_the_lower_mae(frame):
     a, b = _model(1), _model(2)
     mae_a, mae_b = backtest_mae(a.forecaster, frame), backtest_mae(b.forecaster, frame)
     assert mae_a != mae_b
-    d = decide("A", "u", a, b, frame, force=False)
+    d = decide_by_backtest("A", "u", a, b, frame, force=False)
     assert d.promoted == (mae_a < mae_b)
     assert d.candidate_mae == pytest.approx(mae_a) and d.champion_mae == pytest.approx(mae_b)
     msg = json.loads(d.message(TrainingEvent(status="SUCCESS", run_id=a.run_id, identifier="A", model_type="lstm")))

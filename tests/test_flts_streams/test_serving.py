@@ -96,26 +96,6 @@ def test_the_plain_checks_accept_only_what_the_schema_accepts_unchanged():
     assert plain >= 8  # the usual bodies do take the plain path
 
 
-@pytest.mark.parametrize("identifier,model_identifier,cached", [("site-1", "site-1", False), ("sité \"2\"", "*", True)])
-def test_the_hot_path_response_bytes_are_the_dump_of_the_response_body(identifier, model_identifier, cached):
-    from types import SimpleNamespace
-
-    import numpy as np
-    import orjson
-
-    from flts_streams.forecasting.forecast import Forecast
-    from flts_streams.predictor import Prediction
-    from flts_streams.serving import prediction_body, prediction_json
-
-    stamps = (np.datetime64("2024-01-01T00:02:00") + np.arange(3) * np.timedelta64(120, "s")).astype("datetime64[ns]")
-    forecast = Forecast(stamps, ("down", "up"), np.array([[1.5, np.nan], [2e8, -0.0], [3.0, 4.25]]))
-    model = SimpleNamespace(run_id="r1", uri="runs:/r1/model", forecaster=SimpleNamespace(spec=SimpleNamespace(cadence_s=120.0, synthetic_data=cached)))
-    prediction = Prediction(forecast, model, model_identifier)
-    dumped = prediction_json(identifier, prediction, cached=cached)
-    assert dumped == orjson.dumps(prediction_body(identifier, prediction, cached=cached))
-    assert json.loads(dumped)["predictions"][1] == {"ts": "2024-01-01T00:04:00", "down": 2e8, "up": -0.0}
-
-
 def test_too_few_rows_names_the_model_window_first():
     """The old client's one-row body was told "need at least 2 rows to infer the cadence"; the minimum is the window."""
     body = b'{"data": {"time": ["2018-02-05 23:40:00"], "down": [1.0]}}'
@@ -124,12 +104,3 @@ def test_too_few_rows_names_the_model_window_first():
     with pytest.raises(NotEnoughRows, match=r"need at least 30 rows \(the model's input window, one row every 120s\); got 1"):
         request_frame(req, spec)
 
-
-def test_every_answer_says_which_model_answered_and_why():
-    from flts_streams.serving import model_reason
-
-    assert model_reason("A", False, False) == "the champion model of 'A'"
-    default = model_reason("A", True, False)
-    assert "no model is trained for 'A'" in default and "FLTS_MODEL__DEFAULT_URI" in default
-    demo = model_reason("A", True, True)
-    assert "synthetic data" in demo and "says nothing about your data" in demo and "flts train --identifier A" in demo
