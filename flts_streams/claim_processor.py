@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+from flts_streams.backoff import backoff_s
 from flts_streams.claims import (
     DEAD_LETTER_KEY_INLINE, ClaimInput, ClaimOutcome, ObjectLimits, dead_letter, decode_claim, deadline_of, expired,
     frame_from_object, log_object_key, needs_spill, result_record, spill_key,
@@ -24,7 +25,6 @@ from flts_streams.settings import Settings
 from flts_streams.storage import ObjectStore, allowed_bucket, validate_key
 
 log = logging.getLogger(__name__)
-MAX_BACKOFF_S = 30.0
 # Below Faust's producer_max_request_size (1,000,000): a record the producer refuses is never built.
 RECORD_MAX_BYTES = 1_000_000 - 16 * 1024
 T = TypeVar("T")
@@ -245,7 +245,7 @@ class ClaimProcessor:
             except TransientError as exc:
                 self.metrics.claims.labels("retried").inc()
                 log.warning("transient error, retrying attempt=%d op=%s error=%s", attempt, what, exc)
-                await asyncio.sleep(min(delay * 2 ** (attempt - 1), MAX_BACKOFF_S))
+                await asyncio.sleep(backoff_s(delay, attempt))
 
 
 def _ref(p: _Pending) -> tuple[str, str, str]:

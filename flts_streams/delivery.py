@@ -12,12 +12,12 @@ from aiokafka.errors import (
 )
 from faust.exceptions import ProducerSendError
 
+from flts_streams.backoff import backoff_s
 from flts_streams.claims import ClaimInput, ClaimOutcome, dead_letter, dead_letter_key
 from flts_streams.metrics import Metrics
 
 log = logging.getLogger(__name__)
 Send = Callable[..., Awaitable[Any]]  # Faust's topic.send(key=, value=, headers=)
-MAX_BACKOFF_S = 30.0
 
 
 # Errors about the record itself: sending it again cannot succeed. aiokafka's own ``retriable`` flag
@@ -80,4 +80,4 @@ class Delivery:
                 attempt += 1
                 self.metrics.claims.labels("retried").inc()
                 log.warning("send failed, retrying attempt=%d error=%.300r", attempt, exc)
-                await asyncio.sleep(min(self.retry_backoff_s * 2 ** (attempt - 1), MAX_BACKOFF_S))
+                await asyncio.sleep(backoff_s(self.retry_backoff_s, attempt))

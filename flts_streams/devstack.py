@@ -33,7 +33,7 @@ class WebAddress:
 def check_web_port(web: WebAddress) -> None:
     """One-line error when the web port is taken (instead of the worker's traceback after the whole start-up)."""
     if not b.port_free(web.bind, web.port):
-        raise FltsError(f"web port {web.port} on {web.bind} is in use by {listener(web.port)}; stop it, or pick "
+        raise FltsError(f"web port {web.port} on {web.bind} is in use by {listener(web.port)[1]}; stop it, or pick "
                         f"another port: FLTS_WEB_PORT={web.port + 1} make dev (or flts dev --web-port {web.port + 1})")
 
 
@@ -43,13 +43,13 @@ def join_or_start_broker(host: str, port: int, log_path: Path, say: Callable[[st
         if not b.is_loopback(host):
             raise FltsError(f"no broker answers at {host}:{port} and it is not a loopback address; start Kafka first")
         return b.start_tansu(host, port, log_path)
-    owner = listener(port)
+    pid, owner = listener(port)
     if not b.speaks_kafka(host, port):
         raise FltsError(f"broker port {port} on {host} is taken by {owner}, which does not speak Kafka; stop it, "
                         f"or point FLTS_BROKER_URL at a free port (e.g. kafka://127.0.0.1:{port + 1})")
     say(f"flts dev: joining the Kafka broker already running at {host}:{port} ({owner}); this command did not start "
         f"it, so its topics, data and consumer group are reused. For a fresh embedded broker stop that process "
-        f"first{' (kill ' + owner.split()[1] + ')' if owner.startswith('pid') else ''}.")
+        f"first{f' (kill {pid})' if pid else ''}.")
     return None
 
 

@@ -19,7 +19,7 @@ def die_with_parent(sig: int = signal.SIGKILL) -> Callable[[], None] | None:
     """
     if not sys.platform.startswith("linux"):
         return None
-    prctl = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True).prctl  # resolved before the fork
+    prctl = _prctl()  # resolved before the fork
     parent = os.getpid()
 
     def preexec() -> None:
@@ -33,8 +33,12 @@ def set_parent_death_signal(sig: int) -> bool:
     """Have this process receive ``sig`` when its parent dies (Linux); True when set."""
     if not sys.platform.startswith("linux"):
         return False
-    libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
-    return libc.prctl(PR_SET_PDEATHSIG, sig) == 0
+    return _prctl()(PR_SET_PDEATHSIG, sig) == 0
+
+
+def _prctl() -> Callable[..., int]:
+    """libc's prctl (Linux)."""
+    return ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True).prctl
 
 
 def has_terminal() -> bool:
@@ -46,14 +50,14 @@ def has_terminal() -> bool:
     return True
 
 
-def listener(port: int) -> str:
-    """'pid N (name)' of the process listening on TCP ``port``, or 'an unknown process'."""
+def listener(port: int) -> tuple[int | None, str]:
+    """(pid, 'pid N (name)') of the process listening on TCP ``port``, or (None, 'an unknown process')."""
     import psutil
 
     try:
         for conn in psutil.net_connections(kind="tcp"):
             if conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port == port and conn.pid:
-                return f"pid {conn.pid} ({psutil.Process(conn.pid).name()})"
+                return conn.pid, f"pid {conn.pid} ({psutil.Process(conn.pid).name()})"
     except (psutil.Error, OSError):
         pass
-    return "an unknown process"
+    return None, "an unknown process"

@@ -39,6 +39,13 @@ def _burst(bootstrap: str, objects, run: str, count: int = BURST, pipelined: boo
     return ids
 
 
+def _isolated(tmp_path, trained, prefix: str) -> tuple:
+    """(broker, objects folder, worker, run id): a worker of its own on a broker of its own."""
+    broker = start_broker(tmp_path / "broker")
+    objects = tmp_path / "objects"
+    return broker, objects, Worker(tmp_path / "a", broker.url, _env(trained, objects)), f"{prefix}-{uuid.uuid4().hex[:6]}"
+
+
 def _results(bootstrap: str, run: str) -> list[dict]:
     return [r["value"]["claim"] for r in consume(bootstrap, "inference-results", None, timeout=30)
             if str(r["value"]["claim"]["claim_id"]).startswith(run)]
@@ -101,10 +108,7 @@ def test_sigkill_mid_burst_loses_no_claim(tmp_path, trained, successor):
 
 
 def test_sigterm_commits_what_was_processed_and_finishes_inflight_requests(tmp_path, trained):
-    broker = start_broker(tmp_path / "broker")
-    objects = tmp_path / "objects"
-    worker = Worker(tmp_path / "a", broker.url, _env(trained, objects))
-    run = f"term-{uuid.uuid4().hex[:6]}"
+    broker, objects, worker, run = _isolated(tmp_path, trained, "term")
     try:
         worker.start().wait_ready()
         body = json.dumps(_payload(rows=5000))
@@ -133,10 +137,7 @@ SLOW_LOAD = Path(__file__).with_name("slow_model_load")  # sitecustomize: every 
 
 def test_restart_with_a_backlog_and_a_slow_model_load_dead_letters_nothing(tmp_path, trained):
     """A claim taken before the initial model load ended was dead-lettered as NoModel (32 of 3,000 in CI)."""
-    broker = start_broker(tmp_path / "broker")
-    objects = tmp_path / "objects"
-    worker = Worker(tmp_path / "a", broker.url, _env(trained, objects))
-    run = f"slow-{uuid.uuid4().hex[:6]}"
+    broker, objects, worker, run = _isolated(tmp_path, trained, "slow")
     try:
         worker.start().wait_ready()
         worker.stop()
