@@ -42,7 +42,7 @@ test-unit: $(STAMP)
 test-integration: $(STAMP)
 	$(BIN)/python -m pytest -m integration
 
-fuzz-wire: $(STAMP)  # the native parser built with UBSan, fed mutated bodies for FUZZ_SECONDS (default 120)
+fuzz-wire: $(STAMP)  # the native parser built with ASan+UBSan, fed mutated bodies for FUZZ_SECONDS (default 120)
 	$(BIN)/python -m tests.fuzz_wire --seconds $(or $(FUZZ_SECONDS),120)
 
 clean:

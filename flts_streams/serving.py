@@ -5,7 +5,6 @@ import json
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
-import orjson
 from pydantic import ValidationError
 
 from flts_streams.errors import InvalidInput, MalformedBody, NotEnoughRows, RequestTooLarge, SchemaError, UnsupportedMediaType
@@ -48,7 +47,7 @@ def parse_predict(body: bytes, content_type: str, query: Mapping[str, str], limi
     """Body + query -> ParsedRequest (415 not JSON, 422 wrong types, 413 too many rows)."""
     if content_type and "json" not in content_type:
         raise UnsupportedMediaType(f"send application/json, not {content_type}")
-    req = _parse_native(body) or _parse_lists(body)
+    req = _parse_native(body) or _parse_explaining(body)
     if "inference_length" in query and req.inference_length is None:
         horizon = _validate({"inference_length": _int_query(query["inference_length"])}).inference_length
         req = req._replace(inference_length=horizon)
@@ -65,40 +64,8 @@ def _parse_native(body: bytes) -> ParsedRequest | None:
     return ParsedRequest(parsed.identifier, None, parsed.index_col, parsed.inference_length, native=parsed.data)
 
 
-def _parse_lists(body: bytes) -> ParsedRequest:
-    """The body as Python lists (orjson, else the careful parser that names the problem)."""
-    return _parse_fast(body) or _parse_strict(body)
-
-
-def _parse_fast(body: bytes) -> ParsedRequest | None:
-    """Parse (orjson) and validate; None when the careful path must explain."""
-    # orjson rejects NaN/Infinity, invalid UTF-8 and deep nesting: the strict path names each.
-    try:
-        payload = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return None
-    return _plain(payload) or _validate_quietly(payload)
-
-
-def _plain(payload: Any) -> ParsedRequest | None:
-    """The usual body checked by exact type tests; None for anything else, which pydantic then decides.
-
-    Accepts only what PredictRequest accepts unchanged (a test compares both on many bodies):
-    pydantic was ~20% of a request's parse and copied every data list.
-    """
-    if type(payload) is not dict:
-        return None
-    identifier, data = payload.get("identifier"), payload.get("data")
-    index_col, horizon = payload.get("index_col"), payload.get("inference_length")
-    if not _plain_fields(identifier, index_col, horizon):
-        return None
-    if data is not None and (type(data) is not dict or not all(type(v) is list for v in data.values())):
-        return None
-    return ParsedRequest(identifier, data, index_col, horizon)
-
-
 def _plain_fields(identifier: Any, index_col: Any, horizon: Any) -> bool:
-    """True when the scalar fields are what PredictRequest accepts unchanged."""
+    """True when the scalar fields are what PredictRequest accepts unchanged (a test compares both)."""
     if identifier is not None and (type(identifier) is not str or not 1 <= len(identifier) <= IDENTIFIER_MAX):
         return False
     if horizon is not None and (type(horizon) is not int or not 1 <= horizon <= HORIZON_MAX):
@@ -106,19 +73,13 @@ def _plain_fields(identifier: Any, index_col: Any, horizon: Any) -> bool:
     return index_col is None or type(index_col) is str
 
 
-def _validate_quietly(payload: Any) -> ParsedRequest | None:
-    try:
-        return _from_model(PredictRequest.model_validate(payload))
-    except ValidationError:
-        return None
-
-
 def _from_model(model: PredictRequest) -> ParsedRequest:
     return ParsedRequest(model.identifier, model.data, model.index_col, model.inference_length)
 
 
-def _parse_strict(body: bytes) -> ParsedRequest:
-    """Slow path with precise messages: invalid JSON, NaN/Infinity, nesting, wrong types."""
+def _parse_explaining(body: bytes) -> ParsedRequest:
+    """The one explaining path: every body the native parser leaves, read by the JSON spec and the schema,
+    with a message naming what is wrong (invalid JSON, NaN/Infinity, nesting, wrong types)."""
     if body.strip():
         try:
             payload = json.loads(body, parse_constant=_reject_constant)
@@ -168,6 +129,6 @@ def request_frame(req: ParsedRequest, spec: ModelSpec) -> PreparedFrame:
         frame = req.native.regular_frame(features, req.index_col)
         if frame is not None:
             return frame
-        req = _parse_lists(req.native.body)  # not the clean, regular case: the full checks name what is wrong
+        req = _parse_explaining(req.native.body)  # not the clean, regular case: the full checks name what is wrong
     assert req.data is not None
     return prepare_frame(req.data, required=features, index_col=req.index_col)

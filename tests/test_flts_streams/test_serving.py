@@ -9,6 +9,7 @@ import pytest
 from flts_streams.errors import InvalidInput, MalformedBody, NotEnoughRows, RequestTooLarge, SchemaError, UnsupportedMediaType
 from flts_streams.serving import parse_predict, request_frame
 from flts_streams.settings import ServingSettings
+from flts_streams.wire import parse_body
 
 LIMITS = ServingSettings(max_rows=100)
 
@@ -42,17 +43,17 @@ def test_too_many_rows():
 
 
 @pytest.mark.parametrize("body", [
-    {"identifier": "A", "data": {"ts": ["2024-01-01 00:00:00"], "down": [1.5]}, "index_col": "ts", "inference_length": 3},
+    {"identifier": "A\u00e9", "data": {"ts": ["2024-01-01 00:00:00"], "down": [1.5]}, "index_col": "ts", "inference_length": 3},
     {"identifier": "NaN-site", "data": {"ts": ["2024-01-01"], "down": ["1.5"]}},  # 'NaN' inside a string is fine
     {"data": {"down": [None, 2]}, "extra": {"ignored": True}},
 ])
-def test_fast_and_strict_parsers_agree(body):
-    from flts_streams.serving import _parse_fast, _parse_lists, _parse_strict
+def test_bodies_the_native_parser_leaves_are_read_as_the_schema_reads_them(body):
+    from flts_streams.records import PredictRequest
+    from flts_streams.serving import _from_model
 
-    raw = json.dumps(body).encode()
-    assert _parse_lists(raw) == _parse_strict(raw)
-    fast = _parse_fast(raw)
-    assert fast is None or fast == _parse_strict(raw)
+    raw = json.dumps(body).encode()  # an escape, a string number, null, an unknown key: not the native subset
+    assert parse_body(raw) is None
+    assert parse_predict(raw, "application/json", {}, LIMITS) == _from_model(PredictRequest.model_validate(body))
 
 
 def test_query_horizon_is_validated_like_the_body():
@@ -77,23 +78,27 @@ def _bodies():
                 for h in (1, 30, None))
 
 
-def test_the_plain_checks_accept_only_what_the_schema_accepts_unchanged():
+def test_the_fast_paths_field_checks_accept_only_what_the_schema_accepts_unchanged():
+    """The native path checks identifier, index_col and inference_length itself; the schema must agree."""
     from pydantic import ValidationError
 
     from flts_streams.records import PredictRequest
-    from flts_streams.serving import _from_model, _plain
+    from flts_streams.serving import _plain_fields
 
-    plain = 0
+    accepted = 0
     for body in _bodies():
-        fast = _plain(body)
-        try:
-            model = _from_model(PredictRequest.model_validate(body))
-        except ValidationError:
-            assert fast is None, body
+        if type(body) is not dict:
             continue
-        assert fast is None or fast == model, body
-        plain += fast is not None
-    assert plain >= 8  # the usual bodies do take the plain path
+        fields = {k: body.get(k) for k in ("identifier", "index_col", "inference_length")}
+        plain = _plain_fields(*fields.values())
+        try:
+            model = PredictRequest.model_validate(fields)
+        except ValidationError:
+            assert not plain, body
+            continue
+        assert not plain or (model.identifier, model.index_col, model.inference_length) == tuple(fields.values()), body
+        accepted += plain
+    assert accepted >= 8  # the usual fields do pass
 
 
 def test_too_few_rows_names_the_model_window_first():

@@ -192,7 +192,7 @@ def test_anything_but_bytes_is_a_type_error():
         parse_body("{}")  # type: ignore[arg-type]
 
 
-def test_a_bounded_fuzz_run_under_ubsan_finds_no_undefined_behaviour():
+def test_a_bounded_fuzz_run_under_asan_and_ubsan_finds_nothing():
     """tests/fuzz_wire.py (`make fuzz-wire` runs it longer); before the fix it aborted on a 19-digit inference_length."""
     from tests.fuzz_wire import run
 
