@@ -47,7 +47,7 @@ async def claims(stream: StreamT) -> None:
                         app.metrics, app.settings.streaming.retry_backoff_s)
     # Take no claim before the initial model load is done: a claim resolved in between found no
     # model and was dead-lettered as NoModel (32 of 3,000 in a restart with a backlog).
-    await app.predictor.initial_load_done.wait()
+    await app.models.initial_load_done.wait()
     streaming = app.settings.streaming
     async for events in stream.take_events(streaming.batch_size, within=streaming.batch_timeout_s):
         inputs = [_input(e) for e in events]

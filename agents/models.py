@@ -44,7 +44,7 @@ async def _handle(event: EventT) -> None:
     cached = latest_frames.get(identifier) if identifier != DEFAULT_KEY else None
     try:
         frame = decode_frame(cached) if cached is not None else None
-        decision = await asyncio.to_thread(evaluate, ev, app.predictor.own_model(identifier), frame, demo_prepared_frame)
+        decision = await asyncio.to_thread(evaluate, ev, app.models.own_model(identifier), frame, demo_prepared_frame)
     except Exception as exc:  # noqa: BLE001 - load, smoke test or backtest failed: reject, keep serving
         log.warning("model rejected identifier=%s run_id=%s error=%r", identifier, ev.run_id, exc)
         decision = Decision(identifier, model_uri_of(ev), ev.run_id, False, f"evaluation failed: {exc}")
@@ -61,8 +61,8 @@ async def _promote(decision: Decision) -> None:
     s = app.settings.model
     version = await asyncio.to_thread(set_registry_alias, s.registry_prefix, s.champion_alias, decision)
     try:
-        if version is None or not await app.predictor.follow_registry():
-            await app.predictor.load(decision.identifier, decision.model_uri)
+        if version is None or not await app.models.follow_registry():
+            await app.models.load(decision.identifier, decision.model_uri)
     except Exception:  # noqa: BLE001 - the promotion stands (table, alias) and the follow timer retries the load;
         # raising would crash the agent before the decision is announced (seen: a torch tracer error)
         log.exception("promoted model failed to load identifier=%s uri=%s", decision.identifier, decision.model_uri)
@@ -83,7 +83,7 @@ async def follow_champions() -> None:
             wanted[champ.identifier] = (champ.model_uri, champ.run_id)
     try:
         if wanted:
-            await app.predictor.follow(wanted)
-        await app.predictor.load_champions(reload_default=False)  # also a default deferred by a registry outage
+            await app.models.follow(wanted)
+        await app.models.load_champions(reload_default=False)  # also a default deferred by a registry outage
     except Exception:  # noqa: BLE001 - a timer that raises stops for good; retry next tick
         log.exception("champion follow failed")

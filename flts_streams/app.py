@@ -12,11 +12,14 @@ from faust.types import TransportT
 from mode import ServiceT
 
 from flts_streams import consumer
+from flts_streams.admission import Admission
 from flts_streams.bodies import BodyBudget
 from flts_streams.flow import FlowSensor
 from flts_streams.health import BrokerWatch
 from flts_streams.metrics import FaustMonitor, Metrics
 from flts_streams.predictor import Predictor
+from flts_streams.process_tuning import StartupHeapFreezer
+from flts_streams.registry import ModelRegistry
 from flts_streams.settings import APP_ID, FAUST_ENV_PREFIX, Settings
 from flts_streams.topics import Topics, declare_topics
 
@@ -24,12 +27,14 @@ AUTODISCOVER = ("tables", "agents", "web")
 
 
 class FltsApp(faust.App):
-    """The Faust app with typed access to settings, topics, metrics and the predictor."""
+    """The Faust app with typed access to settings, topics, metrics, the model registry and the predictor."""
 
     settings: Settings
     metrics: Metrics
     kafka_topics: Topics  # `topics` is taken by Faust (its TopicConductor)
+    models: ModelRegistry
     predictor: Predictor
+    admission: Admission
     flow: FlowSensor
     broker_watch: BrokerWatch
     body_budget: BodyBudget
@@ -44,7 +49,10 @@ class FltsApp(faust.App):
         self.kafka_topics = declare_topics(self, settings.topics)
         self.flow = FlowSensor(self.metrics, (settings.topics.inference, settings.topics.training))
         self.sensors.add(self.flow)
-        self.predictor = Predictor(settings, self.metrics)
+        self.models = ModelRegistry(settings, self.metrics)
+        self.predictor = Predictor(settings, self.metrics, self.models)
+        self.admission = Admission(settings.serving.max_in_flight, self.metrics)
+        self.heap_freezer = StartupHeapFreezer(self.models.initial_load_done)
         self.broker_watch = BrokerWatch(settings.serving.broker_grace_s)
         self.body_budget = BodyBudget(settings.serving.max_buffered_body_bytes)
         # aiohttp middlewares registered by web/ (e.g. the error mapper) before the server starts.
@@ -65,8 +73,8 @@ class FltsApp(faust.App):
         installed.extend([m for m in self.http_middlewares if m not in installed])
 
     def on_init_dependencies(self) -> Iterable[ServiceT]:
-        """Start the predictor with the app."""
-        return [*super().on_init_dependencies(), self.predictor]
+        """Start the model registry, the predictor and the start-up heap freeze with the app."""
+        return [*super().on_init_dependencies(), self.models, self.predictor, self.heap_freezer]
 
 
 def web_application_options(settings: Settings) -> dict[str, Any]:

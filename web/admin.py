@@ -26,7 +26,7 @@ class Reload(View):
             raise SchemaError("body must be a JSON object")
         if body.get("model_uri"):
             identifier = str(body.get("identifier") or "*")
-            model = await app.predictor.load(identifier, admin.model_uri(body["model_uri"]))
+            model = await app.models.load(identifier, admin.model_uri(body["model_uri"]))
             return self.json({"loaded": {identifier: {"model_uri": model.uri, "run_id": model.run_id}}})
-        count = await app.predictor.load_champions()
-        return self.json({"reloaded": count, "models": {k: m.uri for k, m in app.predictor.models().items()}})
+        count = await app.models.load_champions()
+        return self.json({"reloaded": count, "models": {k: m.uri for k, m in app.models.models().items()}})

@@ -59,10 +59,10 @@ async def error_middleware(request: web.Request, handler: Callable[[web.Request]
     """Map FltsError and aiohttp errors to JSON; unexpected errors to 500 with a logged request id."""
     started = time.perf_counter()
     try:
-        if (request.method, request.path) in SHED_EARLY and app.predictor.at_capacity():
+        if (request.method, request.path) in SHED_EARLY and app.admission.at_capacity():
             # Before Faust's view dispatch, and without raising: under overload most requests are
             # 429s, and what each costs is event-loop time the admitted requests wait for.
-            response = _error_response(app.predictor.overloaded(), 429)
+            response = _error_response(app.admission.overloaded(), 429)
         else:
             response = await handler(request)
     except e.FltsError as exc:

@@ -24,7 +24,7 @@ class Readyz(View):
         now = time.monotonic()
         observe_broker(app, now)
         recovered = app.tables.recovery.completed.is_set() and not app.rebalancing
-        body, status = readiness(recovered, app.predictor.has_model, app.broker_watch, now,
+        body, status = readiness(recovered, app.models.has_model, app.broker_watch, now,
                                  app.settings.serving.ready_requires_broker)
         return self.json(body, status=status)
 

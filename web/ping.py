@@ -11,7 +11,7 @@ class PredictPing(View):
 
     async def get(self, request: Request) -> Response:
         identifier = request.query.get("identifier", app.settings.serving.default_identifier)
-        models = app.predictor.models()
+        models = app.models.models()
         model = models.get(identifier) or models.get("*")
         spec = model.forecaster.spec if model else None
         return self.json({

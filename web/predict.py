@@ -49,7 +49,7 @@ def _json(body: bytes) -> Response:
 
 
 async def _forecast(identifier: str, frame_for: FrameSource, horizon: int | None, *, cached: bool, budget: float) -> bytes:
-    with app.predictor.admit():
+    with app.admission.admit():
         try:
             prediction = await app.predictor.predict(identifier, frame_for, horizon, timeout=budget)
         except TimeoutError as exc:

@@ -5,20 +5,19 @@ import pytest
 
 from flts_streams.errors import Overloaded
 from flts_streams.metrics import Metrics
-from flts_streams.predictor import Predictor
-from flts_streams.settings import Settings
+from flts_streams.admission import Admission
 
 
-def _rejected(p: Predictor) -> float:
+def _rejected(p: Admission) -> float:
     return p.metrics.rejected.labels("overloaded")._value.get()
 
 
-def _in_flight_gauge(p: Predictor) -> float:
+def _in_flight_gauge(p: Admission) -> float:
     return p.metrics.registry.get_sample_value("flts_http_predictions_in_flight")
 
 
 def test_capacity_check_sheds_only_when_every_slot_is_taken():
-    p = Predictor(Settings(serving={"max_in_flight": 2}), Metrics())
+    p = Admission(2, Metrics())
     with p.admit():
         assert not p.at_capacity()  # one slot left
         with p.admit():
@@ -31,7 +30,7 @@ def test_capacity_check_sheds_only_when_every_slot_is_taken():
 
 
 def test_the_in_flight_gauge_counts_admitted_predictions_when_scraped():
-    p = Predictor(Settings(serving={"max_in_flight": 3}), Metrics())
+    p = Admission(3, Metrics())
     assert _in_flight_gauge(p) == 0
     with p.admit(), p.admit():
         assert _in_flight_gauge(p) == 2
@@ -42,7 +41,7 @@ def test_the_in_flight_gauge_counts_admitted_predictions_when_scraped():
 
 
 def test_slots_are_released_when_the_prediction_fails():
-    p = Predictor(Settings(serving={"max_in_flight": 1}), Metrics())
+    p = Admission(1, Metrics())
     with pytest.raises(RuntimeError), p.admit():
         raise RuntimeError("model blew up")
     with p.admit():

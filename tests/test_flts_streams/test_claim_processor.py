@@ -21,6 +21,7 @@ from flts_streams.forecasting.scaler import Scaler
 from flts_streams.forecasting.spec import FEATURES, ModelSpec
 from flts_streams.metrics import Metrics
 from flts_streams.predictor import Predictor
+from flts_streams.registry import ModelRegistry
 from flts_streams.serving_rule import DEFAULT_KEY
 from flts_streams.settings import Settings
 from flts_streams.storage import LocalStore
@@ -66,11 +67,16 @@ def _claim(identifier: str, key: str, offset: int, *, msg_key: bytes | None = No
 @pytest.fixture
 async def predictor(tmp_path):
     settings = Settings(paths={"var_dir": tmp_path / "var"})
-    p = Predictor(settings, Metrics())
+    p = _predictor(settings)
     await p.start()
-    p.install(DEFAULT_KEY, _model())
+    p.registry.install(DEFAULT_KEY, _model())
     yield p
     await p.stop()
+
+
+def _predictor(settings: Settings) -> Predictor:
+    metrics = Metrics()
+    return Predictor(settings, metrics, ModelRegistry(settings, metrics))
 
 
 def _processor(tmp_path, predictor, store) -> ClaimProcessor:
@@ -136,30 +142,32 @@ async def test_unexpected_errors_dead_letter_instead_of_escaping(tmp_path, predi
 
 async def test_no_model_dead_letters_with_reason(tmp_path):
     settings = Settings(paths={"var_dir": tmp_path / "var"})
-    bare = Predictor(settings, Metrics())
+    bare = _predictor(settings)
+    await bare.registry.start()
     await bare.start()
     try:
-        await asyncio.wait_for(bare.initial_load_done.wait(), 60)  # settled: no model will come
+        await asyncio.wait_for(bare.registry.initial_load_done.wait(), 60)  # settled: no model will come
         store = CountingStore(tmp_path / "objects")
         store.put("flts", "a.parquet", _parquet())
         batch = await _processor(tmp_path, bare, store).process_batch([_claim("A", "a.parquet", 1)])
     finally:
         await bare.stop()
+        await bare.registry.stop()
     dead = json.loads(batch.outcomes[0].dead_letter)
     assert dead["error_type"] == "NoModel" and "flts train --identifier A" in dead["error"]
     assert batch.frames == {}
 
 
 async def test_claims_wait_while_models_load_instead_of_dead_lettering(tmp_path):
-    loading = Predictor(Settings(paths={"var_dir": tmp_path / "var"}), Metrics())  # initial load not done yet
+    loading = _predictor(Settings(paths={"var_dir": tmp_path / "var"}))  # initial load not done yet
     store = CountingStore(tmp_path / "objects")
     store.put("flts", "a.parquet", _parquet())
     task = asyncio.ensure_future(_processor(tmp_path, loading, store).process_batch([_claim("A", "a.parquet", 1)]))
     await asyncio.sleep(0.2)
     assert not task.done(), "a claim that arrives while models load must wait, not be dead-lettered"
     assert loading.metrics.claims.labels("retried")._value.get() >= 1
-    loading.install(DEFAULT_KEY, _model())
-    loading.initial_load_done.set()
+    loading.registry.install(DEFAULT_KEY, _model())
+    loading.registry.initial_load_done.set()
     batch = await asyncio.wait_for(task, 30)
     assert [o.status for o in batch.outcomes] == ["processed"]
 

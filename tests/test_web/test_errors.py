@@ -59,11 +59,11 @@ def test_predict_at_capacity_is_answered_429_before_its_handler_runs():
 
     with ExitStack() as slots:
         for _ in range(app.settings.serving.max_in_flight):
-            slots.enter_context(app.predictor.admit())
-        assert app.predictor.at_capacity()
+            slots.enter_context(app.admission.admit())
+        assert app.admission.at_capacity()
         called = _serve(check, {"/predict": _ok})
     assert called == []  # shed without dispatching the view (or reading the body)
-    assert not app.predictor.at_capacity()
+    assert not app.admission.at_capacity()
     assert _sample("flts_rejected_requests_total", {"reason": "overloaded"}) == before + 1
     assert _sample("flts_http_requests_total", {"route": "/predict", "status": "429"}) == http_before + 1
 
@@ -73,7 +73,7 @@ def test_predict_below_capacity_reaches_its_handler():
         resp = await client.post("/predict", data=b"{}")
         assert resp.status == 200 and (await resp.json()) == {"status": "SUCCESS"}
 
-    with app.predictor.admit():  # one slot taken, plenty left
+    with app.admission.admit():  # one slot taken, plenty left
         assert _serve(check, {"/predict": _ok}) == ["/predict"]
 
 

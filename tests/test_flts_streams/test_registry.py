@@ -1,4 +1,4 @@
-"""Predictor model resolution: a missing model that may still come is transient, one that will not is NoModel."""
+"""Model registry resolution: a missing model that may still come is transient, one that will not is NoModel."""
 from __future__ import annotations
 
 import pytest
@@ -7,14 +7,14 @@ from flts_streams.broker import free_port
 from flts_streams.errors import ModelLoadError, ModelsNotReady, NoModel, RegistryUnavailable
 from flts_streams.forecasting import packaging
 from flts_streams.metrics import Metrics
-from flts_streams.predictor import Predictor
+from flts_streams.registry import ModelRegistry
 from flts_streams.serving_rule import DEFAULT_KEY
 from flts_streams.settings import Settings
 from tests.test_flts_streams.test_claim_processor import _model
 
 
-def _predictor(tmp_path) -> Predictor:
-    return Predictor(Settings(paths={"var_dir": tmp_path / "var"}), Metrics())
+def _predictor(tmp_path) -> ModelRegistry:
+    return ModelRegistry(Settings(paths={"var_dir": tmp_path / "var"}), Metrics())
 
 
 def test_no_model_while_loading_is_transient_then_permanent_once_settled(tmp_path):
@@ -31,7 +31,7 @@ def test_no_model_while_loading_is_transient_then_permanent_once_settled(tmp_pat
 
 async def test_an_unreachable_registry_keeps_a_missing_model_transient(tmp_path, monkeypatch):
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-    p = Predictor(Settings(paths={"var_dir": tmp_path / "var"}, model={"tracking_uri": f"http://127.0.0.1:{free_port()}"}),
+    p = ModelRegistry(Settings(paths={"var_dir": tmp_path / "var"}, model={"tracking_uri": f"http://127.0.0.1:{free_port()}"}),
                   Metrics())
     packaging.configure(p.settings.mlflow_tracking_uri)
     try:
@@ -60,7 +60,7 @@ def test_load_tells_a_broken_uri_from_an_unreachable_registry(tmp_path, monkeypa
 
 
 async def test_a_registry_outage_defers_the_default_model_and_a_later_follow_loads_it(tmp_path, monkeypatch):
-    p = Predictor(Settings(paths={"var_dir": tmp_path / "var"}, model={"default_uri": "models:/flts-demo@champion"}), Metrics())
+    p = ModelRegistry(Settings(paths={"var_dir": tmp_path / "var"}, model={"default_uri": "models:/flts-demo@champion"}), Metrics())
     calls = []
 
     def flaky(uri: str):

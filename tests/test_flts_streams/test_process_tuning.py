@@ -1,9 +1,9 @@
-"""Start-up heap handling of the predictor: frozen heap, rarer young collections."""
+"""Start-up heap handling of the worker: frozen heap, rarer young collections."""
 from __future__ import annotations
 
 import gc
 
-from flts_streams.predictor import GC_THRESHOLDS, freeze_startup_heap
+from flts_streams.process_tuning import GC_THRESHOLDS, freeze_startup_heap
 
 
 CPYTHON_DEFAULT = (700, 10, 10)
