@@ -8,8 +8,8 @@ from faust.streams import _current_event  # the context var tables read the part
 from faust.types import EventT
 
 from flts_streams.app import app
+from flts_streams.claim_messages import ClaimInput, Coordinates
 from flts_streams.claim_processor import ClaimProcessor
-from flts_streams.claims import ClaimInput, Coordinates
 from flts_streams.delivery import Delivery
 from flts_streams.storage import open_store
 from tables.latest_frames import latest_frames

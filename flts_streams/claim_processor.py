@@ -9,18 +9,25 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+from flts_streams.answers import prediction_body
 from flts_streams.backoff import backoff_s
-from flts_streams.claims import (
-    DEAD_LETTER_KEY_INLINE, ClaimInput, ClaimOutcome, ObjectLimits, dead_letter, decode_claim, deadline_of, expired,
-    frame_from_object, log_object_key, needs_spill, result_record, spill_key,
+from flts_streams.claim_messages import (
+    ClaimInput,
+    ClaimOutcome,
+    deadline_of,
+    decode_claim,
+    expired,
+    log_object_key,
+    result_record,
 )
+from flts_streams.claim_objects import ObjectLimits, frame_from_object
 from flts_streams.codec import encode_frame
+from flts_streams.dead_letters import DEAD_LETTER_KEY_INLINE, dead_letter, needs_spill, spill_key
 from flts_streams.errors import FltsError, InvalidInput, TransientError
 from flts_streams.forecasting.frame import PreparedFrame
 from flts_streams.metrics import Metrics
 from flts_streams.predictor import Prediction, Predictor
 from flts_streams.records import Claim
-from flts_streams.answers import prediction_body
 from flts_streams.settings import Settings
 from flts_streams.storage import ObjectStore, allowed_bucket, validate_key
 

@@ -8,12 +8,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiokafka.errors import (
-    CorruptRecordException, InvalidMessageError, MessageSizeTooLargeError, RecordListTooLargeError, RecordTooLargeError,
+    CorruptRecordException,
+    InvalidMessageError,
+    MessageSizeTooLargeError,
+    RecordListTooLargeError,
+    RecordTooLargeError,
 )
 from faust.exceptions import ProducerSendError
 
 from flts_streams.backoff import backoff_s
-from flts_streams.claims import ClaimInput, ClaimOutcome, dead_letter, dead_letter_key
+from flts_streams.claim_messages import ClaimInput, ClaimOutcome
+from flts_streams.dead_letters import dead_letter, dead_letter_key
 from flts_streams.metrics import Metrics
 
 log = logging.getLogger(__name__)

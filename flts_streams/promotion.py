@@ -19,8 +19,8 @@ from flts_streams.forecasting import packaging
 from flts_streams.forecasting.evaluation import validation_mae
 from flts_streams.forecasting.forecast import Forecaster
 from flts_streams.forecasting.frame import PreparedFrame
-from flts_streams.serving_rule import DEFAULT_KEY
 from flts_streams.records import Champion, TrainingEvent, parse_message
+from flts_streams.serving_rule import DEFAULT_KEY
 
 log = logging.getLogger(__name__)
 MAX_BACKTEST_ORIGINS = 256  # bounds the backtest to a few forwards of a small net

@@ -11,7 +11,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from tqdm import tqdm
 
-from flts_streams.claims import DEADLINE_HEADER
+from flts_streams.claim_messages import DEADLINE_HEADER
 from flts_streams.errors import BrokerError
 from flts_streams.records import TrainingEvent
 

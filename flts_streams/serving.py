@@ -7,7 +7,14 @@ from typing import Any, NamedTuple
 
 from pydantic import ValidationError
 
-from flts_streams.errors import InvalidInput, MalformedBody, NotEnoughRows, RequestTooLarge, SchemaError, UnsupportedMediaType
+from flts_streams.errors import (
+    InvalidInput,
+    MalformedBody,
+    NotEnoughRows,
+    RequestTooLarge,
+    SchemaError,
+    UnsupportedMediaType,
+)
 from flts_streams.forecasting.frame import PreparedFrame, prepare_frame
 from flts_streams.forecasting.spec import ModelSpec
 from flts_streams.records import HORIZON_MAX, IDENTIFIER_MAX, PredictRequest

@@ -17,7 +17,6 @@ from flts_streams.forecasting.graph import serving_graph, traced_net
 from flts_streams.forecasting.model import ForecastNet
 from flts_streams.forecasting.spec import ModelSpec
 
-
 _NS = np.dtype("datetime64[ns]")
 
 

@@ -32,12 +32,12 @@ def broker(tmp_path_factory) -> Iterator[EmbeddedBroker]:
 @pytest.fixture(scope="session")
 def trained(tmp_path_factory) -> tuple[Path, str]:
     """A var dir whose MLflow store holds a small demo champion; returns (var_dir, model URI)."""
+    import torch
+
     from flts_streams.forecasting import packaging
     from flts_streams.forecasting.demo import demo_frame
     from flts_streams.forecasting.pipeline import train_and_register
     from flts_streams.forecasting.training import TrainConfig
-
-    import torch
 
     var = tmp_path_factory.mktemp("var")
     settings = Settings(paths={"var_dir": var})

@@ -5,9 +5,9 @@ import json
 import signal
 import time
 import uuid
-from pathlib import Path
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 import requests

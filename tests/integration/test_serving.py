@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import requests
 
+from flts_streams.bench import rss_mb
 from flts_streams.forecasting.demo import demo_frame
 from tests.integration.conftest import ADMIN_TOKEN, start_broker
-from flts_streams.bench import rss_mb
 from tests.integration.harness import Worker, metric
 
 pytestmark = pytest.mark.integration

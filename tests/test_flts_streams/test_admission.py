@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import pytest
 
+from flts_streams.admission import Admission
 from flts_streams.errors import Overloaded
 from flts_streams.metrics import Metrics
-from flts_streams.admission import Admission
 
 
 def _rejected(p: Admission) -> float:

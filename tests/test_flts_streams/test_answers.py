@@ -13,9 +13,9 @@ def test_the_hot_path_response_bytes_are_the_dump_of_the_response_body(identifie
     import numpy as np
     import orjson
 
+    from flts_streams.answers import prediction_body, prediction_json
     from flts_streams.forecasting.forecast import Forecast
     from flts_streams.predictor import Prediction
-    from flts_streams.answers import prediction_body, prediction_json
 
     stamps = (np.datetime64("2024-01-01T00:02:00") + np.arange(3) * np.timedelta64(120, "s")).astype("datetime64[ns]")
     forecast = Forecast(stamps, ("down", "up"), np.array([[1.5, np.nan], [2e8, -0.0], [3.0, 4.25]]))

@@ -8,8 +8,8 @@ import time
 
 import pytest
 
+from flts_streams.claim_messages import ClaimInput, Coordinates
 from flts_streams.claim_processor import ClaimProcessor
-from flts_streams.claims import ClaimInput, Coordinates
 from flts_streams.codec import decode_frame
 from flts_streams.errors import TransientError
 from flts_streams.forecasting.demo import demo_frame

@@ -8,8 +8,10 @@ import json
 import numpy as np
 import pytest
 
-from flts_streams.claims import Coordinates, dead_letter, deadline_of, decode_claim, expired, frame_from_object
+from flts_streams.claim_messages import Coordinates, deadline_of, decode_claim, expired
+from flts_streams.claim_objects import frame_from_object
 from flts_streams.codec import decode_frame, encode_frame
+from flts_streams.dead_letters import dead_letter
 from flts_streams.errors import InvalidInput, InvalidObjectKey, ObjectNotFound, ObjectTooLarge, SchemaError
 from flts_streams.forecasting.demo import demo_frame
 from flts_streams.forecasting.spec import FEATURES
@@ -95,7 +97,7 @@ def test_object_limits_are_checked_before_decoding():
 
     import pyarrow as pa
 
-    from flts_streams.claims import ObjectLimits, read_table
+    from flts_streams.claim_objects import ObjectLimits, read_table
 
     rows = 10_000_000
     small = _parquet_bytes(pa.table({"time": pa.array(np.zeros(rows, dtype="datetime64[s]")), "down": pa.array(np.ones(rows))}))

@@ -4,7 +4,6 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 

@@ -7,7 +7,7 @@ import time
 from aiokafka.errors import KafkaTimeoutError, MessageSizeTooLargeError
 from faust.exceptions import ProducerSendError
 
-from flts_streams.claims import ClaimInput, ClaimOutcome, Coordinates
+from flts_streams.claim_messages import ClaimInput, ClaimOutcome, Coordinates
 from flts_streams.delivery import Delivery, record_refused
 from flts_streams.metrics import Metrics
 

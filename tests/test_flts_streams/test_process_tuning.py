@@ -5,7 +5,6 @@ import gc
 
 from flts_streams.process_tuning import GC_THRESHOLDS, freeze_startup_heap
 
-
 CPYTHON_DEFAULT = (700, 10, 10)
 
 

@@ -9,7 +9,13 @@ from flts_streams.errors import InvalidInput, SchemaError
 from flts_streams.forecasting.demo import demo_frame
 from flts_streams.forecasting.frame import prepare_frame
 from flts_streams.forecasting.spec import FEATURES
-from flts_streams.promotion import backtest_mae, champion_from_table, decide_by_backtest, decode_training_event, smoke_test
+from flts_streams.promotion import (
+    backtest_mae,
+    champion_from_table,
+    decide_by_backtest,
+    decode_training_event,
+    smoke_test,
+)
 from flts_streams.records import TrainingEvent
 from tests.test_flts_streams.test_claim_processor import _model
 

@@ -6,7 +6,14 @@ from types import SimpleNamespace
 
 import pytest
 
-from flts_streams.errors import InvalidInput, MalformedBody, NotEnoughRows, RequestTooLarge, SchemaError, UnsupportedMediaType
+from flts_streams.errors import (
+    InvalidInput,
+    MalformedBody,
+    NotEnoughRows,
+    RequestTooLarge,
+    SchemaError,
+    UnsupportedMediaType,
+)
 from flts_streams.serving import parse_predict, request_frame
 from flts_streams.settings import ServingSettings
 from flts_streams.wire import parse_body
