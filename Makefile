@@ -10,9 +10,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: dev test lint test-unit test-integration install clean python-check fuzz-wire
+.PHONY: dev test lint test-unit test-integration install clean python-check fuzz-body-parser
 
-$(STAMP): setup.cfg setup.py pyproject.toml flts_streams/_wire.c
+$(STAMP): setup.cfg setup.py pyproject.toml flts_streams/serving/_native_body.c
 	@$(MAKE) --no-print-directory python-check
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip setuptools wheel
@@ -42,8 +42,8 @@ test-unit: $(STAMP)
 test-integration: $(STAMP)
 	$(BIN)/python -m pytest -m integration
 
-fuzz-wire: $(STAMP)  # the native parser built with ASan+UBSan, fed mutated bodies for FUZZ_SECONDS (default 120)
-	$(BIN)/python -m tests.fuzz_wire --seconds $(or $(FUZZ_SECONDS),120)
+fuzz-body-parser: $(STAMP)  # the native parser built with ASan+UBSan, fed mutated bodies for FUZZ_SECONDS (default 120)
+	$(BIN)/python -m tests.fuzz_native_body --seconds $(or $(FUZZ_SECONDS),120)
 
 clean:
 	rm -rf var build dist *.egg-info

@@ -8,10 +8,10 @@ from faust.streams import _current_event  # the context var tables read the part
 from faust.types import EventT
 
 from flts_streams.app import app
-from flts_streams.claim_messages import ClaimInput, Coordinates
-from flts_streams.claim_processor import ClaimProcessor
-from flts_streams.delivery import Delivery
-from flts_streams.storage import open_store
+from flts_streams.streaming.claim_messages import ClaimInput, Coordinates
+from flts_streams.streaming.claim_processor import ClaimProcessor
+from flts_streams.streaming.object_store import open_store
+from flts_streams.streaming.result_delivery import Delivery
 from tables.latest_frames import latest_frames
 
 RECORD_MARGIN_BYTES = 16 * 1024  # below the producer's max request size: headers and record framing

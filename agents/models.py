@@ -6,12 +6,9 @@ from faust import StreamT
 from faust.types import EventT
 
 from flts_streams.app import app
-from flts_streams.claim_messages import Coordinates
-from flts_streams.codec import decode_frame
-from flts_streams.dead_letters import dead_letter, dead_letter_key
-from flts_streams.errors import FltsError
+from flts_streams.core.errors import FltsError
 from flts_streams.forecasting.demo import demo_prepared_frame
-from flts_streams.promotion import (
+from flts_streams.models.promotion import (
     Decision,
     champion_from_table,
     decode_training_event,
@@ -19,7 +16,10 @@ from flts_streams.promotion import (
     model_uri_of,
     set_registry_alias,
 )
-from flts_streams.serving_rule import DEFAULT_KEY
+from flts_streams.models.serving_rule import DEFAULT_KEY
+from flts_streams.streaming.claim_messages import Coordinates
+from flts_streams.streaming.dead_letters import dead_letter, dead_letter_key
+from flts_streams.streaming.frame_codec import decode_frame
 from tables.champions import champions
 from tables.latest_frames import latest_frames
 

@@ -3,8 +3,8 @@ import logging
 import time
 
 from flts_streams.app import app
-from flts_streams.flow import sample
-from flts_streams.health import observe_broker
+from flts_streams.kafka.flow_control import sample
+from flts_streams.serving.readiness import observe_broker
 
 log = logging.getLogger(__name__)
 

@@ -11,17 +11,17 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TransportT
 from mode import ServiceT
 
-from flts_streams import consumer
-from flts_streams.admission import Admission
-from flts_streams.bodies import BodyBudget
-from flts_streams.flow import FlowSensor
-from flts_streams.health import BrokerWatch
-from flts_streams.metrics import FaustMonitor, Metrics
-from flts_streams.predictor import Predictor
-from flts_streams.process_tuning import StartupHeapFreezer
-from flts_streams.registry import ModelRegistry
-from flts_streams.settings import APP_ID, FAUST_ENV_PREFIX, Settings
-from flts_streams.topics import Topics, declare_topics
+from flts_streams.core.metrics import FaustMonitor, Metrics
+from flts_streams.core.process_tuning import StartupHeapFreezer
+from flts_streams.core.settings import APP_ID, FAUST_ENV_PREFIX, Settings
+from flts_streams.kafka import seek_safe_consumer
+from flts_streams.kafka.flow_control import FlowSensor
+from flts_streams.kafka.topics import Topics, declare_topics
+from flts_streams.models.predictor import Predictor
+from flts_streams.models.registry import ModelRegistry
+from flts_streams.serving.admission import Admission
+from flts_streams.serving.body_budget import BodyBudget
+from flts_streams.serving.readiness import BrokerWatch
 
 AUTODISCOVER = ("tables", "agents", "web")
 
@@ -61,7 +61,7 @@ class FltsApp(faust.App):
     def _new_transport(self) -> TransportT:
         """Faust's consumer transport, with our safe seek-back when it is the aiokafka one."""
         cls = transport.by_url(self.conf.broker_consumer[0])
-        cls = consumer.Transport if cls is faust_aiokafka.Transport else cls
+        cls = seek_safe_consumer.Transport if cls is faust_aiokafka.Transport else cls
         return cls(self.conf.broker_consumer, self)
 
     def on_webserver_init(self, web: Any) -> None:
@@ -82,7 +82,7 @@ def web_application_options(settings: Settings) -> dict[str, Any]:
 
     aiohttp inflates Content-Encoding: gzip/deflate bodies as they arrive, on the event loop and
     before any size check: 1 MB of gzip (1 GiB inflated) froze the worker for 6-7 s. /predict
-    refuses encoded bodies instead (415, flts_streams/serving.py).
+    refuses encoded bodies instead (415, flts_streams/serving/predict_request.py).
     """
     # keepalive_timeout also bounds a connection that never completes its headers (aiohttp arms it at
     # connect): its default, 3,630 s, let 200 slowloris connections sit for as long.

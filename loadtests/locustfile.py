@@ -5,7 +5,7 @@ import os
 
 from locust import FastHttpUser, between, task
 
-from flts_streams.bench.payloads import PayloadPool
+from flts_bench.payloads import PayloadPool
 
 CACHED_IDENTIFIER = os.environ.get("FLTS_LOAD_CACHED_IDENTIFIER", "")  # empty: skip the cached task
 

@@ -1,1 +1,1 @@
-"""Faust web views: parse, call, reply; errors map to HTTP in web/errors.py."""
+"""Faust web views: parse, call, reply; errors map to HTTP in web/middleware.py."""

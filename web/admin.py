@@ -2,14 +2,14 @@
 import orjson
 from faust.web import Request, Response, View
 
-from flts_streams import admin
 from flts_streams.app import app
-from flts_streams.errors import MalformedBody, SchemaError
+from flts_streams.core.errors import MalformedBody, SchemaError
+from flts_streams.serving import admin_rules
 
 
 def _authorize(request: Request) -> None:
     token = app.settings.serving.admin_token
-    admin.authorize(request.headers.get("Authorization"), token.get_secret_value() if token else None)
+    admin_rules.authorize(request.headers.get("Authorization"), token.get_secret_value() if token else None)
 
 
 @app.page("/admin/reload")
@@ -26,7 +26,7 @@ class Reload(View):
             raise SchemaError("body must be a JSON object")
         if body.get("model_uri"):
             identifier = str(body.get("identifier") or "*")
-            model = await app.models.load(identifier, admin.model_uri(body["model_uri"]))
+            model = await app.models.load(identifier, admin_rules.model_uri(body["model_uri"]))
             return self.json({"loaded": {identifier: {"model_uri": model.uri, "run_id": model.run_id}}})
         count = await app.models.load_champions()
         return self.json({"reloaded": count, "models": {k: m.uri for k, m in app.models.models().items()}})

@@ -2,8 +2,8 @@
 from faust.web import Request, Response, View
 
 from flts_streams.app import app
-from flts_streams.codec import decode_frame
-from flts_streams.errors import UnknownIdentifier
+from flts_streams.core.errors import UnknownIdentifier
+from flts_streams.streaming.frame_codec import decode_frame
 from tables.latest_frames import latest_frames
 
 

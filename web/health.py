@@ -5,7 +5,7 @@ from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from flts_streams.app import app
-from flts_streams.health import observe_broker, readiness
+from flts_streams.serving.readiness import observe_broker, readiness
 
 
 @app.page("/healthz")

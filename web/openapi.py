@@ -7,9 +7,9 @@ from types import MappingProxyType
 from aiohttp import web
 from faust.web import Request, Response, View
 
-from flts_streams import errors as e
 from flts_streams.app import app
-from flts_streams.openapi import SWAGGER_ASSETS, docs_html, openapi_document
+from flts_streams.core import errors as e
+from flts_streams.serving.openapi_spec import SWAGGER_ASSETS, docs_html, openapi_document
 
 CONTENT_TYPES = MappingProxyType({".css": "text/css", ".js": "application/javascript", ".png": "image/png"})
 

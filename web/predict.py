@@ -4,15 +4,15 @@ import orjson
 from aiohttp import web
 from faust.web import Request, Response, View
 
-from flts_streams import errors as e
-from flts_streams.answers import prediction_json
 from flts_streams.app import app
-from flts_streams.bodies import read_within
-from flts_streams.codec import decode_frame
+from flts_streams.core import errors as e
 from flts_streams.forecasting.frame import PreparedFrame
 from flts_streams.forecasting.spec import ModelSpec
-from flts_streams.predictor import FrameSource
-from flts_streams.serving import check_body_encoding, horizon_query, parse_predict, request_frame
+from flts_streams.models.answers import prediction_json
+from flts_streams.models.predictor import FrameSource
+from flts_streams.serving.body_budget import read_within
+from flts_streams.serving.predict_request import check_body_encoding, horizon_query, parse_predict, request_frame
+from flts_streams.streaming.frame_codec import decode_frame
 from tables.latest_frames import latest_frames
 from web.paths import PREDICT_PATH
 

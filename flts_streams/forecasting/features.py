@@ -5,7 +5,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from flts_streams.errors import InvalidInput
+from flts_streams.core.errors import InvalidInput
 
 _NS_MINUTE = 60 * 10**9
 NS_DAY = 1440 * _NS_MINUTE

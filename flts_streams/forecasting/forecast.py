@@ -10,7 +10,7 @@ import numpy as np
 import orjson
 import torch
 
-from flts_streams.errors import HorizonTooLong, InvalidInput, NotEnoughRows
+from flts_streams.core.errors import HorizonTooLong, InvalidInput, NotEnoughRows
 from flts_streams.forecasting.features import time_features
 from flts_streams.forecasting.frame import PreparedFrame
 from flts_streams.forecasting.graph import serving_graph, traced_net

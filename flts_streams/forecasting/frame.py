@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from flts_streams.errors import BadTimestamps, BadValues, MissingColumns, SchemaError
+from flts_streams.core.errors import BadTimestamps, BadValues, MissingColumns, SchemaError
 
 TIME_COLUMNS = ("ts", "time", "timestamp", "date")
 _PACK_MAX = 50_000  # beyond this many cells, np.fromiter: no argument tuples of that size

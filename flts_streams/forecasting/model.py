@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from flts_streams.errors import InvalidInput
+from flts_streams.core.errors import InvalidInput
 from flts_streams.forecasting.spec import ModelSpec
 
 KINDS = ("lstm", "gru")

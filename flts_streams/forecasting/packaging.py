@@ -12,7 +12,7 @@ import torch
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from flts_streams.errors import FltsError, ModelLoadError, RegistryUnavailable
+from flts_streams.core.errors import FltsError, ModelLoadError, RegistryUnavailable
 from flts_streams.forecasting.evaluation import validation_mae
 from flts_streams.forecasting.forecast import Forecaster
 from flts_streams.forecasting.frame import PreparedFrame

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from flts_streams.errors import InvalidInput
+from flts_streams.core.errors import InvalidInput
 from flts_streams.forecasting import packaging
 from flts_streams.forecasting.evaluation import Scores, backtest
 from flts_streams.forecasting.frame import PreparedFrame, prepare_frame

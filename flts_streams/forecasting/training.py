@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from flts_streams.errors import InvalidInput
+from flts_streams.core.errors import InvalidInput
 from flts_streams.forecasting.evaluation import actuals, model_predictions, origins, score
 from flts_streams.forecasting.features import time_features
 from flts_streams.forecasting.forecast import Forecaster

@@ -1,25 +1,16 @@
 """Session fixtures: an embedded Tansu broker, a trained demo model, a real worker."""
 from __future__ import annotations
 
+from tests.integration.harness import ADMIN_TOKEN, start_broker
+
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from flts_streams.broker import EmbeddedBroker, ensure_topics, free_port, start_tansu
-from flts_streams.settings import Settings
+from flts_streams.core.settings import Settings
+from flts_streams.kafka.embedded_broker import EmbeddedBroker
 from tests.integration.harness import Worker
-
-ADMIN_TOKEN = "s3cret-admin-token-for-tests"  # at least 16 characters, or the admin routes stay disabled
-TOPICS = ("inference-data", "model-training", "inference-results", "model-selected", "flts-dead-letter")
-
-
-def start_broker(log_dir: Path) -> EmbeddedBroker:
-    """A fresh in-memory Tansu with the service topics."""
-    log_dir.mkdir(parents=True, exist_ok=True)
-    broker = start_tansu("127.0.0.1", free_port(), log_dir / "tansu.log")
-    ensure_topics(broker.bootstrap, TOPICS, Settings().topics.partitions)
-    return broker
 
 
 @pytest.fixture(scope="session")

@@ -9,84 +9,25 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from collections import Counter
 from pathlib import Path
 
 import requests
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from flts_streams.broker import EmbeddedBroker, free_port, port_open, start_tansu
+import flts_bench.worker
+from flts_bench.worker import service_topics
+from flts_streams.core.settings import Settings
+from flts_streams.forecasting.demo import demo_frame
+from flts_streams.kafka.embedded_broker import EmbeddedBroker, ensure_topics, free_port, port_open, start_tansu
 
-FAUST = str(Path(sys.executable).with_name("faust"))
 
-
-@dataclass
-class Worker:
-    """One `faust -A flts_streams worker` subprocess on a free web port."""
-
-    var_dir: Path
-    broker_url: str
-    extra_env: dict[str, str] = field(default_factory=dict)
-    port: int = field(default_factory=free_port)
-    process: subprocess.Popen | None = None
-    log_path: Path | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+class Worker(flts_bench.worker.Worker):
+    """The shared worker launcher (flts_bench/worker.py) with the tests' defaults and a diagnosis for failing tests."""
 
     def env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("FLTS_")}
-        env.update({
-            "FLTS_BROKER_URL": self.broker_url,
-            "FLTS_WEB_HOST": "127.0.0.1",
-            "FLTS_WEB_PORT": str(self.port),
-            "FLTS_NODE_CANONICAL_URL": self.url,
-            "FLTS_PATHS__VAR_DIR": str(self.var_dir),
-            "FLTS_EMBEDDED__ENABLED": "true",
-            "FLTS_STREAMING__BATCH_TIMEOUT_S": "0.02",
-        })
-        env.update(self.extra_env)
-        return env
-
-    def start(self) -> Worker:
-        self.var_dir.mkdir(parents=True, exist_ok=True)
-        self.log_path = self.var_dir / f"worker-{self.port}.log"
-        out = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child
-        self.process = subprocess.Popen([FAUST, "-A", "flts_streams", "worker", "-l", "info"], env=self.env(),
-                                        stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-        return self
-
-    def wait_ready(self, timeout: float = 90.0, path: str = "/readyz") -> float:
-        """Seconds until ``path`` answered 200; raises with the log tail otherwise."""
-        started = time.monotonic()
-        while time.monotonic() - started < timeout:
-            assert self.process is not None
-            if self.process.poll() is not None:
-                raise AssertionError(f"worker exited {self.process.returncode}:\n{self.log_tail()}")
-            try:
-                if requests.get(self.url + path, timeout=1).status_code == 200:
-                    return time.monotonic() - started
-            except requests.RequestException:
-                pass
-            time.sleep(0.2)
-        raise AssertionError(f"worker not ready in {timeout}s:\n{self.log_tail()}")
-
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int | None:
-        if self.process is None or self.process.poll() is not None:
-            return self.process.returncode if self.process else None
-        self.process.send_signal(sig)
-        try:
-            return self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            return self.process.wait(10)
-
-    def rebalances(self) -> int:
-        """How many times this worker has joined its consumer group (1 after start; more = rebalances)."""
-        if not self.log_path or not self.log_path.exists():
-            return 0
-        return self.log_path.read_text(errors="replace").count("Joined group")
+        """Micro-batches close after 20 ms instead of the default (tests send few claims and wait for each)."""
+        return {**super().env(), "FLTS_STREAMING__BATCH_TIMEOUT_S": "0.02", **self.extra_env}
 
     def diagnose(self, keep: tuple[str, ...] = ("_drain_messages", "agents/claims.py", "recovery.py", "seek")) -> str:
         """Consumer metrics plus the stacks of the tasks that move claims (mode's SIGUSR1 dump), for a failing test."""
@@ -113,10 +54,6 @@ class Worker:
         committed = group_offsets(self.broker_url.split("://", 1)[-1])
         return "\n".join([*samples, f"committed by the group: {committed}", "--- log tail ---", tail, "--- stacks ---", *stacks])
 
-    def log_tail(self, lines: int = 60) -> str:
-        if not self.log_path or not self.log_path.exists():
-            return ""
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
 
 def group_offsets(bootstrap: str, group: str = "flts-streams", topic: str = "inference-data") -> dict[int, int | None] | str:
@@ -271,3 +208,56 @@ class PersistentBroker:
         if self.s3 is not None:
             self.s3.terminate()
             self.s3.wait(10)
+
+
+def claims_env(trained, objects) -> dict[str, str]:
+    var, uri = trained
+    return {"FLTS_MODEL__DEFAULT_URI": uri, "FLTS_MODEL__TRACKING_URI": f"sqlite:///{var / 'mlflow.db'}",
+            "FLTS_STORAGE__URL": f"file://{objects}", "FLTS_STREAMING__BATCH_SIZE": "32"}
+
+def run_results(bootstrap: str, run: str) -> list[dict]:
+    return [r["value"]["claim"] for r in consume(bootstrap, "inference-results", None, timeout=30)
+            if str(r["value"]["claim"]["claim_id"]).startswith(run)]
+
+def wait_for_results(bootstrap: str, run: str, count: int, timeout: float = 180, watch: Worker | None = None) -> list[dict]:
+    """Results of ``run`` once ``count`` claims have one; on timeout, says how many and what ``watch`` is doing."""
+    def enough() -> list[dict] | None:
+        res = run_results(bootstrap, run)
+        return res if len({c["claim_id"] for c in res}) >= count else None
+    try:
+        return poll(enough, timeout=timeout, interval=2)
+    except AssertionError:
+        done = len({c["claim_id"] for c in run_results(bootstrap, run)})
+        raise AssertionError(f"{done} of {count} claims have a result after {timeout}s\n"
+                             f"{watch.diagnose() if watch else ''}") from None
+
+def assert_nothing_lost(results: list[dict], ids: list[str]) -> Counter:
+    """Every claim has a result; repeats carry identical coordinates. Returns repeats per claim."""
+    assert {c["claim_id"] for c in results} == set(ids)
+    coords: dict[str, set] = {}
+    for c in results:
+        coords.setdefault(c["claim_id"], set()).add((c["topic"], c["partition"], c["offset"]))
+    assert all(len(v) == 1 for v in coords.values()), "a repeated claim is identifiable by its coordinates"
+    return Counter(c["claim_id"] for c in results) - Counter(set(ids))
+
+
+def predict_payload(rows: int = 30, seed: int = 0, identifier: str = "PobleSec", **extra) -> dict:
+    df = demo_frame(days=1, seed=seed, gaps=0, blanks=0).tail(rows).rename(columns={"time": "ts"})
+    return {"identifier": identifier, "data": {c: df[c].tolist() for c in df.columns}, **extra}
+
+def post_predict(worker, body, **kw) -> requests.Response:
+    data = body if isinstance(body, (bytes, str)) else json.dumps(body)
+    headers = {"Content-Type": "application/json", **kw.pop("headers", {})}
+    return requests.post(worker.url + "/predict", data=data, headers=headers, timeout=30, **kw)
+
+
+ADMIN_TOKEN = "s3cret-admin-token-for-tests"  # at least 16 characters, or the admin routes stay disabled
+
+TOPICS = service_topics()
+
+def start_broker(log_dir: Path) -> EmbeddedBroker:
+    """A fresh in-memory Tansu with the service topics."""
+    log_dir.mkdir(parents=True, exist_ok=True)
+    broker = start_tansu("127.0.0.1", free_port(), log_dir / "tansu.log")
+    ensure_topics(broker.bootstrap, TOPICS, Settings().topics.partitions)
+    return broker

@@ -5,7 +5,7 @@ import asyncio
 import contextlib
 import threading
 
-from flts_streams.broker import free_port
+from flts_streams.kafka.embedded_broker import free_port
 
 
 class TcpProxy:

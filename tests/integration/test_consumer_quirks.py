@@ -1,4 +1,4 @@
-"""aiokafka/Faust consumer behaviour our consumer works around (flts_streams/consumer.py), pinned on a real broker.
+"""aiokafka/Faust consumer behaviour our consumer works around (flts_streams/kafka/seek_safe_consumer.py), pinned on a real broker.
 
 If an aiokafka upgrade makes ``seek_to_committed`` rewind partitions without a committed offset,
 the first test fails and the workaround can be reconsidered.
@@ -11,8 +11,8 @@ import uuid
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from flts_streams.broker import ensure_topics
-from flts_streams.consumer import never_committed
+from flts_streams.kafka.embedded_broker import ensure_topics
+from flts_streams.kafka.seek_safe_consumer import never_committed
 
 pytestmark = pytest.mark.integration
 RECORDS = 5

@@ -16,9 +16,9 @@ import psutil
 import pytest
 import requests
 
-from flts_streams.broker import free_port, start_tansu
-from flts_streams.devstack import join_or_start_broker
-from flts_streams.errors import FltsError
+from flts_streams.commands.dev_stack import join_or_start_broker
+from flts_streams.core.errors import FltsError
+from flts_streams.kafka.embedded_broker import free_port, start_tansu
 from tests.integration.harness import poll
 
 pytestmark = pytest.mark.integration

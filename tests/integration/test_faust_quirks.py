@@ -2,7 +2,7 @@
 
 An exception that escapes an agent body loses that event: Faust restarts the agent, acks the
 event anyway and commits past it. agents/ therefore catch per event and dead-letter or retry
-(flts_streams/claim_processor.py, agents/models.py). If a Faust upgrade starts redelivering the
+(flts_streams/streaming/claim_processor.py, agents/models.py). If a Faust upgrade starts redelivering the
 event, the test below fails and that handling can be reconsidered.
 """
 from __future__ import annotations
@@ -17,8 +17,9 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from flts_streams.broker import ensure_topics
-from tests.integration.harness import FAUST, poll, produce
+from flts_streams.kafka.embedded_broker import ensure_topics
+from flts_bench.worker import FAUST
+from tests.integration.harness import poll, produce
 
 pytestmark = pytest.mark.integration
 
@@ -28,7 +29,7 @@ TRAP_APP = textwrap.dedent('''
 
     import faust
 
-    from flts_streams.settings import Settings
+    from flts_streams.core.settings import Settings
 
     app = faust.App(os.environ["TRAP_ID"], broker=os.environ["TRAP_BROKER"], store="memory://", web_enabled=False,
                     topic_partitions=1, processing_guarantee="at_least_once", consumer_auto_offset_reset="earliest",

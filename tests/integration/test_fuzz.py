@@ -10,7 +10,7 @@ import requests
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 
-from flts_streams.openapi import openapi_document
+from flts_streams.serving.openapi_spec import openapi_document
 
 pytestmark = pytest.mark.integration
 EXAMPLES = {"/predict": 60, "/predict/{identifier}": 25, "/frames/{identifier}": 15}  # others: 5 each

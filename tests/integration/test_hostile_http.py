@@ -9,7 +9,7 @@ import psutil
 import pytest
 import requests
 
-from tests.integration.conftest import start_broker
+from tests.integration.harness import start_broker
 from tests.integration.harness import Worker
 
 pytestmark = pytest.mark.integration

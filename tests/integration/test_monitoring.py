@@ -9,9 +9,9 @@ import requests
 import yaml
 
 from tests.integration.harness import claim, consume, poll, produce, put_demo_objects
-from tests.integration.test_serving import _payload, _post
-from tests.test_deploy.conftest import ROOT, promql_metrics
-from tests.test_deploy.test_monitoring import alert_rules, dashboard_exprs
+from tests.integration.harness import predict_payload, post_predict
+from tests.test_deploy.helpers import ROOT, promql_metrics
+from tests.test_deploy.helpers import alert_rules, dashboard_exprs
 
 pytestmark = pytest.mark.integration
 
@@ -22,8 +22,8 @@ def _exposed(text: str) -> set[str]:
 
 def test_monitoring_queries_read_metrics_a_live_worker_exports(broker, worker):
     # Exercise every labelled series once: a forecast, a deadline rejection, a claim end to end.
-    assert _post(worker, _payload()).status_code == 200
-    assert _post(worker, _payload(), headers={"X-Deadline-Ms": "0"}).status_code == 504
+    assert post_predict(worker, predict_payload()).status_code == 200
+    assert post_predict(worker, predict_payload(), headers={"X-Deadline-Ms": "0"}).status_code == 504
     ident = f"mon-{uuid.uuid4().hex[:6]}"
     put_demo_objects(worker.var_dir / "objects", [ident], seed=9)
     produce(broker.bootstrap, "inference-data", [(ident.encode(), claim(ident, f"{ident}.parquet", claim_id=ident), None)])

@@ -10,9 +10,9 @@ import uuid
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from tests.integration.conftest import start_broker
+from tests.integration.harness import start_broker
 from tests.integration.harness import Worker, claim, put_demo_objects
-from tests.integration.test_reliability import _assert_nothing_lost, _env, _wait_for
+from tests.integration.harness import assert_nothing_lost, claims_env, wait_for_results
 
 pytestmark = pytest.mark.integration
 IDENTS = 12
@@ -61,7 +61,7 @@ class SteadyPublisher(threading.Thread):
 def test_claims_published_across_rebalances_are_all_processed(tmp_path, trained):
     broker = start_broker(tmp_path / "broker")
     objects = tmp_path / "objects"
-    env = _env(trained, objects)
+    env = claims_env(trained, objects)
     run = f"reb-{uuid.uuid4().hex[:6]}"
     idents = [f"{run}-{i}" for i in range(IDENTS)]
     put_demo_objects(objects, idents, seed=700)
@@ -82,7 +82,7 @@ def test_claims_published_across_rebalances_are_all_processed(tmp_path, trained)
         publisher.join(30)
         assert publisher.error is None, publisher.error
         assert a.rebalances() >= 4, "the workers did not rebalance; the test proves nothing"
-        _assert_nothing_lost(_wait_for(broker.bootstrap, run, len(publisher.ids), timeout=120, watch=a), publisher.ids)
+        assert_nothing_lost(wait_for_results(broker.bootstrap, run, len(publisher.ids), timeout=120, watch=a), publisher.ids)
     finally:
         publisher.halt.set()
         a.stop()

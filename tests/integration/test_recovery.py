@@ -7,7 +7,7 @@ import shutil
 import pytest
 import requests
 
-from tests.integration.conftest import start_broker
+from tests.integration.harness import start_broker
 from tests.integration.harness import Worker, poll, produce, put_demo_objects
 
 pytestmark = pytest.mark.integration

@@ -1,6 +1,8 @@
 """Faults against a real worker and the real embedded broker: crashes, graceful stops, nothing lost."""
 from __future__ import annotations
 
+from tests.integration.harness import claims_env, run_results, wait_for_results, assert_nothing_lost
+
 import json
 import signal
 import time
@@ -12,22 +14,16 @@ from pathlib import Path
 import pytest
 import requests
 
-from flts_streams.broker import ensure_topics, free_port, start_tansu
-from flts_streams.settings import Settings
-from tests.integration.conftest import TOPICS, start_broker
+from flts_streams.core.settings import Settings
+from flts_streams.kafka.embedded_broker import ensure_topics, free_port, start_tansu
+from tests.integration.harness import TOPICS, start_broker
 from tests.integration.harness import PersistentBroker, Worker, claim, consume, metric, poll, produce, put_demo_objects
 from tests.integration.proxy import TcpProxy
-from tests.integration.test_serving import _payload
+from tests.integration.harness import predict_payload
 
 pytestmark = pytest.mark.integration
 BURST = 3000
 PROCESSED = 'flts_claims_total{outcome="processed"}'
-
-
-def _env(trained, objects) -> dict[str, str]:
-    var, uri = trained
-    return {"FLTS_MODEL__DEFAULT_URI": uri, "FLTS_MODEL__TRACKING_URI": f"sqlite:///{var / 'mlflow.db'}",
-            "FLTS_STORAGE__URL": f"file://{objects}", "FLTS_STREAMING__BATCH_SIZE": "32"}
 
 
 def _burst(bootstrap: str, objects, run: str, count: int = BURST, pipelined: bool = False) -> list[str]:
@@ -43,41 +39,13 @@ def _isolated(tmp_path, trained, prefix: str) -> tuple:
     """(broker, objects folder, worker, run id): a worker of its own on a broker of its own."""
     broker = start_broker(tmp_path / "broker")
     objects = tmp_path / "objects"
-    return broker, objects, Worker(tmp_path / "a", broker.url, _env(trained, objects)), f"{prefix}-{uuid.uuid4().hex[:6]}"
-
-
-def _results(bootstrap: str, run: str) -> list[dict]:
-    return [r["value"]["claim"] for r in consume(bootstrap, "inference-results", None, timeout=30)
-            if str(r["value"]["claim"]["claim_id"]).startswith(run)]
-
-
-def _wait_for(bootstrap: str, run: str, count: int, timeout: float = 180, watch: Worker | None = None) -> list[dict]:
-    """Results of ``run`` once ``count`` claims have one; on timeout, says how many and what ``watch`` is doing."""
-    def enough() -> list[dict] | None:
-        res = _results(bootstrap, run)
-        return res if len({c["claim_id"] for c in res}) >= count else None
-    try:
-        return poll(enough, timeout=timeout, interval=2)
-    except AssertionError:
-        done = len({c["claim_id"] for c in _results(bootstrap, run)})
-        raise AssertionError(f"{done} of {count} claims have a result after {timeout}s\n"
-                             f"{watch.diagnose() if watch else ''}") from None
-
-
-def _assert_nothing_lost(results: list[dict], ids: list[str]) -> Counter:
-    """Every claim has a result; repeats carry identical coordinates. Returns repeats per claim."""
-    assert {c["claim_id"] for c in results} == set(ids)
-    coords: dict[str, set] = {}
-    for c in results:
-        coords.setdefault(c["claim_id"], set()).add((c["topic"], c["partition"], c["offset"]))
-    assert all(len(v) == 1 for v in coords.values()), "a repeated claim is identifiable by its coordinates"
-    return Counter(c["claim_id"] for c in results) - Counter(set(ids))
+    return broker, objects, Worker(tmp_path / "a", broker.url, claims_env(trained, objects)), f"{prefix}-{uuid.uuid4().hex[:6]}"
 
 
 # A long session makes the successor join while the dead worker still counts as a member: it first
 # joins a generation that never syncs, then rebalances again. Faust drops what it fetched in between
 # and seeks back to the committed offsets; the dead worker never committed, and without our
-# consumer's rewind (flts_streams/consumer.py) the successor started at the end: 3 of 4 runs lost
+# consumer's rewind (flts_streams/kafka/seek_safe_consumer.py) the successor started at the end: 3 of 4 runs lost
 # the whole burst.
 SUCCESSORS = {"restart": {}, "takeover": {"FLTS_EMBEDDED__SESSION_TIMEOUT_S": "30", "FLTS_EMBEDDED__HEARTBEAT_S": "3"}}
 
@@ -86,7 +54,7 @@ SUCCESSORS = {"restart": {}, "takeover": {"FLTS_EMBEDDED__SESSION_TIMEOUT_S": "3
 def test_sigkill_mid_burst_loses_no_claim(tmp_path, trained, successor):
     broker = start_broker(tmp_path / "broker")
     objects = tmp_path / "objects"
-    env = _env(trained, objects) | SUCCESSORS[successor]
+    env = claims_env(trained, objects) | SUCCESSORS[successor]
     first = Worker(tmp_path / "a", broker.url, env)
     second = first if successor == "restart" else Worker(tmp_path / "b", broker.url, env)
     run = f"kill-{uuid.uuid4().hex[:6]}"
@@ -95,10 +63,10 @@ def test_sigkill_mid_burst_loses_no_claim(tmp_path, trained, successor):
         ids = _burst(broker.bootstrap, objects, run)
         consume(broker.bootstrap, "inference-results", 1, timeout=120)  # processing has started: kill mid-burst
         first.stop(signal.SIGKILL)
-        done_before = len({c["claim_id"] for c in _results(broker.bootstrap, run)})
+        done_before = len({c["claim_id"] for c in run_results(broker.bootstrap, run)})
         assert done_before < BURST, "the burst finished before the kill; the test proves nothing"
         second.start().wait_ready(timeout=180)  # the takeover waits out the dead member's session
-        repeats = _assert_nothing_lost(_wait_for(broker.bootstrap, run, BURST, watch=second), ids)
+        repeats = assert_nothing_lost(wait_for_results(broker.bootstrap, run, BURST, watch=second), ids)
         # Only the uncommitted tail repeats (about one commit interval of work), never the whole burst.
         assert sum(repeats.values()) < min(done_before, BURST // 2) + 1, (sum(repeats.values()), done_before)
     finally:
@@ -111,7 +79,7 @@ def test_sigterm_commits_what_was_processed_and_finishes_inflight_requests(tmp_p
     broker, objects, worker, run = _isolated(tmp_path, trained, "term")
     try:
         worker.start().wait_ready()
-        body = json.dumps(_payload(rows=5000))
+        body = json.dumps(predict_payload(rows=5000))
         ids = _burst(broker.bootstrap, objects, run)
         consume(broker.bootstrap, "inference-results", 1, timeout=120)
         with ThreadPoolExecutor(8) as pool:
@@ -122,10 +90,10 @@ def test_sigterm_commits_what_was_processed_and_finishes_inflight_requests(tmp_p
             statuses = [f.result().status_code for f in inflight]
         assert worker.process.wait(60) == 0, worker.log_tail()
         assert statuses == [200] * 8, f"in-flight requests must finish on SIGTERM: {statuses}"
-        done_before = _results(broker.bootstrap, run)
+        done_before = run_results(broker.bootstrap, run)
         assert len({c["claim_id"] for c in done_before}) < BURST, "the burst finished before the stop; the test proves nothing"
         worker.start().wait_ready()
-        repeats = _assert_nothing_lost(_wait_for(broker.bootstrap, run, BURST, watch=worker), ids)
+        repeats = assert_nothing_lost(wait_for_results(broker.bootstrap, run, BURST, watch=worker), ids)
         assert sum(repeats.values()) == 0, f"after a graceful stop nothing processed is repeated: {repeats.most_common(5)}"
     finally:
         worker.stop()
@@ -144,7 +112,7 @@ def test_restart_with_a_backlog_and_a_slow_model_load_dead_letters_nothing(tmp_p
         ids = _burst(broker.bootstrap, objects, run, count=300)  # the backlog the restarted worker finds
         worker.extra_env |= {"PYTHONPATH": str(SLOW_LOAD), "SLOW_MODEL_LOAD_S": "8"}
         worker.start()
-        _assert_nothing_lost(_wait_for(broker.bootstrap, run, len(ids), watch=worker), ids)
+        assert_nothing_lost(wait_for_results(broker.bootstrap, run, len(ids), watch=worker), ids)
         assert consume(broker.bootstrap, "flts-dead-letter", None, timeout=10) == []
         assert "model installed identifier=*" in worker.log_tail(2000)
         assert metric(worker, 'flts_claims_total{outcome="dead_lettered"}') == 0
@@ -166,7 +134,7 @@ def test_broker_outage_keeps_payload_predictions_and_loses_no_claim(tmp_path, tr
     bootstrap = f"127.0.0.1:{proxy.port}"
     ensure_topics(bootstrap, TOPICS, Settings().topics.partitions)
     objects = tmp_path / "objects"
-    worker = Worker(tmp_path / "a", f"kafka://{bootstrap}", _env(trained, objects) | {"FLTS_SERVING__BROKER_GRACE_S": "3"})
+    worker = Worker(tmp_path / "a", f"kafka://{bootstrap}", claims_env(trained, objects) | {"FLTS_SERVING__BROKER_GRACE_S": "3"})
     run = f"cut-{uuid.uuid4().hex[:6]}"
     try:
         worker.start().wait_ready()
@@ -189,7 +157,7 @@ def test_broker_restart_with_its_data_loses_no_claim(tmp_path, trained):
     # "network partition" case). SIGKILL: the broker gets no chance to flush or close connections.
     broker = PersistentBroker(tmp_path / "broker")
     objects = tmp_path / "objects"
-    worker = Worker(tmp_path / "a", f"kafka://{broker.bootstrap}", _env(trained, objects) | {"FLTS_SERVING__BROKER_GRACE_S": "3"})
+    worker = Worker(tmp_path / "a", f"kafka://{broker.bootstrap}", claims_env(trained, objects) | {"FLTS_SERVING__BROKER_GRACE_S": "3"})
     run = f"restart-{uuid.uuid4().hex[:6]}"
     try:
         broker.start()
@@ -211,7 +179,7 @@ def test_broker_restart_with_its_data_loses_no_claim(tmp_path, trained):
 
 def _serve_through_outage(worker: Worker) -> None:
     """For OUTAGE_S with the broker unreachable: payload /predict and /healthz answer, /readyz says not ready."""
-    body = json.dumps(_payload())
+    body = json.dumps(predict_payload())
     statuses, health = Counter(), Counter()
     ready: list[dict] = []
     deadline = time.monotonic() + OUTAGE_S
@@ -234,5 +202,5 @@ def _resumes_losing_nothing(worker: Worker, bootstrap: str, objects, run: str, i
     poll(lambda: requests.get(worker.url + "/readyz", timeout=5).status_code == 200, timeout=60)
     # Claims published after the outage are processed too: consumer and producer both reconnected.
     later = _burst(bootstrap, objects, f"{run}-after", count=60)
-    _assert_nothing_lost(_wait_for(bootstrap, run, len(ids) + len(later), watch=worker), ids + later)
+    assert_nothing_lost(wait_for_results(bootstrap, run, len(ids) + len(later), watch=worker), ids + later)
     assert worker.process.poll() is None

@@ -6,7 +6,7 @@ import json
 import pytest
 import requests
 
-from tests.integration.conftest import start_broker
+from tests.integration.harness import start_broker
 from tests.integration.harness import Worker, metric, poll, produce, put_demo_objects
 
 pytestmark = pytest.mark.integration

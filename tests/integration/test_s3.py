@@ -11,12 +11,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import requests
 
-from flts_streams.broker import free_port
-from flts_streams.errors import ObjectNotFound, ObjectTooLarge, TransientError
+from flts_streams.core.errors import ObjectNotFound, ObjectTooLarge, TransientError
+from flts_streams.core.settings import Settings
 from flts_streams.forecasting.demo import demo_frame
-from flts_streams.settings import Settings
-from flts_streams.storage import S3Store, open_store
-from tests.integration.conftest import start_broker
+from flts_streams.kafka.embedded_broker import free_port
+from flts_streams.streaming.object_store import S3Store, open_store
+from tests.integration.harness import start_broker
 from tests.integration.harness import Worker, claim, consume, metric, poll, produce
 
 pytestmark = pytest.mark.integration

@@ -1,6 +1,8 @@
 """/predict contract against a real worker: success, every error status, admin, hot swap."""
 from __future__ import annotations
 
+from tests.integration.harness import predict_payload, post_predict
+
 import json
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -9,28 +11,17 @@ import numpy as np
 import pytest
 import requests
 
-from flts_streams.bench import rss_mb
+from flts_bench import rss_mb
 from flts_streams.forecasting.demo import demo_frame
-from tests.integration.conftest import ADMIN_TOKEN, start_broker
+from tests.integration.harness import ADMIN_TOKEN, start_broker
 from tests.integration.harness import Worker, metric
 
 pytestmark = pytest.mark.integration
 
 
-def _payload(rows: int = 30, seed: int = 0, identifier: str = "PobleSec", **extra) -> dict:
-    df = demo_frame(days=1, seed=seed, gaps=0, blanks=0).tail(rows).rename(columns={"time": "ts"})
-    return {"identifier": identifier, "data": {c: df[c].tolist() for c in df.columns}, **extra}
-
-
-def _post(worker, body, **kw) -> requests.Response:
-    data = body if isinstance(body, (bytes, str)) else json.dumps(body)
-    headers = {"Content-Type": "application/json", **kw.pop("headers", {})}
-    return requests.post(worker.url + "/predict", data=data, headers=headers, timeout=30, **kw)
-
-
 def test_predict_with_data_returns_original_units_after_the_input(worker):
-    body = _payload(inference_length=5)
-    r = _post(worker, body)
+    body = predict_payload(inference_length=5)
+    r = post_predict(worker, body)
     assert r.status_code == 200, r.text
     out = r.json()
     assert out["status"] == "SUCCESS" and out["cached"] is False and out["freq"] == "120s"
@@ -48,7 +39,7 @@ def test_predict_with_data_returns_original_units_after_the_input(worker):
 
 
 def test_query_inference_length_and_longer_payloads(worker):
-    r = requests.post(worker.url + "/predict", params={"inference_length": 3}, json=_payload(rows=200), timeout=30)
+    r = requests.post(worker.url + "/predict", params={"inference_length": 3}, json=predict_payload(rows=200), timeout=30)
     assert r.status_code == 200 and len(r.json()["predictions"]) == 3
 
 
@@ -58,43 +49,43 @@ def _detail(r: requests.Response) -> str:
 
 
 def test_400_errors_name_the_problem(worker):
-    body = _payload()
+    body = predict_payload()
     del body["data"]["rnti_count"]
-    assert "rnti_count" in _detail(r := _post(worker, body)) and r.status_code == 400
-    body = _payload()
+    assert "rnti_count" in _detail(r := post_predict(worker, body)) and r.status_code == 400
+    body = predict_payload()
     body["data"]["ts"][10] = body["data"]["ts"][9]
-    assert "duplicate" in _detail(r := _post(worker, body)) and r.status_code == 400
-    body = _payload()
+    assert "duplicate" in _detail(r := post_predict(worker, body)) and r.status_code == 400
+    body = predict_payload()
     body["data"]["ts"][10] = "2031-01-01 00:00:00"
-    assert "irregular" in _detail(r := _post(worker, body)) and r.status_code == 400
-    assert "at least 30 rows" in _detail(r := _post(worker, _payload(rows=10))) and r.status_code == 400
-    assert "between 1 and" in _detail(r := _post(worker, _payload(inference_length=500))) and r.status_code == 400
-    body = _payload()
+    assert "irregular" in _detail(r := post_predict(worker, body)) and r.status_code == 400
+    assert "at least 30 rows" in _detail(r := post_predict(worker, predict_payload(rows=10))) and r.status_code == 400
+    assert "between 1 and" in _detail(r := post_predict(worker, predict_payload(inference_length=500))) and r.status_code == 400
+    body = predict_payload()
     body["data"]["up"][3] = None
-    assert "'up'" in _detail(r := _post(worker, body)) and r.status_code == 400
-    body = _payload()
+    assert "'up'" in _detail(r := post_predict(worker, body)) and r.status_code == 400
+    body = predict_payload()
     body["data"]["up"][0] = "__NAN__"
-    r = _post(worker, json.dumps(body).replace('"__NAN__"', "NaN"))
+    r = post_predict(worker, json.dumps(body).replace('"__NAN__"', "NaN"))
     assert r.status_code == 400 and "NaN" in _detail(r)
-    assert _post(worker, b'{"data": {"ts": [Infinity]}}').status_code == 400
-    body = _payload()
+    assert post_predict(worker, b'{"data": {"ts": [Infinity]}}').status_code == 400
+    body = predict_payload()
     body["data"]["up"][2] = 10**400  # valid JSON, beyond float range: was an OverflowError and a 500
-    assert "'up'" in _detail(r := _post(worker, body)) and r.status_code == 400
+    assert "'up'" in _detail(r := post_predict(worker, body)) and r.status_code == 400
 
 
 def test_other_error_statuses(worker):
-    assert _post(worker, b"<xml/>", headers={"Content-Type": "application/xml"}).status_code == 415
-    malformed = _post(worker, b"{not json")  # JSON it says, JSON it is not: a bad request, not a bad media type
+    assert post_predict(worker, b"<xml/>", headers={"Content-Type": "application/xml"}).status_code == 415
+    malformed = post_predict(worker, b"{not json")  # JSON it says, JSON it is not: a bad request, not a bad media type
     assert malformed.status_code == 400 and "not valid JSON" in malformed.json()["detail"]
-    assert _post(worker, {"inference_length": "five"}).status_code == 422
-    assert _post(worker, {"data": "nope"}).status_code == 422
-    r = _post(worker, b" " * (5 * 1024 * 1024))
+    assert post_predict(worker, {"inference_length": "five"}).status_code == 422
+    assert post_predict(worker, {"data": "nope"}).status_code == 422
+    r = post_predict(worker, b" " * (5 * 1024 * 1024))
     assert r.status_code == 413 and "limit" in _detail(r)
     r = requests.get(worker.url + "/predict/never-seen", timeout=10)
     assert r.status_code == 404 and "never-seen" in _detail(r)
-    r = _post(worker, {"identifier": "never-seen"})
+    r = post_predict(worker, {"identifier": "never-seen"})
     assert r.status_code == 404
-    r = _post(worker, _payload(), headers={"X-Deadline-Ms": "0"})
+    r = post_predict(worker, predict_payload(), headers={"X-Deadline-Ms": "0"})
     assert r.status_code == 504 and "deadline" in _detail(r)
     assert requests.get(worker.url + "/nope", timeout=5).status_code == 404
     assert requests.delete(worker.url + "/predict", timeout=5).status_code == 405
@@ -120,25 +111,25 @@ def test_admin_reload_requires_token(worker):
 
 
 def test_hot_swap_under_concurrent_load_fails_no_request(worker, trained):
+    from flts_streams.core.settings import Settings
     from flts_streams.forecasting import packaging
     from flts_streams.forecasting.pipeline import train_and_register
     from flts_streams.forecasting.training import TrainConfig
-    from flts_streams.settings import Settings
 
     var, _ = trained
     packaging.configure(Settings(paths={"var_dir": var}).mlflow_tracking_uri)
     data = var / "swap.csv"
     demo_frame(days=3, seed=77).to_csv(data, index=False)
     new = train_and_register(data, "swap", TrainConfig(epochs=1, hidden_size=16), registry_prefix="flts-", alias="champion", progress=False)
-    body = json.dumps(_payload(inference_length=2))
+    body = json.dumps(predict_payload(inference_length=2))
     with ThreadPoolExecutor(8) as pool:
-        futures = [pool.submit(_post, worker, body) for _ in range(300)]
+        futures = [pool.submit(post_predict, worker, body) for _ in range(300)]
         swap = requests.post(worker.url + "/admin/reload", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
                              json={"identifier": "*", "model_uri": new.model_uri}, timeout=60)
         results = [f.result() for f in futures]
     assert swap.status_code == 200
     assert [r.status_code for r in results if r.status_code != 200] == []
-    after = _post(worker, body).json()
+    after = post_predict(worker, body).json()
     assert after["run_id"] == new.run_id
     # restore the default for other tests
     requests.post(worker.url + "/admin/reload", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
@@ -155,13 +146,13 @@ def test_overload_sheds_with_429_and_health_stays_up(trained, tmp_path):
     }).start()
     try:
         w.wait_ready(path="/healthz")
-        while _post(w, _payload()).status_code == 503:  # model still loading
+        while post_predict(w, predict_payload()).status_code == 503:  # model still loading
             pass
-        body = json.dumps(_payload(rows=2000))
+        body = json.dumps(predict_payload(rows=2000))
 
         def burst() -> list[requests.Response]:
             with ThreadPoolExecutor(16) as pool:
-                return list(pool.map(lambda _: _post(w, body), range(64)))
+                return list(pool.map(lambda _: post_predict(w, body), range(64)))
 
         results = burst()
         codes = {r.status_code for r in results}
@@ -192,11 +183,11 @@ def test_hostile_bodies_get_a_4xx_and_no_traceback(worker):
     before = tracebacks()
     bomb = zlib.compressobj(9, zlib.DEFLATED, 31)  # gzip: 64 MiB of zeros in ~64 KB
     gz = b"".join(bomb.compress(bytes(1 << 20)) for _ in range(64)) + bomb.flush()
-    r = _post(worker, gz, headers={"Content-Encoding": "gzip"})
+    r = post_predict(worker, gz, headers={"Content-Encoding": "gzip"})
     assert r.status_code == 415 and "Content-Encoding" in r.json()["detail"], r.text  # refused, never inflated
-    r = _post(worker, b'{"data": 1}', headers={"Content-Encoding": "gzip"})  # not gzip at all
+    r = post_predict(worker, b'{"data": 1}', headers={"Content-Encoding": "gzip"})  # not gzip at all
     assert r.status_code == 415, r.text
-    r = _post(worker, b'{"inference_length": ' + b"9" * 5000 + b"}")  # beyond CPython's 4,300-digit int limit
+    r = post_predict(worker, b'{"inference_length": ' + b"9" * 5000 + b"}")  # beyond CPython's 4,300-digit int limit
     assert r.status_code == 400 and "not usable JSON" in r.json()["detail"], r.text
     _disconnect_mid_body(worker)
     time.sleep(0.5)

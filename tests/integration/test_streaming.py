@@ -10,7 +10,7 @@ import pytest
 import requests
 
 from flts_streams.forecasting.demo import demo_frame
-from tests.integration.conftest import start_broker
+from tests.integration.harness import start_broker
 from tests.integration.harness import Worker, claim, consume, metric, poll, produce, put_demo_objects
 
 pytestmark = pytest.mark.integration
@@ -166,7 +166,7 @@ def test_publish_claims_command(broker, worker, tmp_path):
     import sys
     from pathlib import Path
 
-    from flts_streams.settings import child_env
+    from flts_streams.core.settings import child_env
 
     data = tmp_path / "site.parquet"
     demo_frame(days=1, seed=500).to_parquet(data, index=False)

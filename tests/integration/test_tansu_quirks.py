@@ -12,8 +12,8 @@ import uuid
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from flts_streams.broker import ensure_topics
-from flts_streams.settings import Settings
+from flts_streams.core.settings import Settings
+from flts_streams.kafka.embedded_broker import ensure_topics
 
 pytestmark = pytest.mark.integration
 

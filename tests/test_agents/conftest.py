@@ -9,8 +9,8 @@ from faust import transport
 from yarl import URL
 
 from flts_streams.app import app
-from flts_streams.broker import EmbeddedBroker
-from tests.integration.conftest import start_broker
+from flts_streams.kafka.embedded_broker import EmbeddedBroker
+from tests.integration.harness import start_broker
 
 
 @pytest.fixture(scope="module")

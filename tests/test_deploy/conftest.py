@@ -1,47 +1,10 @@
-"""Offline checks of docker/, k8s/ and the monitoring files against the code (no Docker, no cluster)."""
+"""Fixtures of the offline checks of docker/, k8s/ and the monitoring files (helpers: tests/test_deploy/helpers.py)."""
 from __future__ import annotations
-
-import re
-from pathlib import Path
 
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
-METRIC = re.compile(r"\b(flts_[a-z0-9_]+)")
-CLUSTER_SCOPED = {"Namespace", "PersistentVolume", "ClusterRole", "ClusterRoleBinding", "StorageClass"}
-
-
-def render_kustomization(directory: Path) -> list[dict]:
-    """What `kubectl kustomize` renders for our plain base: resources + namespace + common labels."""
-    kz = yaml.safe_load((directory / "kustomization.yaml").read_text())
-    labels = {k: v for group in kz.get("labels", []) for k, v in group["pairs"].items()}
-    docs = []
-    for name in kz["resources"]:
-        for doc in yaml.safe_load_all((directory / name).read_text()):
-            if not doc:
-                continue
-            if doc["kind"] not in CLUSTER_SCOPED and kz.get("namespace"):
-                doc["metadata"]["namespace"] = kz["namespace"]
-            doc["metadata"].setdefault("labels", {}).update(labels)
-            docs.append(doc)
-    return docs
-
-
-def exported_samples() -> set[str]:
-    """Sample names our registry exports (counters as _total, histograms as _bucket/_sum/_count)."""
-    from flts_streams.metrics import Metrics
-
-    suffixes = {"counter": ("_total", "_created"), "histogram": ("_bucket", "_sum", "_count", "_created"), "gauge": ("",)}
-    names = set()
-    for family in Metrics().registry.collect():
-        names |= {family.name + s for s in suffixes.get(family.type, ("",))}
-    return names
-
-
-def promql_metrics(expr: str) -> set[str]:
-    """flts_* metric names a PromQL expression reads."""
-    return set(METRIC.findall(expr))
+from tests.test_deploy.helpers import ROOT, render_kustomization
 
 
 @pytest.fixture(scope="session")
@@ -52,7 +15,3 @@ def manifests() -> list[dict]:
 @pytest.fixture(scope="session")
 def compose() -> dict:
     return yaml.safe_load((ROOT / "docker" / "compose.yaml").read_text())
-
-
-def by_kind(docs: list[dict], kind: str) -> list[dict]:
-    return [d for d in docs if d["kind"] == kind]

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import yaml
 
-from flts_streams.settings import Settings
-from flts_streams.settings_doc import known_env_names
-from tests.test_deploy.conftest import ROOT
+from flts_streams.core.settings import Settings
+from flts_streams.core.settings_doc import known_env_names
+from tests.test_deploy.helpers import ROOT
 
 WORKERS = ("worker-1", "worker-2")
 ONE_SHOT = ("kafka-init", "minio-init")

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.test_deploy.conftest import ROOT
+from tests.test_deploy.helpers import ROOT
 
 DOCKERFILE = ROOT / "docker" / "Dockerfile"
 

@@ -8,9 +8,9 @@ import jsonschema
 import kubernetes_validate
 import pytest
 
-from flts_streams.settings import APP_ID, Settings
-from flts_streams.settings_doc import known_env_names
-from tests.test_deploy.conftest import ROOT, by_kind, exported_samples, promql_metrics
+from flts_streams.core.settings import APP_ID, Settings
+from flts_streams.core.settings_doc import known_env_names
+from tests.test_deploy.helpers import ROOT, by_kind, exported_samples, promql_metrics
 
 K8S_VERSION = "1.30.0"
 KEDA_SCHEMA = json.loads((ROOT / "tests" / "test_deploy" / "keda_scaledobject.schema.json").read_text())

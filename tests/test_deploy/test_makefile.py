@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-PREREQUISITES = ("Makefile", "setup.cfg", "setup.py", "pyproject.toml", "flts_streams/_wire.c")
+PREREQUISITES = ("Makefile", "setup.cfg", "setup.py", "pyproject.toml", "flts_streams/serving/_native_body.c")
 
 
 @pytest.fixture

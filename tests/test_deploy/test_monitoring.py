@@ -4,12 +4,9 @@ from __future__ import annotations
 import importlib.util
 import json
 
-import yaml
 
-from tests.test_deploy.conftest import ROOT, exported_samples, promql_metrics
+from tests.test_deploy.helpers import DASHBOARD, ROOT, alert_rules, dashboard_exprs, exported_samples, promql_metrics
 
-ALERTS = ROOT / "docker" / "prometheus" / "alerts.yml"
-DASHBOARD = ROOT / "docker" / "grafana" / "dashboards" / "flts-streams.json"
 
 
 def _balanced(expr: str) -> bool:
@@ -23,16 +20,6 @@ def _balanced(expr: str) -> bool:
             if depth[closing[ch]] < 0:
                 return False
     return not any(depth.values())
-
-
-def alert_rules() -> list[dict]:
-    """Every rule of the alerts file."""
-    return [rule for group in yaml.safe_load(ALERTS.read_text())["groups"] for rule in group["rules"]]
-
-
-def dashboard_exprs() -> list[str]:
-    """Every PromQL expression of the dashboard."""
-    return [t["expr"] for p in json.loads(DASHBOARD.read_text())["panels"] for t in p["targets"]]
 
 
 def test_alert_rules_are_complete_and_read_exported_metrics():

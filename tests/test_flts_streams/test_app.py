@@ -63,7 +63,7 @@ def test_middlewares_are_installed_once_however_often_faust_inits_the_server():
     class FakeWeb:
         web_app = type("A", (), {"middlewares": []})()
 
-    app.discover()  # web/errors.py registers the error middleware
+    app.discover()  # web/middleware.py registers the error middleware
     assert app.http_middlewares
     web = FakeWeb()
     for _ in range(3):  # worker_init_post_autodiscover, Web.on_start, ...

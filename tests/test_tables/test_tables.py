@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 
 from flts_streams.app import app
-from flts_streams.codec import decode_frame, encode_frame
 from flts_streams.forecasting.demo import demo_prepared_frame
-from flts_streams.promotion import Decision, champion_from_table
+from flts_streams.models.promotion import Decision, champion_from_table
+from flts_streams.streaming.frame_codec import decode_frame, encode_frame
 from tables.champions import champions
 from tables.latest_frames import latest_frames
 

@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from flts_streams.errors import InvalidInput
+from flts_streams.core.errors import InvalidInput
 from flts_streams.forecasting.features import time_features
 from flts_streams.forecasting.scaler import Scaler
 

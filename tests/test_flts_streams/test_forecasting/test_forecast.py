@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from flts_streams.errors import HorizonTooLong, InvalidInput, NotEnoughRows
+from flts_streams.core.errors import HorizonTooLong, InvalidInput, NotEnoughRows
 from flts_streams.forecasting.demo import demo_frame
 from flts_streams.forecasting.forecast import Forecast, Forecaster
 from flts_streams.forecasting.frame import prepare_frame

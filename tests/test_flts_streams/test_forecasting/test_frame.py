@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from flts_streams.errors import BadTimestamps, BadValues, MissingColumns, SchemaError
+from flts_streams.core.errors import BadTimestamps, BadValues, MissingColumns, SchemaError
 from flts_streams.forecasting.frame import find_time_column, infer_cadence, prepare_frame
 
 

@@ -9,11 +9,11 @@ import pandas as pd
 import pytest
 import torch
 
+from flts_streams.core.settings import ServingSettings
 from flts_streams.forecasting.pipeline import evaluate, train_and_register
 from flts_streams.forecasting.spec import FEATURES
 from flts_streams.forecasting.training import TrainConfig
-from flts_streams.serving import parse_predict, request_frame
-from flts_streams.settings import ServingSettings
+from flts_streams.serving.predict_request import parse_predict, request_frame
 
 
 @pytest.mark.parametrize("site", ["ElBorn", "PobleSec"])

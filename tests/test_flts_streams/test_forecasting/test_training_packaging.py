@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from flts_streams.errors import InvalidInput
+from flts_streams.core.errors import InvalidInput
 from flts_streams.forecasting import packaging
 from flts_streams.forecasting.demo import demo_frame
 from flts_streams.forecasting.frame import prepare_frame

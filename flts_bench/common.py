@@ -1,0 +1,70 @@
+"""What the benchmarks share: helper processes, the benchmark model, the report file."""
+from __future__ import annotations
+
+import subprocess
+import time
+from contextlib import ExitStack
+from pathlib import Path
+
+import requests
+
+from flts_streams.core.settings import Settings
+
+
+def wait_http(url: str, timeout: float = 120.0) -> None:
+    """Wait until ``url`` answers 200."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(url, timeout=1).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.3)
+    raise RuntimeError(f"{url} not ready in {timeout}s")
+
+
+def spawn(stack: ExitStack, cmd: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen:
+    """Start ``cmd`` logging to ``log_path``; ``stack`` stops it."""
+    out = stack.enter_context(open(log_path, "ab"))
+    proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    stack.callback(stop, proc)
+    return proc
+
+
+def stop(proc: subprocess.Popen) -> None:
+    """Terminate, then kill after 30 s."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def train_bench_model(var: Path) -> tuple[str, str]:
+    """A small demo model registered in ``var``'s MLflow store; returns (tracking URI, model URI)."""
+    from flts_streams.forecasting import packaging
+    from flts_streams.forecasting.demo import demo_frame
+    from flts_streams.forecasting.pipeline import train_and_register
+    from flts_streams.forecasting.training import TrainConfig
+
+    settings = Settings(paths={"var_dir": var})
+    packaging.configure(settings.mlflow_tracking_uri)
+    packaging.ensure_experiment("flts-bench", settings.mlflow_artifact_root)
+    data = var / "bench.csv"
+    demo_frame(days=7, seed=3).to_csv(data, index=False)
+    reg = train_and_register(data, "bench", TrainConfig(epochs=3), registry_prefix="flts-", alias="champion", progress=False)
+    return settings.mlflow_tracking_uri, reg.model_uri
+
+
+def replace_section(path: Path, heading: str, text: str) -> None:
+    """Replace the ``heading`` section in place (append it when new), keeping the other sections."""
+    old = path.read_text() if path.exists() else "# Benchmarks\n\nRatios against baselines measured in the same run; absolute numbers vary with the shared machine.\n"
+    if heading not in old:
+        path.write_text(old.rstrip() + "\n\n" + text.rstrip() + "\n")
+        return
+    start = old.index(heading)
+    nxt = old.find("\n## ", start + len(heading))
+    rest = old[nxt + 1:] if nxt != -1 else ""
+    path.write_text(old[:start] + text.rstrip() + "\n" + ("\n" + rest if rest else ""))

@@ -1,0 +1,1 @@
+"""The `flts` command line and the local development stack it runs (`flts dev`)."""

@@ -1,0 +1,294 @@
+"""The `flts` command: dev stack, training, evaluation, demo data, settings."""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import logging
+import shutil
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from flts_streams.commands.dev_stack import Supervisor, WebAddress
+
+from flts_streams.core.errors import FltsError
+from flts_streams.core.settings import Settings, child_env
+
+log = logging.getLogger("flts_streams.commands.cli")
+DEMO_IDENTIFIER = "demo"
+
+
+def _say(text: str) -> None:
+    try:
+        sys.stdout.write(text + "\n")
+        sys.stdout.flush()
+    except OSError:  # a closed terminal (EIO) or pipe: the message has nowhere to go, the command goes on
+        pass
+
+
+def _tracking(settings: Settings) -> None:
+    """Point MLflow at the tracking store and bound torch's threads for training in this process."""
+    import torch
+
+    from flts_streams.forecasting import packaging
+
+    # torch's default (one thread per core) ran the demo training 3.5-5x slower on a busy 2-core machine.
+    torch.set_num_threads(settings.training.threads())
+    settings.paths.var_dir.mkdir(parents=True, exist_ok=True)
+    packaging.configure(settings.mlflow_tracking_uri)
+    packaging.ensure_experiment("flts-training", settings.mlflow_artifact_root if settings.mlflow_tracking_uri.startswith("sqlite") else None)
+
+
+def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
+    """Train one model and register it."""
+    from flts_streams.forecasting.pipeline import train_and_register
+    from flts_streams.forecasting.training import TrainConfig
+
+    _tracking(settings)
+    cfg = TrainConfig(kind=args.model, epochs=args.epochs, window=args.window, horizon=args.horizon,
+                      targets=tuple(args.targets.split(",")), seed=args.seed)
+    reg = train_and_register(Path(args.data), args.identifier, cfg, registry_prefix=settings.model.registry_prefix,
+                             alias=settings.model.champion_alias, promote=args.promote, progress=not args.quiet)
+    _say(f"run_id={reg.run_id}\nmodel_uri={reg.model_uri}\nregistered={reg.registered_name} version={reg.version}\n"
+         f"champion={'yes' if reg.promoted else 'no'} ({reg.reason})")
+    if args.publish:
+        _publish_success(settings, reg.run_id, reg.model_uri, args.identifier, args.model)
+    return 0
+
+
+def _publish_success(settings: Settings, run_id: str, model_uri: str, identifier: str, kind: str) -> None:
+    """Announce the trained model on the model-training topic."""
+    from flts_streams.core.schemas import TrainingEvent
+    from flts_streams.streaming.publishing import publish_training_event
+
+    bootstrap = _bootstrap(settings)
+    event = TrainingEvent(status="SUCCESS", run_id=run_id, model_uri=model_uri, identifier=identifier, model_type=kind,
+                          operation="train")
+    publish_training_event(bootstrap, settings.topics.training, event)
+    _say(f"published SUCCESS to {settings.topics.training} at {bootstrap}")
+
+
+def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
+    """Backtest a model against baselines."""
+    from flts_streams.forecasting.pipeline import evaluate
+
+    _tracking(settings)
+    ev = evaluate(args.model, Path(args.data), Path(args.history) if args.history else None, stride=args.stride,
+                  plot=Path(args.plot) if args.plot else None)
+    model = next(s for s in ev.scores if s.name == "model")
+    _say(f"target={ev.target} origins={ev.origins} horizon=1..{ev.horizon}")
+    _say(f"| method | MAE (mean h1..{ev.horizon}) | RMSE (mean) | MAE h1 | MAE h{ev.horizon} | model gain |")
+    _say("|---|---|---|---|---|---|")
+    for s in ev.scores:
+        gain = "" if s is model else f"{100 * (1 - model.mean_mae / s.mean_mae):.1f}%"
+        _say(f"| {s.name} | {s.mean_mae:.4g} | {s.mean_rmse:.4g} | {s.mae[0]:.4g} | {s.mae[-1]:.4g} | {gain} |")
+    return 0
+
+
+def cmd_demo_data(args: argparse.Namespace, settings: Settings) -> int:
+    """Write a synthetic dataset."""
+    from flts_streams.forecasting.demo import demo_frame
+
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    frame = demo_frame(days=args.days, seed=args.seed)
+    frame.to_parquet(out, index=False) if out.suffix == ".parquet" else frame.to_csv(out, index=False)
+    _say(f"wrote {len(frame)} rows to {out}")
+    return 0
+
+
+def cmd_settings(args: argparse.Namespace, settings: Settings) -> int:
+    """Print every setting with its env name and default, as a Markdown table."""
+    from flts_streams.core.settings_doc import settings_table
+
+    _say(settings_table())
+    return 0
+
+
+def ensure_demo_model(settings: Settings, epochs: int = 8) -> str:
+    """Train the demo model once (when no champion exists); returns its champion URI."""
+    from flts_streams.forecasting import packaging
+    from flts_streams.forecasting.demo import demo_frame
+    from flts_streams.forecasting.pipeline import train_and_register
+    from flts_streams.forecasting.training import TrainConfig
+
+    _tracking(settings)
+    name = packaging.registered_name(settings.model.registry_prefix, DEMO_IDENTIFIER)
+    uri = packaging.champion_uri(name, settings.model.champion_alias)
+    if uri:
+        return uri
+    path = settings.paths.var_dir / "demo" / "demo.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    demo_frame(days=10).to_csv(path, index=False)
+    _say("no model yet: training the demo model on synthetic data (a few seconds) ...")
+    train_and_register(path, DEMO_IDENTIFIER, TrainConfig(epochs=epochs, synthetic_data=True), registry_prefix=settings.model.registry_prefix,
+                       alias=settings.model.champion_alias)
+    return packaging.champion_uri(name, settings.model.champion_alias) or ""
+
+
+def cmd_dev(args: argparse.Namespace, settings: Settings) -> int:
+    """Broker (if needed) + demo model (if none) + supervised worker; Ctrl-C (or a hang-up) stops everything started."""
+    from flts_streams.app import create_app
+    from flts_streams.commands import dev_stack
+    from flts_streams.kafka import embedded_broker as b
+
+    dev_stack.hang_up_with_parent()  # `make dev` in a closed terminal: stop too, do not orphan the stack
+    app = create_app(settings)
+    # Faust's own settings (FLTS_WEB_PORT, FLTS_WEB_HOST, FLTS_WEB_BIND) unless a flag says otherwise.
+    web = dev_stack.WebAddress(app.conf.web_bind, args.web_host or app.conf.web_host, args.web_port or app.conf.web_port)
+    dev_stack.check_web_port(web)
+    host, port = b.bootstrap_address(str(app.conf.broker[0]))
+    var = settings.paths.var_dir
+    var.mkdir(parents=True, exist_ok=True)
+    env = child_env()
+    embedded = dev_stack.join_or_start_broker(host, port, var / "tansu.log", _say)
+    if embedded:
+        # A fresh in-memory broker has no changelogs: local table state would be stale.
+        shutil.rmtree(app.conf.tabledir, ignore_errors=True)
+        env["FLTS_EMBEDDED__ENABLED"] = "true"
+    try:
+        b.ensure_topics(f"{host}:{port}", app.kafka_topics.names, settings.topics.partitions)
+        if not args.no_demo and not settings.model.default_uri:
+            env["FLTS_MODEL__DEFAULT_URI"] = ensure_demo_model(settings)
+        supervisor = dev_stack.Supervisor(dev_stack.worker_command(web), env, _say)
+        return _supervise(supervisor, web, embedded is not None)
+    finally:
+        if embedded:
+            embedded.stop()
+
+
+def _supervise(supervisor: Supervisor, web: WebAddress, embedded: bool) -> int:
+    """Say where the service answers, then run the worker until stopped."""
+    url = f"http://{web.host}:{web.port}"
+    _say(f"flts dev: starting the worker on {url} (broker: {'embedded Tansu' if embedded else 'existing'})\n"
+         f"  curl {url}/readyz\n"
+         f"  curl -H 'Content-Type: application/json' --data @examples/predict.json {url}/predict\n"
+         f"  open {url}/docs\n  Ctrl-C stops everything.")
+    return supervisor.run()
+
+
+def _bootstrap(settings: Settings) -> str:
+    from flts_streams.kafka.embedded_broker import bootstrap_address
+
+    host, port = bootstrap_address(settings.broker_url())
+    return f"{host}:{port}"
+
+
+def cmd_publish_claims(args: argparse.Namespace, settings: Settings) -> int:
+    """Upload a data file (or reference an object) and publish claims for it."""
+    import uuid
+
+    from flts_streams.streaming.object_store import open_store, validate_key
+    from flts_streams.streaming.publishing import ClaimPlan, publish_claims
+
+    idents = [i for i in args.identifiers.split(",") if i] or [settings.serving.default_identifier]
+    bucket = args.bucket or settings.storage.bucket
+    if args.data:
+        data = Path(args.data)
+        if not data.is_file():
+            raise FltsError(f"--data {data} is not a file")
+        payload, store = data.read_bytes(), open_store(settings)
+        objects = {i: f"claims/{i}/{data.name}" for i in idents}
+        for key in objects.values():
+            store.put(bucket, key, payload)
+        _say(f"uploaded {data} to {len(objects)} object(s) in {settings.storage_url}/{bucket}")
+    else:
+        objects = {i: validate_key(args.object) for i in idents}
+    plan = ClaimPlan(objects, args.count, bucket, args.ttl_ms, args.rate, keyed=args.key == "identifier")
+    tag = args.tag or uuid.uuid4().hex[:8]
+    summary = publish_claims(_bootstrap(settings), settings.topics.inference, plan, tag, progress=not args.quiet)
+    _say(json.dumps({"sent": summary.sent, "failed": summary.failed, "seconds": round(summary.seconds, 3),
+                     "claims_per_s": round(summary.rate, 1), "claim_id_prefix": tag, "identifiers": len(idents)}))
+    return 0 if summary.failed == 0 else 1
+
+
+def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
+    """Run a benchmark and record it in docs/BENCHMARKS.md."""
+    if importlib.util.find_spec("flts_bench") is None:  # e.g. the Docker image: it ships the runtime only
+        raise FltsError("the benchmarks (flts_bench/) are not installed here; run `flts bench` from a source checkout "
+                        "after `make install`")
+    if args.which == "claims":
+        from flts_bench import claims
+
+        summary = claims.run(settings.paths.var_dir / "bench", args.count, args.identifiers, Path(args.docs))
+        _say(json.dumps(summary, indent=2))
+        return 0
+    from flts_bench import http
+
+    summary = http.run(settings.paths.var_dir / "bench", args.seconds, Path(args.docs), rounds=args.rounds)
+    _say(json.dumps(summary["ratios"], indent=2))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Argument parser of every subcommand."""
+    p = argparse.ArgumentParser(prog="flts", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+    dev = sub.add_parser("dev", help="run broker (if needed) + worker on embedded defaults")
+    dev.add_argument("--web-host", default=None, help="host in the worker's URLs (default: FLTS_WEB_HOST, else 127.0.0.1)")
+    dev.add_argument("--web-port", type=int, default=None, help="web port (default: FLTS_WEB_PORT, else 6066)")
+    dev.add_argument("--no-demo", action="store_true", help="do not train a demo model")
+    dev.set_defaults(func=cmd_dev)
+    tr = sub.add_parser("train", help="train a forecaster and log it to MLflow")
+    tr.add_argument("--data", required=True, help="CSV or Parquet file")
+    tr.add_argument("--identifier", required=True)
+    tr.add_argument("--model", choices=("lstm", "gru"), default="lstm")
+    tr.add_argument("--epochs", type=int, default=40)
+    tr.add_argument("--window", type=int, default=30)
+    tr.add_argument("--horizon", type=int, default=30)
+    tr.add_argument("--targets", default="down", help="comma-separated target columns")
+    tr.add_argument("--seed", type=int, default=42)
+    tr.add_argument("--promote", action="store_true", help="make it the champion regardless of score")
+    tr.add_argument("--quiet", action="store_true", help="no progress bar")
+    tr.add_argument("--publish", action="store_true", help="publish a model-training SUCCESS event to the broker")
+    tr.set_defaults(func=cmd_train)
+    ev = sub.add_parser("evaluate", help="rolling-origin backtest against persistence and seasonal-naive")
+    ev.add_argument("--model", required=True, help="runs:/<id>/model or models:/<name>@champion")
+    ev.add_argument("--data", required=True)
+    ev.add_argument("--history", help="data just before --data (context and seasonal-naive)")
+    ev.add_argument("--stride", type=int, default=1)
+    ev.add_argument("--plot", help="PNG path")
+    ev.set_defaults(func=cmd_evaluate)
+    dd = sub.add_parser("demo-data", help="write a synthetic dataset")
+    dd.add_argument("--out", default="var/demo/demo.csv")
+    dd.add_argument("--days", type=int, default=14)
+    dd.add_argument("--seed", type=int, default=0)
+    dd.set_defaults(func=cmd_demo_data)
+    pc = sub.add_parser("publish-claims", help="upload data and publish claim-check messages to inference-data")
+    src = pc.add_mutually_exclusive_group(required=True)
+    src.add_argument("--data", help="CSV or Parquet file to upload (one object per identifier)")
+    src.add_argument("--object", help="key of an object already in the store")
+    pc.add_argument("--identifiers", default="", help="comma-separated identifiers (claims go round-robin)")
+    pc.add_argument("--count", type=int, default=1, help="number of claims")
+    pc.add_argument("--bucket", default="", help="bucket (default: the configured one)")
+    pc.add_argument("--ttl-ms", type=int, default=None, help="deadline_ms header = now + TTL")
+    pc.add_argument("--rate", type=float, default=None, help="claims per second (default: as fast as possible)")
+    pc.add_argument("--key", choices=("identifier", "none"), default="identifier", help="message key")
+    pc.add_argument("--tag", default="", help="claim_id prefix (default: random)")
+    pc.add_argument("--quiet", action="store_true", help="no progress bar")
+    pc.set_defaults(func=cmd_publish_claims)
+    be = sub.add_parser("bench", help="benchmarks against baselines measured in the same run")
+    be.add_argument("which", choices=("http", "claims"))
+    be.add_argument("--count", type=int, default=100_000, help="claims: burst size")
+    be.add_argument("--identifiers", type=int, default=20, help="claims: identifiers the burst is spread over")
+    be.add_argument("--seconds", type=float, default=8.0, help="http: measurement time per server and level, split over the rounds")
+    be.add_argument("--rounds", type=int, default=3, help="http: interleaved rounds (ratios are taken within each)")
+    be.add_argument("--docs", default="docs", help="where BENCHMARKS.md and the plot go")
+    be.set_defaults(func=cmd_bench)
+    st = sub.add_parser("settings", help="print all settings as a Markdown table")
+    st.set_defaults(func=cmd_settings)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `flts` console script."""
+    args = build_parser().parse_args(argv)
+    settings = Settings()
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    try:
+        return int(args.func(args, settings))
+    except FltsError as exc:
+        log.error("%s", exc)
+        return 2

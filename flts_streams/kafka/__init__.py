@@ -1,0 +1,1 @@
+"""The broker and the Faust/aiokafka adaptations: embedded Tansu, the seek-safe consumer, topics, flow control."""

@@ -1,0 +1,1 @@
+"""HTTP serving logic without aiohttp: /predict body parsing (native fast path, explaining path), admission, limits, readiness, OpenAPI."""

@@ -1,0 +1,265 @@
+"""Micro-batch claim processing for agents/claims; never raises, so no event is lost by Faust."""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from flts_streams.core.backoff import backoff_s
+from flts_streams.core.errors import FltsError, InvalidInput, TransientError
+from flts_streams.core.metrics import Metrics
+from flts_streams.core.schemas import Claim
+from flts_streams.core.settings import Settings
+from flts_streams.forecasting.frame import PreparedFrame
+from flts_streams.models.answers import prediction_body
+from flts_streams.models.predictor import Prediction, Predictor
+from flts_streams.streaming.claim_messages import (
+    ClaimInput,
+    ClaimOutcome,
+    deadline_of,
+    decode_claim,
+    expired,
+    log_object_key,
+    result_record,
+)
+from flts_streams.streaming.claim_objects import ObjectLimits, frame_from_object
+from flts_streams.streaming.dead_letters import DEAD_LETTER_KEY_INLINE, dead_letter, needs_spill, spill_key
+from flts_streams.streaming.frame_codec import encode_frame
+from flts_streams.streaming.object_store import ObjectStore, allowed_bucket, validate_key
+
+log = logging.getLogger(__name__)
+# Below Faust's producer_max_request_size (1,000,000): a record the producer refuses is never built.
+RECORD_MAX_BYTES = 1_000_000 - 16 * 1024
+T = TypeVar("T")
+
+
+@dataclass
+class _Pending:
+    """A decoded claim waiting for its object and forecast."""
+
+    index: int
+    inp: ClaimInput
+    claim: Claim
+    bucket: str
+
+
+@dataclass
+class BatchResult:
+    """Outcomes in input order, plus the newest frame tail per identifier for latest_frames."""
+
+    outcomes: list[ClaimOutcome]
+    frames: dict[str, tuple[int, bytes]] = field(default_factory=dict)  # identifier -> (input index, frame)
+
+
+class ClaimProcessor:
+    """Decode -> deadline -> fetch once per object -> prepare -> forecast once per (identifier, object) -> log."""
+
+    def __init__(self, settings: Settings, store: ObjectStore, metrics: Metrics, predictor: Predictor,
+                 max_record_bytes: int = RECORD_MAX_BYTES) -> None:
+        self.settings = settings
+        self.store = store
+        self.metrics = metrics
+        self.predictor = predictor
+        self.max_record_bytes = max_record_bytes  # results and table values above this are dead letters
+
+    async def process_batch(self, inputs: Sequence[ClaimInput]) -> BatchResult:
+        """Process a micro-batch; every input gets exactly one outcome, even if a step fails unexpectedly."""
+        try:
+            result = await self._process(inputs)
+        except Exception as exc:  # noqa: BLE001 - the agent boundary: an escaped error would lose the batch
+            log.exception("claim batch failed size=%d; dead-lettering it", len(inputs))
+            result = BatchResult([self._dead(inp, exc) for inp in inputs])
+        await self._spill(result.outcomes)
+        return result
+
+    async def _spill(self, outcomes: Sequence[ClaimOutcome]) -> None:
+        """Store the originals of dead letters too large to carry them whole (before anything is committed)."""
+        bucket = self.settings.storage.bucket
+        for outcome in outcomes:
+            if outcome.spill is None:
+                continue
+            key, value, original_key = outcome.spill
+            objects = [(key, value)]
+            if len(original_key) > DEAD_LETTER_KEY_INLINE:
+                objects.append((_key_object(key), original_key))
+            for name, data in objects:
+                try:
+                    await self._retry(lambda n=name, d=data: asyncio.to_thread(self.store.put, bucket, n, d), f"put {name}")
+                except FltsError:  # e.g. the bucket does not exist: the dead letter keeps its truncated copy
+                    log.exception("dead-letter original not stored bucket=%s key=%s", bucket, name)
+
+    async def _process(self, inputs: Sequence[ClaimInput]) -> BatchResult:
+        started = time.perf_counter()
+        outcomes: list[ClaimOutcome | None] = [None] * len(inputs)
+        pending = []
+        for i, inp in enumerate(inputs):
+            item = self._admit(i, inp)
+            if isinstance(item, ClaimOutcome):
+                outcomes[i] = item
+            else:
+                pending.append(item)
+        result = BatchResult([])
+        frames = await self._frames(pending, outcomes)
+        predictions = await self._forecasts(pending, frames, outcomes)
+        done = [p for p in pending if outcomes[p.index] is None]
+        kept = self._table_frames(done, frames, predictions, outcomes)
+        await self._results([p for p in done if outcomes[p.index] is None], predictions, outcomes)
+        for p in done:
+            if outcomes[p.index] is not None and outcomes[p.index].status == "processed":  # type: ignore[union-attr]
+                result.frames[p.claim.identifier] = (p.index, kept[_ref(p)])
+        result.outcomes = [o for o in outcomes if o is not None]
+        assert len(result.outcomes) == len(inputs), "every claim needs exactly one outcome"
+        self.metrics.claim_duration.observe(time.perf_counter() - started)
+        self.metrics.claim_batch_size.observe(len(inputs))
+        return result
+
+    def _admit(self, i: int, inp: ClaimInput) -> _Pending | ClaimOutcome:
+        """Decode, check deadline, bucket and key; the claim continues or ends here."""
+        try:
+            claim = decode_claim(inp.value)
+            bucket = allowed_bucket(self.settings, claim.bucket)
+            validate_key(claim.object_key)  # refused before any read
+        except FltsError as exc:
+            return self._dead(inp, exc)
+        if expired(deadline_of(inp.headers)):
+            self.metrics.claims.labels("expired").inc()
+            log.info("claim expired identifier=%s partition=%s offset=%s", claim.identifier, inp.where.partition, inp.where.offset)
+            return ClaimOutcome("expired", claim.identifier)
+        wanted = claim.identifier.encode()
+        if inp.key != wanted:
+            # Keyed by identifier, a claim lands on the partition that owns the identifier's table entry.
+            self.metrics.claims.labels("repartitioned").inc()
+            return ClaimOutcome("repartitioned", claim.identifier, forward_key=wanted)
+        return _Pending(i, inp, claim, bucket)
+
+    def _dead(self, inp: ClaimInput, exc: BaseException) -> ClaimOutcome:
+        self.metrics.claims.labels("dead_lettered").inc()
+        level = logging.WARNING if isinstance(exc, FltsError) else logging.ERROR
+        w = inp.where
+        log.log(level, "claim dead-lettered topic=%s partition=%s offset=%s error=%.500r", w.topic, w.partition, w.offset, exc)
+        if not needs_spill(inp.value, inp.key):
+            return ClaimOutcome("dead_lettered", dead_letter=dead_letter(inp.value, inp.key, exc, w))
+        key = spill_key(self.settings.streaming.dead_letter_prefix, w)
+        original_key = inp.key or b""
+        where = {"bucket": self.settings.storage.bucket, "value_object": key,
+                 "key_object": _key_object(key) if len(original_key) > DEAD_LETTER_KEY_INLINE else None}
+        return ClaimOutcome("dead_lettered", dead_letter=dead_letter(inp.value, inp.key, exc, w, where),
+                            spill=(key, inp.value or b"", original_key))
+
+    async def _frames(self, pending: list[_Pending], outcomes: list[ClaimOutcome | None]) -> dict[tuple[str, str], PreparedFrame | Exception]:
+        """Fetch and prepare each distinct object once; failures dead-letter every claim that named it."""
+        frames: dict[tuple[str, str], PreparedFrame | Exception] = {}
+        for p in pending:
+            ref = (p.bucket, p.claim.object_key)
+            if ref not in frames:
+                frames[ref] = await self._load_frame(*ref)
+            if isinstance(frames[ref], Exception):
+                outcomes[p.index] = self._dead(p.inp, frames[ref])  # type: ignore[arg-type]
+        return frames
+
+    async def _load_frame(self, bucket: str, key: str) -> PreparedFrame | Exception:
+        try:
+            s = self.settings.streaming
+            data = await self._retry(lambda: asyncio.to_thread(self.store.get, bucket, key, s.object_max_bytes),
+                                     f"get {bucket}/{key}")
+            limits = ObjectLimits(s.object_max_rows, s.object_max_columns)
+            return await asyncio.to_thread(frame_from_object, data, key, (), limits)
+        except Exception as exc:  # noqa: BLE001 - the agent boundary: an escaped error would lose the event
+            return exc
+
+    async def _forecasts(self, pending: list[_Pending], frames: dict, outcomes: list[ClaimOutcome | None]) -> dict[tuple[str, str, str], Prediction]:
+        """One forecast per (identifier, bucket, object), all submitted together so they share forwards."""
+        jobs: dict[tuple[str, str, str], Awaitable[Prediction]] = {}
+        for p in pending:
+            if outcomes[p.index] is None:
+                ref = (p.claim.identifier, p.bucket, p.claim.object_key)
+                if ref not in jobs:
+                    jobs[ref] = self._forecast(p.claim.identifier, frames[ref[1:]])
+        answers = await asyncio.gather(*jobs.values(), return_exceptions=True)
+        predictions = dict(zip(jobs, answers))
+        for p in pending:
+            answer = predictions.get((p.claim.identifier, p.bucket, p.claim.object_key))
+            if isinstance(answer, BaseException) and outcomes[p.index] is None:
+                outcomes[p.index] = self._dead(p.inp, answer)
+        return {k: v for k, v in predictions.items() if not isinstance(v, BaseException)}
+
+    async def _forecast(self, identifier: str, frame: PreparedFrame) -> Prediction:
+        """One forecast; a transient failure (models still loading, registry down) is retried, never dead-lettered."""
+        return await self._retry(
+            lambda: self.predictor.predict(identifier, lambda _spec: frame, None, source="claims"), f"forecast {identifier}")
+
+    def _table_frames(self, done: list[_Pending], frames: dict, predictions: dict,
+                      outcomes: list[ClaimOutcome | None]) -> dict[tuple[str, str, str], bytes]:
+        """latest_frames values: the newest rows of the model's features only, each below the record limit.
+
+        A frame that cannot be kept dead-letters its claims (a 1.6 MB value of 200 extra columns crashed
+        Faust's changelog producer and the worker with it).
+        """
+        kept: dict[tuple[str, str, str], bytes] = {}
+        for p in done:
+            ref = _ref(p)
+            if ref not in kept:
+                spec = predictions[ref].model.forecaster.spec
+                wanted = tuple(dict.fromkeys((*spec.features, *spec.targets)))
+                frame: PreparedFrame = frames[ref[1:]]
+                kept[ref] = encode_frame(frame.only(wanted).tail(self.settings.streaming.frame_max_rows))
+            if len(kept[ref]) > self.max_record_bytes:
+                outcomes[p.index] = self._dead(p.inp, InvalidInput(
+                    f"the frame kept for {p.claim.identifier!r} would be {len(kept[ref])} bytes, above the "
+                    f"{self.max_record_bytes}-byte record limit; lower FLTS_STREAMING__FRAME_MAX_ROWS"))
+        return kept
+
+    async def _results(self, done: list[_Pending], predictions: dict, outcomes: list[ClaimOutcome | None]) -> None:
+        """Build result messages and write one prediction-log object per identifier (before any commit)."""
+        now = time.time()
+        per_identifier: dict[str, list[tuple[_Pending, bytes]]] = {}
+        for p in done:
+            prediction = predictions[(p.claim.identifier, p.bucket, p.claim.object_key)]
+            body = prediction_body(p.claim.identifier, prediction, cached=False)
+            record = json.dumps(result_record(p.claim, p.inp.where, p.inp.published_at, body, now)).encode()
+            if len(record) > self.max_record_bytes:  # bounded claim fields make this unreachable; a guard all the same
+                outcomes[p.index] = self._dead(p.inp, InvalidInput(
+                    f"the result would be {len(record)} bytes, above the {self.max_record_bytes}-byte record limit"))
+                continue
+            per_identifier.setdefault(p.claim.identifier, []).append((p, record))
+            self.metrics.claim_latency.observe(max(0.0, now - p.inp.published_at))
+        for identifier, items in per_identifier.items():
+            first = items[0][0].inp
+            key = log_object_key(self.settings.streaming.log_prefix, identifier, first.where, first.published_at)
+            data = b"\n".join(r for _, r in items) + b"\n"
+            try:
+                await self._retry(lambda: asyncio.to_thread(self.store.put, self.settings.storage.bucket, key, data), f"put {key}")
+            except FltsError as exc:  # e.g. a bucket that does not exist: not transient
+                for p, _ in items:
+                    outcomes[p.index] = self._dead(p.inp, exc)
+                continue
+            for p, record in items:
+                outcomes[p.index] = ClaimOutcome("processed", identifier, result=record)
+                self.metrics.claims.labels("processed").inc()
+
+    async def _retry(self, call: Callable[[], Awaitable[T]], what: str) -> T:
+        """Retry transient failures (object store, model registry) with capped exponential backoff, never giving up."""
+        delay = self.settings.streaming.retry_backoff_s
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return await call()
+            except TransientError as exc:
+                self.metrics.claims.labels("retried").inc()
+                log.warning("transient error, retrying attempt=%d op=%s error=%s", attempt, what, exc)
+                await asyncio.sleep(backoff_s(delay, attempt))
+
+
+def _ref(p: _Pending) -> tuple[str, str, str]:
+    """(identifier, bucket, object key): one forecast and one table frame each."""
+    return (p.claim.identifier, p.bucket, p.claim.object_key)
+
+
+def _key_object(value_object: str) -> str:
+    """Object key of a dead letter's full original message key, beside its value."""
+    return value_object.rsplit(".", 1)[0] + ".key"

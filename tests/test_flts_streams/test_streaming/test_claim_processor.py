@@ -1,0 +1,201 @@
+"""Claim micro-batches: one outcome per claim, fetch once per object, results with coordinates, logs, retries."""
+from __future__ import annotations
+
+from tests.test_flts_streams.helpers import model
+
+import asyncio
+import io
+import json
+import time
+
+import pytest
+
+from flts_streams.core.errors import TransientError
+from flts_streams.core.metrics import Metrics
+from flts_streams.core.settings import Settings
+from flts_streams.forecasting.demo import demo_frame
+from flts_streams.forecasting.spec import FEATURES
+from flts_streams.models.predictor import Predictor
+from flts_streams.models.registry import ModelRegistry
+from flts_streams.models.serving_rule import DEFAULT_KEY
+from flts_streams.streaming.claim_messages import ClaimInput, Coordinates
+from flts_streams.streaming.claim_processor import ClaimProcessor
+from flts_streams.streaming.frame_codec import decode_frame
+from flts_streams.streaming.object_store import LocalStore
+
+
+class CountingStore(LocalStore):
+    """A real local store that counts reads and can fail the first N of them transiently."""
+
+    def __init__(self, root, fail_first: int = 0, error: Exception | None = None) -> None:
+        super().__init__(root)
+        self.gets: list[str] = []
+        self.fail_first = fail_first
+        self.error = error
+
+    def get(self, bucket: str, key: str, max_bytes: int | None = None) -> bytes:
+        self.gets.append(key)
+        if self.error is not None:
+            raise self.error
+        if len(self.gets) <= self.fail_first:
+            raise TransientError("store down")
+        return super().get(bucket, key, max_bytes)
+
+
+def _parquet(days: int = 1, seed: int = 0) -> bytes:
+    buf = io.BytesIO()
+    demo_frame(days=days, seed=seed).to_parquet(buf)
+    return buf.getvalue()
+
+
+def _claim(identifier: str, key: str, offset: int, *, msg_key: bytes | None = None, headers=None, **extra) -> ClaimInput:
+    value = json.dumps({"identifier": identifier, "object_key": key, "claim_id": f"c{offset}", **extra}).encode()
+    return ClaimInput(value, identifier.encode() if msg_key is None else msg_key, headers or [],
+                      Coordinates("inference-data", 1, offset), time.time() - 0.5)
+
+
+@pytest.fixture
+async def predictor(tmp_path):
+    settings = Settings(paths={"var_dir": tmp_path / "var"})
+    p = _predictor(settings)
+    await p.start()
+    p.registry.install(DEFAULT_KEY, model())
+    yield p
+    await p.stop()
+
+
+def _predictor(settings: Settings) -> Predictor:
+    metrics = Metrics()
+    return Predictor(settings, metrics, ModelRegistry(settings, metrics))
+
+
+def _processor(tmp_path, predictor, store) -> ClaimProcessor:
+    settings = Settings(paths={"var_dir": tmp_path / "var"}, streaming={"retry_backoff_s": 0.01})
+    return ClaimProcessor(settings, store, predictor.metrics, predictor)
+
+
+async def test_mixed_batch_gets_one_outcome_per_claim(tmp_path, predictor):
+    store = CountingStore(tmp_path / "objects")
+    store.put("flts", "a.parquet", _parquet(seed=1))
+    store.put("flts", "b.parquet", _parquet(seed=2))
+    past = str(int(time.time() * 1000) - 1000).encode()
+    inputs = [
+        _claim("A", "a.parquet", 10),
+        ClaimInput(b"not json", b"A", [], Coordinates("inference-data", 1, 11), time.time()),
+        _claim("A", "a.parquet", 12),
+        _claim("B", "b.parquet", 13),
+        _claim("A", "missing.parquet", 14),
+        _claim("A", "a.parquet", 15, headers=[("deadline_ms", past)]),
+        _claim("C", "a.parquet", 16, msg_key=b""),
+        _claim("A", "a.parquet", 17, bucket="elsewhere"),
+        _claim("A", "../etc/passwd", 18),
+    ]
+    batch = await _processor(tmp_path, predictor, store).process_batch(inputs)
+    assert [o.status for o in batch.outcomes] == [
+        "processed", "dead_lettered", "processed", "processed", "dead_lettered", "expired", "repartitioned",
+        "dead_lettered", "dead_lettered"]
+    assert sorted(store.gets) == ["a.parquet", "b.parquet", "missing.parquet"]  # each object read once
+    assert batch.outcomes[6].forward_key == b"C"
+    first = json.loads(batch.outcomes[0].result)
+    assert first["claim"] == {"topic": "inference-data", "partition": 1, "offset": 10, "claim_id": "c10",
+                              "bucket": None, "object_key": "a.parquet"}
+    assert first["model_identifier"] == DEFAULT_KEY and first["fallback_model"] is True
+    assert first["synthetic_model"] is False and "no model is trained for 'A'" in first["model_reason"]
+    assert predictor.metrics.fallbacks.labels("default")._value.get() == 2  # one forecast per (identifier, object)
+    assert len(first["predictions"]) == 30 and first["predictions"][0]["down"] > 1e6  # original units
+    dead = json.loads(batch.outcomes[4].dead_letter)
+    assert dead["error_type"] == "ObjectNotFound" and dead["source"]["offset"] == 14
+    assert "not allowed" in json.loads(batch.outcomes[7].dead_letter)["error"]
+    assert batch.frames["A"][0] == 2 and batch.frames["B"][0] == 3  # newest claim per identifier
+    assert len(decode_frame(batch.frames["A"][1])) == 720
+    logs = sorted((tmp_path / "objects" / "flts" / "inference-logs").rglob("*.jsonl"))
+    assert [p.name for p in logs] == ["1-10.jsonl", "1-13.jsonl"]
+    lines = logs[0].read_text().splitlines()
+    assert [json.loads(x)["claim"]["offset"] for x in lines] == [10, 12]
+
+
+async def test_transient_store_errors_are_retried_not_dead_lettered(tmp_path, predictor):
+    store = CountingStore(tmp_path / "objects", fail_first=2)
+    store.put("flts", "a.parquet", _parquet())
+    batch = await _processor(tmp_path, predictor, store).process_batch([_claim("A", "a.parquet", 1)])
+    assert [o.status for o in batch.outcomes] == ["processed"]
+    assert len(store.gets) == 3
+    assert predictor.metrics.claims.labels("retried")._value.get() == 2
+
+
+async def test_unexpected_errors_dead_letter_instead_of_escaping(tmp_path, predictor):
+    store = CountingStore(tmp_path / "objects", error=RuntimeError("boom"))
+    batch = await _processor(tmp_path, predictor, store).process_batch([_claim("A", "a.parquet", 1)])
+    assert batch.outcomes[0].status == "dead_lettered"
+    assert "RuntimeError: boom" in json.loads(batch.outcomes[0].dead_letter)["error"]
+
+
+async def test_no_model_dead_letters_with_reason(tmp_path):
+    settings = Settings(paths={"var_dir": tmp_path / "var"})
+    bare = _predictor(settings)
+    await bare.registry.start()
+    await bare.start()
+    try:
+        await asyncio.wait_for(bare.registry.initial_load_done.wait(), 60)  # settled: no model will come
+        store = CountingStore(tmp_path / "objects")
+        store.put("flts", "a.parquet", _parquet())
+        batch = await _processor(tmp_path, bare, store).process_batch([_claim("A", "a.parquet", 1)])
+    finally:
+        await bare.stop()
+        await bare.registry.stop()
+    dead = json.loads(batch.outcomes[0].dead_letter)
+    assert dead["error_type"] == "NoModel" and "flts train --identifier A" in dead["error"]
+    assert batch.frames == {}
+
+
+async def test_claims_wait_while_models_load_instead_of_dead_lettering(tmp_path):
+    loading = _predictor(Settings(paths={"var_dir": tmp_path / "var"}))  # initial load not done yet
+    store = CountingStore(tmp_path / "objects")
+    store.put("flts", "a.parquet", _parquet())
+    task = asyncio.ensure_future(_processor(tmp_path, loading, store).process_batch([_claim("A", "a.parquet", 1)]))
+    await asyncio.sleep(0.2)
+    assert not task.done(), "a claim that arrives while models load must wait, not be dead-lettered"
+    assert loading.metrics.claims.labels("retried")._value.get() >= 1
+    loading.registry.install(DEFAULT_KEY, model())
+    loading.registry.initial_load_done.set()
+    batch = await asyncio.wait_for(task, 30)
+    assert [o.status for o in batch.outcomes] == ["processed"]
+
+
+async def test_oversized_poison_is_dead_lettered_small_with_the_original_stored(tmp_path, predictor):
+    """An 800 KB junk value inline (base64) exceeded the producer's limit and cost its whole micro-batch."""
+    store = CountingStore(tmp_path / "objects")
+    store.put("flts", "a.parquet", _parquet())
+    junk = bytes(range(256)) * 3125  # 800,000 bytes, not JSON
+    big_key = b"k" * 1_000_000
+    inputs = [_claim("A", "a.parquet", 1), ClaimInput(junk, big_key, [], Coordinates("inference-data", 2, 7), time.time()),
+              _claim("A", "a.parquet", 3, claim_id="x" * 900_000), _claim("A", "a.parquet", 4)]
+    batch = await _processor(tmp_path, predictor, store).process_batch(inputs)
+    assert [o.status for o in batch.outcomes] == ["processed", "dead_lettered", "dead_lettered", "processed"]
+    dead = json.loads(batch.outcomes[1].dead_letter)
+    assert len(batch.outcomes[1].dead_letter) < 100_000 and dead["truncated"] is True and dead["value_size"] == 800_000
+    assert dead["original"] == {"bucket": "flts", "value_object": "dead-letters/inference-data/2-7.value",
+                                "key_object": "dead-letters/inference-data/2-7.key"}
+    assert store.get("flts", dead["original"]["value_object"]) == junk
+    assert store.get("flts", dead["original"]["key_object"]) == big_key
+    too_long = json.loads(batch.outcomes[2].dead_letter)
+    assert too_long["error_type"] == "SchemaError" and "claim_id" in too_long["error"]
+    assert len(batch.outcomes[2].dead_letter) < 100_000
+
+
+async def test_the_table_keeps_only_the_models_columns_and_refuses_a_frame_above_the_record_limit(tmp_path, predictor):
+    store = CountingStore(tmp_path / "objects")
+    wide = demo_frame(days=1, seed=4)
+    for i in range(200):
+        wide[f"extra_{i}"] = 1.0
+    buf = io.BytesIO()
+    wide.to_parquet(buf)
+    store.put("flts", "wide.parquet", buf.getvalue())
+    batch = await _processor(tmp_path, predictor, store).process_batch([_claim("W", "wide.parquet", 1)])
+    assert batch.outcomes[0].status == "processed"
+    assert decode_frame(batch.frames["W"][1]).columns == FEATURES  # not the 200 extra columns
+    small = ClaimProcessor(Settings(paths={"var_dir": tmp_path / "var"}), store, predictor.metrics, predictor,
+                           max_record_bytes=10_000)
+    refused = await small.process_batch([_claim("W", "wide.parquet", 2)])
+    assert refused.outcomes[0].status == "dead_lettered" and refused.frames == {}
+    assert "record limit" in json.loads(refused.outcomes[0].dead_letter)["error"]
