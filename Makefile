@@ -10,7 +10,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: dev test lint test-unit test-integration install clean python-check fuzz-body-parser
+.PHONY: dev test lint fmt test-unit test-integration install clean python-check fuzz-body-parser
 
 $(STAMP): setup.cfg setup.py pyproject.toml flts_streams/serving/_native_body.c
 	@$(MAKE) --no-print-directory python-check
@@ -33,8 +33,15 @@ dev: $(STAMP)
 test: $(STAMP) lint
 	$(BIN)/python -m pytest -p no:cacheprovider
 
+# Lint, format and type checks (config: pyproject.toml); `make fmt` applies the formatter and import order.
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+fmt: $(STAMP)
+	$(BIN)/ruff check --select I --fix .
+	$(BIN)/ruff format .
 
 test-unit: $(STAMP)
 	$(BIN)/python -m pytest -m "not integration"

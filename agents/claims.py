@@ -1,4 +1,5 @@
 """Agent on inference-data: claim-check messages -> forecasts on inference-results, latest_frames, dead letters."""
+
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -35,21 +36,34 @@ def event_context(event: EventT) -> Iterator[None]:
 
 def _input(event: EventT) -> ClaimInput:
     msg = event.message
-    return ClaimInput(event.value, event.key, msg.headers, Coordinates(msg.topic, msg.partition, msg.offset), msg.timestamp)
+    return ClaimInput(
+        event.value, event.key, msg.headers, Coordinates(msg.topic, msg.partition, msg.offset), msg.timestamp
+    )
 
 
 @app.agent(app.kafka_topics.inference, concurrency=1)  # table writer: one consumer, events acked in order
 async def claims(stream: StreamT) -> None:
     """Process claims in micro-batches; every event ends processed, expired, repartitioned or dead-lettered."""
-    processor = ClaimProcessor(app.settings, open_store(app.settings), app.metrics, app.predictor,
-                               max_record_bytes=app.conf.producer_max_request_size - RECORD_MARGIN_BYTES)
-    delivery = Delivery(app.kafka_topics.results.send, app.kafka_topics.dead_letter.send, app.kafka_topics.inference.send,
-                        app.metrics, app.settings.streaming.retry_backoff_s)
+    processor = ClaimProcessor(
+        app.settings,
+        open_store(app.settings),
+        app.metrics,
+        app.predictor,
+        max_record_bytes=app.conf.producer_max_request_size - RECORD_MARGIN_BYTES,
+    )
+    delivery = Delivery(
+        app.kafka_topics.results.send,
+        app.kafka_topics.dead_letter.send,
+        app.kafka_topics.inference.send,
+        app.metrics,
+        app.settings.streaming.retry_backoff_s,
+    )
     # Take no claim before the initial model load is done: a claim resolved in between found no
     # model and was dead-lettered as NoModel (32 of 3,000 in a restart with a backlog).
     await app.models.initial_load_done.wait()
     streaming = app.settings.streaming
-    async for events in stream.take_events(streaming.batch_size, within=streaming.batch_timeout_s):
+    # take_events is faust-streaming's Stream method, missing from its StreamT protocol.
+    async for events in stream.take_events(streaming.batch_size, within=streaming.batch_timeout_s):  # type: ignore[attr-defined]
         inputs = [_input(e) for e in events]
         batch = await processor.process_batch(inputs)
         for inp, outcome in zip(inputs, batch.outcomes):

@@ -1,4 +1,5 @@
 """Agent on model-training: evaluate SUCCESS events, promote champions; every worker follows the champions table."""
+
 import asyncio
 import logging
 
@@ -41,8 +42,10 @@ async def _handle(event: EventT) -> None:
     except FltsError as exc:
         log.warning("training event dead-lettered partition=%s offset=%s error=%s", msg.partition, msg.offset, exc)
         app.metrics.training_events.labels("invalid").inc()  # not a claim: counted with training events
-        await app.kafka_topics.dead_letter.send(key=dead_letter_key(event.key), value=dead_letter(
-            event.value, event.key, exc, Coordinates(msg.topic, msg.partition, msg.offset)))
+        await app.kafka_topics.dead_letter.send(
+            key=dead_letter_key(event.key),
+            value=dead_letter(event.value, event.key, exc, Coordinates(msg.topic, msg.partition, msg.offset)),
+        )
         return
     app.metrics.training_events.labels(ev.status).inc()
     if ev.status != "SUCCESS":
@@ -59,7 +62,13 @@ async def _handle(event: EventT) -> None:
     if decision.promoted:
         await _promote(decision)
     app.metrics.promotions.labels("promoted" if decision.promoted else "rejected").inc()
-    log.info("model decision identifier=%s run_id=%s promoted=%s reason=%s", identifier, ev.run_id, decision.promoted, decision.reason)
+    log.info(
+        "model decision identifier=%s run_id=%s promoted=%s reason=%s",
+        identifier,
+        ev.run_id,
+        decision.promoted,
+        decision.reason,
+    )
     await app.kafka_topics.selected.send(key=identifier.encode(), value=decision.message(ev))
 
 

@@ -1,4 +1,5 @@
 """Periodic sampling of flow-control state (buffer depth, paused partitions, consumer lag) and broker reachability."""
+
 import logging
 import time
 

@@ -1,4 +1,5 @@
 """The HTTP ceiling: a bare aiohttp handler returning a fixed JSON body (python -m flts_bench.bare PORT SIZE)."""
+
 from __future__ import annotations
 
 import sys
@@ -17,7 +18,11 @@ def make_app(size: int) -> web.Application:
 
     app = web.Application(client_max_size=8 * 1024 * 1024)
     app.router.add_post("/predict", handler)
-    app.router.add_get("/ping", lambda r: web.Response(text="ok"))
+
+    async def ping(request: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    app.router.add_get("/ping", ping)
     return app
 
 

@@ -1,4 +1,5 @@
-"""`flts bench claims`: a claim burst through the worker vs a raw aiokafka consume-and-produce loop, same broker, same run."""
+"""`flts bench claims`: a claim burst through the worker vs a raw aiokafka consume-produce loop on the same broker."""
+
 from __future__ import annotations
 
 import asyncio
@@ -50,7 +51,8 @@ class RssSampler:
 
 
 def _producer(bootstrap: str) -> AIOKafkaProducer:
-    # One record per batch, exactly as the worker must produce to Tansu (docs/ARCHITECTURE.md, "Known traps"): a fair ceiling.
+    # One record per batch, exactly as the worker must produce to Tansu (docs/ARCHITECTURE.md, "Known traps"):
+    # a fair ceiling.
     return AIOKafkaProducer(bootstrap_servers=bootstrap, max_batch_size=1, linger_ms=0)
 
 
@@ -61,14 +63,22 @@ async def _raw_loop(bootstrap: str, n: int, value: bytes) -> float:
     try:
         futures = [await producer.send(RAW_IN, value, key=f"id-{i % 20}".encode()) for i in range(n)]
         await asyncio.gather(*futures)
-        consumer = AIOKafkaConsumer(RAW_IN, bootstrap_servers=bootstrap, group_id="bench-raw", auto_offset_reset="earliest",
-                                    enable_auto_commit=False, max_poll_records=1000)
+        consumer = AIOKafkaConsumer(
+            RAW_IN,
+            bootstrap_servers=bootstrap,
+            group_id="bench-raw",
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+            max_poll_records=1000,
+        )
         await consumer.start()
         try:
             done, started = 0, time.perf_counter()
             while done < n:
                 batch = await consumer.getmany(timeout_ms=1000)
-                sends = [await producer.send(RAW_OUT, r.value, key=r.key) for records in batch.values() for r in records]
+                sends = [
+                    await producer.send(RAW_OUT, r.value, key=r.key) for records in batch.values() for r in records
+                ]
                 await asyncio.gather(*sends)
                 await consumer.commit()
                 done += len(sends)
@@ -81,8 +91,14 @@ async def _raw_loop(bootstrap: str, n: int, value: bytes) -> float:
 
 async def _account(bootstrap: str, tag: str, n: int, timeout: float) -> tuple[dict[str, float], int, float]:
     """Read results and dead letters until every claim of the burst is accounted for (or timeout)."""
-    consumer = AIOKafkaConsumer("inference-results", "flts-dead-letter", bootstrap_servers=bootstrap,
-                                auto_offset_reset="earliest", enable_auto_commit=False, max_poll_records=2000)
+    consumer = AIOKafkaConsumer(
+        "inference-results",
+        "flts-dead-letter",
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        max_poll_records=2000,
+    )
     await consumer.start()
     latencies: dict[str, float] = {}
     dead, last = 0, time.time()
@@ -107,11 +123,17 @@ async def _account(bootstrap: str, tag: str, n: int, timeout: float) -> tuple[di
 def _claim_counters(port: int) -> dict[str, float]:
     """The worker's own claim outcome counters (to tell a lost claim from a slow one)."""
     text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
-    return {line.split('"')[1]: float(line.split()[-1]) for line in text.splitlines() if line.startswith("flts_claims_total{")}
+    return {
+        line.split('"')[1]: float(line.split()[-1])
+        for line in text.splitlines()
+        if line.startswith("flts_claims_total{")
+    }
 
 
 def _pct(values: list[float], q: float) -> float:
-    return statistics.quantiles(values, n=100)[int(q) - 1] if len(values) > 1 else (values[0] if values else float("nan"))
+    return (
+        statistics.quantiles(values, n=100)[int(q) - 1] if len(values) > 1 else (values[0] if values else float("nan"))
+    )
 
 
 def run(out_dir: Path, n: int, identifiers: int, docs: Path) -> dict:
@@ -129,12 +151,14 @@ def run(out_dir: Path, n: int, identifiers: int, docs: Path) -> dict:
         broker = start_tansu("127.0.0.1", free_port(), var / "tansu.log")
         stack.callback(broker.stop)
         ensure_topics(broker.bootstrap, (*service_topics(), RAW_IN, RAW_OUT), PARTITIONS)
-        sample_claim = json.dumps({"identifier": "site-0", "bucket": "flts", "object_key": "claims/site-0.parquet",
-                                   "claim_id": "raw-0"}).encode()
+        sample_claim = json.dumps(
+            {"identifier": "site-0", "bucket": "flts", "object_key": "claims/site-0.parquet", "claim_id": "raw-0"}
+        ).encode()
         raw_rate = asyncio.run(_raw_loop(broker.bootstrap, n, sample_claim))
         log.info("raw ceiling %.0f msg/s", raw_rate)
-        worker = Worker(var, broker.url, {"FLTS_MODEL__DEFAULT_URI": uri, "FLTS_MODEL__TRACKING_URI": tracking},
-                        log_level="warn").start()
+        worker = Worker(
+            var, broker.url, {"FLTS_MODEL__DEFAULT_URI": uri, "FLTS_MODEL__TRACKING_URI": tracking}, log_level="warn"
+        ).start()
         stack.callback(worker.stop)
         worker.wait_ready(timeout=120)
         port = worker.port
@@ -154,11 +178,18 @@ def run(out_dir: Path, n: int, identifiers: int, docs: Path) -> dict:
     lat = sorted(latencies.values())
     worker_rate = len(lat) / max(1e-9, last - started)
     summary = {
-        "claims": n, "identifiers": identifiers, "published": pub.sent, "publish_rate": round(pub.rate),
-        "results": len(lat), "dead_letters": dead, "unaccounted": n - len(lat) - dead,
-        "worker_claims_per_s": round(worker_rate, 1), "raw_ceiling_per_s": round(raw_rate, 1),
+        "claims": n,
+        "identifiers": identifiers,
+        "published": pub.sent,
+        "publish_rate": round(pub.rate),
+        "results": len(lat),
+        "dead_letters": dead,
+        "unaccounted": n - len(lat) - dead,
+        "worker_claims_per_s": round(worker_rate, 1),
+        "raw_ceiling_per_s": round(raw_rate, 1),
         "ratio_vs_raw": round(worker_rate / raw_rate, 3),
-        "e2e_p50_s": round(_pct(lat, 50), 3), "e2e_p99_s": round(_pct(lat, 99), 3),
+        "e2e_p50_s": round(_pct(lat, 50), 3),
+        "e2e_p99_s": round(_pct(lat, 99), 3),
         "rss_mb": {"before": round(before), "peak": round(during), "after": round(after)},
         "rss_growth_mb": round(during - before),
         "worker_counters": counters,
@@ -175,21 +206,27 @@ def _write_report(s: dict, docs: Path) -> None:
         "## Claims: `flts bench claims`",
         "",
         f"Command: `flts bench claims --count {s['claims']} --identifiers {s['identifiers']}` — embedded Tansu broker, "
-        f"{PARTITIONS} partitions, one worker, file:// store; the raw ceiling is an aiokafka consume -> produce -> commit "
+        f"{PARTITIONS} partitions, one worker, file:// store; "
+        "the raw ceiling is an aiokafka consume -> produce -> commit "
         "loop over the same broker and message count, measured in the same run (both produce one record per batch, "
         "the Tansu workaround).",
         "",
         "| measure | value |",
         "|---|---|",
-        f"| claims published / results / dead letters / unaccounted | {s['published']} / {s['results']} / {s['dead_letters']} / {s['unaccounted']} |",
+        "| claims published / results / dead letters / unaccounted | "
+        f"{s['published']} / {s['results']} / {s['dead_letters']} / {s['unaccounted']} |",
         f"| worker throughput (claims/s, first publish to last result) | {s['worker_claims_per_s']} |",
         f"| raw consume-and-produce ceiling (msg/s) | {s['raw_ceiling_per_s']} |",
         f"| ratio worker / raw | {s['ratio_vs_raw']} |",
-        f"| end-to-end latency p50 / p99 (s, publish to result; includes queueing behind the burst) | {s['e2e_p50_s']} / {s['e2e_p99_s']} |",
-        f"| worker RSS before / peak / after (MB) | {s['rss_mb']['before']} / {s['rss_mb']['peak']} / {s['rss_mb']['after']} |",
+        "| end-to-end latency p50 / p99 (s, publish to result; includes queueing behind the burst) | "
+        f"{s['e2e_p50_s']} / {s['e2e_p99_s']} |",
+        f"| worker RSS before / peak / after (MB) | {s['rss_mb']['before']} / {s['rss_mb']['peak']} / "
+        f"{s['rss_mb']['after']} |",
         "",
-        f"Targets: all accounted for — {ok(s['unaccounted'] == 0)}; RSS growth under 300 MB ({s['rss_growth_mb']} MB) — "
-        f"{ok(s['rss_growth_mb'] < 300)}; throughput at least 10% of the raw ceiling — {ok(s['ratio_vs_raw'] >= 0.10)}.",
+        f"Targets: all accounted for — {ok(s['unaccounted'] == 0)}; "
+        f"RSS growth under 300 MB ({s['rss_growth_mb']} MB) — "
+        f"{ok(s['rss_growth_mb'] < 300)}; "
+        f"throughput at least 10% of the raw ceiling — {ok(s['ratio_vs_raw'] >= 0.10)}.",
     ]
     docs.mkdir(parents=True, exist_ok=True)
     replace_section(docs / "BENCHMARKS.md", "## Claims: `flts bench claims`", "\n".join(lines))

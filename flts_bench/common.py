@@ -1,4 +1,5 @@
 """What the benchmarks share: helper processes, the benchmark model, the report file."""
+
 from __future__ import annotations
 
 import subprocess
@@ -54,17 +55,24 @@ def train_bench_model(var: Path) -> tuple[str, str]:
     packaging.ensure_experiment("flts-bench", settings.mlflow_artifact_root)
     data = var / "bench.csv"
     demo_frame(days=7, seed=3).to_csv(data, index=False)
-    reg = train_and_register(data, "bench", TrainConfig(epochs=3), registry_prefix="flts-", alias="champion", progress=False)
+    reg = train_and_register(
+        data, "bench", TrainConfig(epochs=3), registry_prefix="flts-", alias="champion", progress=False
+    )
     return settings.mlflow_tracking_uri, reg.model_uri
 
 
 def replace_section(path: Path, heading: str, text: str) -> None:
     """Replace the ``heading`` section in place (append it when new), keeping the other sections."""
-    old = path.read_text() if path.exists() else "# Benchmarks\n\nRatios against baselines measured in the same run; absolute numbers vary with the shared machine.\n"
+    old = (
+        path.read_text()
+        if path.exists()
+        else "# Benchmarks\n\nRatios against baselines measured in the same run; "
+        "absolute numbers vary with the shared machine.\n"
+    )
     if heading not in old:
         path.write_text(old.rstrip() + "\n\n" + text.rstrip() + "\n")
         return
     start = old.index(heading)
     nxt = old.find("\n## ", start + len(heading))
-    rest = old[nxt + 1:] if nxt != -1 else ""
+    rest = old[nxt + 1 :] if nxt != -1 else ""
     path.write_text(old[:start] + text.rstrip() + "\n" + ("\n" + rest if rest else ""))

@@ -1,4 +1,5 @@
 """`flts bench http`: this worker vs `mlflow models serve` vs a bare aiohttp handler, same payload."""
+
 from __future__ import annotations
 
 import asyncio
@@ -76,12 +77,34 @@ def run(out_dir: Path, seconds: float, docs: Path, rounds: int = ROUNDS) -> dict
         stack.callback(broker.stop)
         ensure_topics(broker.bootstrap, service_topics(), 4)
         mport, bport = free_port(), free_port()
-        worker = Worker(var, broker.url, {"FLTS_MODEL__DEFAULT_URI": uri, "FLTS_SERVING__MAX_IN_FLIGHT": str(ADMITTED)},
-                        log_level="warn").start()
+        worker = Worker(
+            var,
+            broker.url,
+            {"FLTS_MODEL__DEFAULT_URI": uri, "FLTS_SERVING__MAX_IN_FLIGHT": str(ADMITTED)},
+            log_level="warn",
+        ).start()
         stack.callback(worker.stop)
         wport = worker.port
-        spawn(stack, [str(bindir / "mlflow"), "models", "serve", "-m", uri, "--env-manager", "local", "-h", "127.0.0.1",
-                       "-p", str(mport), "--workers", "1"], base_env | {"MLFLOW_TRACKING_URI": tracking}, var / "mlflow.log")
+        spawn(
+            stack,
+            [
+                str(bindir / "mlflow"),
+                "models",
+                "serve",
+                "-m",
+                uri,
+                "--env-manager",
+                "local",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(mport),
+                "--workers",
+                "1",
+            ],
+            base_env | {"MLFLOW_TRACKING_URI": tracking},
+            var / "mlflow.log",
+        )
         worker.wait_ready(timeout=120)
         size = answer_size(f"http://127.0.0.1:{wport}/predict", ours_body)
         spawn(stack, [sys.executable, "-m", "flts_bench.bare", str(bport), str(size)], base_env, var / "bare.log")
@@ -117,17 +140,27 @@ def _interleaved(targets: list[Target], slot_s: float, rounds: int) -> Rounds:
     for r in range(rounds):
         this: dict[str, dict[int, LoadResult]] = {t.name: {} for t in targets}
         for c in LEVELS:
-            for t in targets[r % len(targets):] + targets[:r % len(targets)]:
+            for t in targets[r % len(targets) :] + targets[: r % len(targets)]:
                 this[t.name][c] = drive(run_load(t.url, t.body, c, slot_s, warmup=SLOT_WARMUP_S))
-        log.info("round %d of %d: %s", r + 1, rounds, {n: {c: round(x.throughput) for c, x in v.items()} for n, v in this.items()})
+        log.info(
+            "round %d of %d: %s",
+            r + 1,
+            rounds,
+            {n: {c: round(x.throughput) for c, x in v.items()} for n, v in this.items()},
+        )
         out.append(this)
     return out
 
 
 def _overload_rounds(target: Target, slot_s: float, rounds: int) -> list[tuple[LoadResult, LoadResult]]:
     """Pairs of (the sustainable load, 4x it), so each overload p99 has its baseline from the same moment."""
-    return [(drive(run_load(target.url, target.body, ADMITTED, slot_s, warmup=SLOT_WARMUP_S)),
-             drive(run_load(target.url, target.body, 4 * ADMITTED, slot_s, warmup=SLOT_WARMUP_S))) for _ in range(rounds)]
+    return [
+        (
+            drive(run_load(target.url, target.body, ADMITTED, slot_s, warmup=SLOT_WARMUP_S)),
+            drive(run_load(target.url, target.body, 4 * ADMITTED, slot_s, warmup=SLOT_WARMUP_S)),
+        )
+        for _ in range(rounds)
+    ]
 
 
 async def _health_under_load(target: Target, port: int, seconds: float) -> tuple[LoadResult, LoadResult]:
@@ -138,8 +171,13 @@ async def _health_under_load(target: Target, port: int, seconds: float) -> tuple
 
 
 def _row(r: LoadResult) -> dict:
-    return {"rps": round(r.throughput, 1), "p50_ms": round(r.quantile_ms(0.5), 2), "p99_ms": round(r.quantile_ms(0.99), 2),
-            "non_200": {str(k): v for k, v in r.statuses.items() if k != 200}, "errors": dict(r.errors)}
+    return {
+        "rps": round(r.throughput, 1),
+        "p50_ms": round(r.quantile_ms(0.5), 2),
+        "p99_ms": round(r.quantile_ms(0.99), 2),
+        "non_200": {str(k): v for k, v in r.statuses.items() if k != 200},
+        "errors": dict(r.errors),
+    }
 
 
 def _peak(levels: dict[int, LoadResult]) -> float:
@@ -148,12 +186,24 @@ def _peak(levels: dict[int, LoadResult]) -> float:
 
 def _spread(values: list[float], digits: int = 3) -> dict:
     """Median and range of a per-round figure."""
-    return {"median": round(statistics.median(values), digits), "min": round(min(values), digits),
-            "max": round(max(values), digits), "rounds": [round(v, digits) for v in values]}
+    return {
+        "median": round(statistics.median(values), digits),
+        "min": round(min(values), digits),
+        "max": round(max(values), digits),
+        "rounds": [round(v, digits) for v in values],
+    }
 
 
-def _summary(by_round: Rounds, health: LoadResult, loaded: LoadResult, overload: list[tuple[LoadResult, LoadResult]],
-             seconds: float, rounds: int, size: int, rss: dict[str, float]) -> dict:
+def _summary(
+    by_round: Rounds,
+    health: LoadResult,
+    loaded: LoadResult,
+    overload: list[tuple[LoadResult, LoadResult]],
+    seconds: float,
+    rounds: int,
+    size: int,
+    rss: dict[str, float],
+) -> dict:
     names = list(by_round[0])
     pooled = {n: {c: LoadResult.pooled([r[n][c] for r in by_round]) for c in LEVELS} for n in names}
     ours, ml, bare = (pooled[n] for n in (WORKER, MLFLOW, BARE))
@@ -166,24 +216,36 @@ def _summary(by_round: Rounds, health: LoadResult, loaded: LoadResult, overload:
         "table": {name: {c: _row(r) for c, r in levels.items()} for name, levels in pooled.items()},
         "ratios": {
             "throughput_vs_mlflow": {c: round(ours[c].throughput / max(ml[c].throughput, 1e-9), 1) for c in LEVELS},
-            "peak_throughput_vs_mlflow_peak": _spread([_peak(r[WORKER]) / max(_peak(r[MLFLOW]), 1e-9) for r in by_round], 1),
+            "peak_throughput_vs_mlflow_peak": _spread(
+                [_peak(r[WORKER]) / max(_peak(r[MLFLOW]), 1e-9) for r in by_round], 1
+            ),
             "p99_at_64_vs_mlflow_p99_at_16": round(ours[64].quantile_ms(0.99) / ml[16].quantile_ms(0.99), 2),
             "peak_throughput_vs_bare_peak": _spread([_peak(r[WORKER]) / _peak(r[BARE]) for r in by_round]),
         },
-        "healthz_while_saturated": {"p99_ms": round(health.quantile_ms(0.99), 2), "requests": health.ok,
-                                    "predict_rps_meanwhile": round(loaded.throughput, 1)},
-        "overload": {"admitted": ADMITTED, "connections": 4 * ADMITTED,
-                     "statuses": {str(k): v for k, v in over.statuses.items()},
-                     "connection_errors": dict(over.errors),
-                     "accepted_p99_ms": round(over.quantile_ms(0.99), 2),
-                     "sustainable_p99_ms": round(sustained.quantile_ms(0.99), 2),
-                     # ADMITTED connections = max_in_flight: the sustainable load, measured just before each overload slot
-                     "accepted_p99_vs_sustainable_p99": _spread([o.quantile_ms(0.99) / s.quantile_ms(0.99) for s, o in overload], 2),
-                     "accepted_p99_vs_p99_at_1": round(over.quantile_ms(0.99) / ours[1].quantile_ms(0.99), 1),
-                     # Closed-loop clients send as fast as they are answered: this is the rate offered, in
-                     # multiples of the sustainable rate (the issue's "4x the sustainable rate" would be 4).
-                     "answered_rate_vs_sustainable_rate": _spread([_answered_rate(o) / max(s.throughput, 1e-9) for s, o in overload], 2),
-                     "rss_mb": rss},
+        "healthz_while_saturated": {
+            "p99_ms": round(health.quantile_ms(0.99), 2),
+            "requests": health.ok,
+            "predict_rps_meanwhile": round(loaded.throughput, 1),
+        },
+        "overload": {
+            "admitted": ADMITTED,
+            "connections": 4 * ADMITTED,
+            "statuses": {str(k): v for k, v in over.statuses.items()},
+            "connection_errors": dict(over.errors),
+            "accepted_p99_ms": round(over.quantile_ms(0.99), 2),
+            "sustainable_p99_ms": round(sustained.quantile_ms(0.99), 2),
+            # ADMITTED connections = max_in_flight: the sustainable load, measured just before each overload slot
+            "accepted_p99_vs_sustainable_p99": _spread(
+                [o.quantile_ms(0.99) / s.quantile_ms(0.99) for s, o in overload], 2
+            ),
+            "accepted_p99_vs_p99_at_1": round(over.quantile_ms(0.99) / ours[1].quantile_ms(0.99), 1),
+            # Closed-loop clients send as fast as they are answered: this is the rate offered, in
+            # multiples of the sustainable rate (the issue's "4x the sustainable rate" would be 4).
+            "answered_rate_vs_sustainable_rate": _spread(
+                [_answered_rate(o) / max(s.throughput, 1e-9) for s, o in overload], 2
+            ),
+            "rss_mb": rss,
+        },
     }
 
 
@@ -201,36 +263,53 @@ def write_report(summary: dict, docs: Path, out_dir: Path) -> None:
     (out_dir / "bench-http.json").write_text(json.dumps(summary, indent=2))
     png = docs / "img" / "bench-http.png"
     _plot(summary, png)
-    lines = ["## HTTP: `flts bench http`", "",
-             f"Command: `flts bench http --seconds {summary['seconds_per_level']:g}` (one run; closed-loop async client in the "
-             f"same machine; 30-row payload, 30-step horizon, a {summary['response_bytes']}-byte answer, which the bare "
-             "handler answers too; 2 cores shared by client and server). Each server is measured "
-             f"at each level in {summary['rounds']} interleaved rounds (the table pools them); ratios are taken within "
-             "each round and reported as the median with the range over rounds.", "",
-             "| server | conns | req/s | p50 ms | p99 ms | non-200 | errors |", "|---|---|---|---|---|---|---|"]
+    lines = [
+        "## HTTP: `flts bench http`",
+        "",
+        f"Command: `flts bench http --seconds {summary['seconds_per_level']:g}` "
+        "(one run; closed-loop async client in the "
+        f"same machine; 30-row payload, 30-step horizon, a {summary['response_bytes']}-byte answer, which the bare "
+        "handler answers too; 2 cores shared by client and server). Each server is measured "
+        f"at each level in {summary['rounds']} interleaved rounds (the table pools them); ratios are taken within "
+        "each round and reported as the median with the range over rounds.",
+        "",
+        "| server | conns | req/s | p50 ms | p99 ms | non-200 | errors |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for name, levels in summary["table"].items():
         for c, r in levels.items():
-            lines.append(f"| {name} | {c} | {r['rps']} | {r['p50_ms']} | {r['p99_ms']} | {r['non_200'] or ''} | {r['errors'] or ''} |")
+            lines.append(
+                f"| {name} | {c} | {r['rps']} | {r['p50_ms']} | {r['p99_ms']} | "
+                f"{r['non_200'] or ''} | {r['errors'] or ''} |"
+            )
     ra = summary["ratios"]
     h, o = summary["healthz_while_saturated"], summary["overload"]
     n, a = o["connections"], o["admitted"]
-    lines += ["", "| ratio | value | target |", "|---|---|---|",
-              f"| worker / mlflow serve throughput at 1, 16, 64 conns (pooled) | {ra['throughput_vs_mlflow']} | >= 10x |",
-              f"| worker peak / mlflow peak | {_fmt_spread(ra['peak_throughput_vs_mlflow_peak'], 'x')} | >= 10x |",
-              f"| worker p99 at 64 / mlflow p99 at 16 | {ra['p99_at_64_vs_mlflow_p99_at_16']} | <= 1 |",
-              f"| worker peak / bare aiohttp peak | {_fmt_spread(ra['peak_throughput_vs_bare_peak'])} | >= 0.40 |",
-              f"| /healthz p99 while /predict saturated (64 conns, {h['predict_rps_meanwhile']} req/s) | {h['p99_ms']} ms | < 50 ms |",
-              f"| {n} conns (4x the {a} admitted): statuses | {o['statuses']} | only 200/429 |",
-              f"| {n} conns: connection errors | {o['connection_errors'] or 0} | 0 |",
-              f"| {n} conns: accepted p99 / p99 at {a} conns (the sustainable load, measured just before) | "
-              f"{_fmt_spread(o['accepted_p99_vs_sustainable_p99'])} | <= 3 |",
-              f"| {n} conns: accepted p99 ms / sustainable p99 ms (pooled) | {o['accepted_p99_ms']} / {o['sustainable_p99_ms']} | |",
-              f"| {n} conns: accepted p99 / p99 at 1 conn (idle) | {o['accepted_p99_vs_p99_at_1']} | (context) |",
-              f"| {n} conns: requests answered per second (200 + 429) / sustainable req/s, i.e. the rate offered | "
-              f"{_fmt_spread(o['answered_rate_vs_sustainable_rate'], 'x')} | (context: 4x the rate would be 4) |",
-              f"| worker RSS MB: warm / after overload / {IDLE_AFTER_S:g} s later | {o['rss_mb']['warm']} / "
-              f"{o['rss_mb']['after_overload']} / {o['rss_mb']['after_idle']} | back to warm (+10%) |", "",
-              "![HTTP benchmark](img/bench-http.png)", ""]
+    lines += [
+        "",
+        "| ratio | value | target |",
+        "|---|---|---|",
+        f"| worker / mlflow serve throughput at 1, 16, 64 conns (pooled) | {ra['throughput_vs_mlflow']} | >= 10x |",
+        f"| worker peak / mlflow peak | {_fmt_spread(ra['peak_throughput_vs_mlflow_peak'], 'x')} | >= 10x |",
+        f"| worker p99 at 64 / mlflow p99 at 16 | {ra['p99_at_64_vs_mlflow_p99_at_16']} | <= 1 |",
+        f"| worker peak / bare aiohttp peak | {_fmt_spread(ra['peak_throughput_vs_bare_peak'])} | >= 0.40 |",
+        f"| /healthz p99 while /predict saturated (64 conns, {h['predict_rps_meanwhile']} req/s) | "
+        f"{h['p99_ms']} ms | < 50 ms |",
+        f"| {n} conns (4x the {a} admitted): statuses | {o['statuses']} | only 200/429 |",
+        f"| {n} conns: connection errors | {o['connection_errors'] or 0} | 0 |",
+        f"| {n} conns: accepted p99 / p99 at {a} conns (the sustainable load, measured just before) | "
+        f"{_fmt_spread(o['accepted_p99_vs_sustainable_p99'])} | <= 3 |",
+        f"| {n} conns: accepted p99 ms / sustainable p99 ms (pooled) | "
+        f"{o['accepted_p99_ms']} / {o['sustainable_p99_ms']} | |",
+        f"| {n} conns: accepted p99 / p99 at 1 conn (idle) | {o['accepted_p99_vs_p99_at_1']} | (context) |",
+        f"| {n} conns: requests answered per second (200 + 429) / sustainable req/s, i.e. the rate offered | "
+        f"{_fmt_spread(o['answered_rate_vs_sustainable_rate'], 'x')} | (context: 4x the rate would be 4) |",
+        f"| worker RSS MB: warm / after overload / {IDLE_AFTER_S:g} s later | {o['rss_mb']['warm']} / "
+        f"{o['rss_mb']['after_overload']} / {o['rss_mb']['after_idle']} | back to warm (+10%) |",
+        "",
+        "![HTTP benchmark](img/bench-http.png)",
+        "",
+    ]
     replace_section(docs / "BENCHMARKS.md", "## HTTP: `flts bench http`", "\n".join(lines))
 
 

@@ -1,4 +1,5 @@
 """Closed-loop async HTTP load generator (N connections, each one request at a time)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -52,7 +53,15 @@ class LoadResult:
         return out
 
 
-async def _client(session: aiohttp.ClientSession, method: str, url: str, body: bytes, headers: Mapping[str, str], stop_at: float, res: LoadResult) -> None:
+async def _client(
+    session: aiohttp.ClientSession,
+    method: str,
+    url: str,
+    body: bytes,
+    headers: Mapping[str, str],
+    stop_at: float,
+    res: LoadResult,
+) -> None:
     while time.perf_counter() < stop_at:
         started = time.perf_counter()
         try:
@@ -81,7 +90,9 @@ def drive(load: Coroutine[Any, Any, T]) -> T:
         gc.collect()
 
 
-async def run_load(url: str, body: bytes, concurrency: int, seconds: float, method: str = "POST", warmup: float = 1.0) -> LoadResult:
+async def run_load(
+    url: str, body: bytes, concurrency: int, seconds: float, method: str = "POST", warmup: float = 1.0
+) -> LoadResult:
     """Drive ``url`` with ``concurrency`` connections for ``seconds`` (after a warm-up)."""
     headers = JSON
     connector = aiohttp.TCPConnector(limit=concurrency, force_close=False)
@@ -89,7 +100,12 @@ async def run_load(url: str, body: bytes, concurrency: int, seconds: float, meth
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
         if warmup:
             scratch = LoadResult(concurrency, warmup)
-            await asyncio.gather(*[_client(session, method, url, body, headers, time.perf_counter() + warmup, scratch) for _ in range(concurrency)])
+            await asyncio.gather(
+                *[
+                    _client(session, method, url, body, headers, time.perf_counter() + warmup, scratch)
+                    for _ in range(concurrency)
+                ]
+            )
         res = LoadResult(concurrency, seconds)
         stop_at = time.perf_counter() + seconds
         await asyncio.gather(*[_client(session, method, url, body, headers, stop_at, res) for _ in range(concurrency)])

@@ -1,4 +1,5 @@
 """Valid /predict payloads: unique, regular 2-minute timestamps, realistic magnitudes."""
+
 from __future__ import annotations
 
 import random
@@ -23,7 +24,7 @@ class PayloadPool:
         start = self.rng.randrange(0, len(self.values) - self.rows)
         t0 = np.datetime64("2024-01-01T00:00:00") + np.timedelta64(self.rng.randrange(0, 400_000) * 120, "s")
         ts = np.datetime_as_string(t0 + np.arange(self.rows) * np.timedelta64(120, "s"), unit="s")
-        block = self.values[start:start + self.rows]
+        block = self.values[start : start + self.rows]
         data = {"ts": [t.replace("T", " ") for t in ts]}
         data.update({c: block[:, j].tolist() for j, c in enumerate(self.columns)})
         return {"identifier": identifier, "data": data, "inference_length": inference_length}

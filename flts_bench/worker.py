@@ -1,4 +1,5 @@
 """One way to start a real worker: `faust -A flts_streams worker` as a subprocess (shared by benchmarks and tests)."""
+
 from __future__ import annotations
 
 import signal
@@ -53,22 +54,31 @@ class Worker:
 
     def env(self) -> dict[str, str]:
         """The worker's environment: ours without inherited FLTS_* settings, then the worker's own, then extra_env."""
-        return child_env({
-            "FLTS_BROKER_URL": self.broker_url,
-            "FLTS_WEB_HOST": "127.0.0.1",
-            "FLTS_WEB_PORT": str(self.port),
-            "FLTS_NODE_CANONICAL_URL": self.url,
-            "FLTS_PATHS__VAR_DIR": str(self.var_dir),
-            "FLTS_EMBEDDED__ENABLED": "true",
-        } | self.extra_env, inherit_flts=False)
+        return child_env(
+            {
+                "FLTS_BROKER_URL": self.broker_url,
+                "FLTS_WEB_HOST": "127.0.0.1",
+                "FLTS_WEB_PORT": str(self.port),
+                "FLTS_NODE_CANONICAL_URL": self.url,
+                "FLTS_PATHS__VAR_DIR": str(self.var_dir),
+                "FLTS_EMBEDDED__ENABLED": "true",
+            }
+            | self.extra_env,
+            inherit_flts=False,
+        )
 
     def start(self) -> Worker:
         """Start the subprocess in a session of its own (a signal to the caller's group does not reach it)."""
         self.var_dir.mkdir(parents=True, exist_ok=True)
         self.log_path = self.var_dir / f"worker-{self.port}.log"
         with open(self.log_path, "ab") as out:  # the child keeps its own copy of the descriptor
-            self.process = subprocess.Popen([FAUST, "-A", "flts_streams", "worker", "-l", self.log_level], env=self.env(),
-                                            stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+            self.process = subprocess.Popen(
+                [FAUST, "-A", "flts_streams", "worker", "-l", self.log_level],
+                env=self.env(),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         return self
 
     def wait_ready(self, timeout: float = 90.0, path: str = "/readyz") -> float:

@@ -4,6 +4,7 @@
 submodule (settings, errors, the MLflow model, the command line) builds nothing and imports
 neither faust nor torch.
 """
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any

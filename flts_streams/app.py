@@ -1,4 +1,5 @@
 """Composition root: Settings() -> FltsApp with its services, topics and metrics."""
+
 from __future__ import annotations
 
 import logging
@@ -86,8 +87,10 @@ def web_application_options(settings: Settings) -> dict[str, Any]:
     """
     # keepalive_timeout also bounds a connection that never completes its headers (aiohttp arms it at
     # connect): its default, 3,630 s, let 200 slowloris connections sit for as long.
-    return {"client_max_size": settings.serving.max_body_bytes,
-            "handler_args": {"auto_decompress": False, "keepalive_timeout": settings.serving.idle_timeout_s}}
+    return {
+        "client_max_size": settings.serving.max_body_bytes,
+        "handler_args": {"auto_decompress": False, "keepalive_timeout": settings.serving.idle_timeout_s},
+    }
 
 
 def create_app(settings: Settings | None = None, **overrides: Any) -> FltsApp:

@@ -1,4 +1,5 @@
 """Locust load test of a flts worker: payload forecasts, cached forecasts, health."""
+
 from __future__ import annotations
 
 import os

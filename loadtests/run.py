@@ -1,4 +1,5 @@
 """Headless Locust run: writes Locust's CSVs and a short summary; exits 1 on any failure."""
+
 from __future__ import annotations
 
 import argparse
@@ -23,8 +24,15 @@ def summarize(prefix: Path) -> dict:
         "p50_ms": float(total["50%"]),
         "p95_ms": float(total["95%"]),
         "p99_ms": float(total["99%"]),
-        "by_name": {r["Name"]: {"requests": int(r["Request Count"]), "failures": int(r["Failure Count"]), "p99_ms": float(r["99%"])}
-                    for r in rows if r["Name"] != "Aggregated"},
+        "by_name": {
+            r["Name"]: {
+                "requests": int(r["Request Count"]),
+                "failures": int(r["Failure Count"]),
+                "p99_ms": float(r["99%"]),
+            }
+            for r in rows
+            if r["Name"] != "Aggregated"
+        },
     }
 
 
@@ -39,9 +47,27 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     prefix = Path(args.out)
     prefix.parent.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, "-m", "locust", "-f", str(HERE / "locustfile.py"), "--headless", "--host", args.host,
-           "-u", str(args.users), "-r", str(args.spawn_rate), "-t", args.run_time, "--csv", str(prefix), "--only-summary",
-           "--exit-code-on-error", "0"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "locust",
+        "-f",
+        str(HERE / "locustfile.py"),
+        "--headless",
+        "--host",
+        args.host,
+        "-u",
+        str(args.users),
+        "-r",
+        str(args.spawn_rate),
+        "-t",
+        args.run_time,
+        "--csv",
+        str(prefix),
+        "--only-summary",
+        "--exit-code-on-error",
+        "0",
+    ]
     subprocess.run(cmd, check=True, cwd=HERE.parent)
     summary = summarize(prefix)
     Path(f"{prefix}_summary.json").write_text(json.dumps(summary, indent=2))

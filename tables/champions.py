@@ -1,4 +1,5 @@
 """champions (GlobalTable): identifier (or "*") -> serving model decision, on every worker."""
+
 from flts_streams.app import app
 
 champions = app.GlobalTable(

@@ -1,4 +1,5 @@
 """latest_frames: identifier -> newest processed frame tail (Arrow IPC bytes), RocksDB + changelog."""
+
 from flts_streams.app import app
 
 latest_frames = app.Table(

@@ -1,4 +1,5 @@
 """Shared fixtures: real data location, small demo frames, an isolated MLflow store."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -22,8 +23,10 @@ def real_data() -> Path:
     """The Barcelona LTE files, or skip saying where they were looked for and how to get them."""
     found = find_real_data()
     if found is None:
-        pytest.skip(f"real Barcelona LTE data not found in {' or '.join(str(d) for d in REAL_DATA_DIRS)}: it is not "
-                    "redistributed with the repository; see docs/ARCHITECTURE.md, 'The data', to get it")
+        pytest.skip(
+            f"real Barcelona LTE data not found in {' or '.join(str(d) for d in REAL_DATA_DIRS)}: it is not "
+            "redistributed with the repository; see docs/ARCHITECTURE.md, 'The data', to get it"
+        )
     return found
 
 

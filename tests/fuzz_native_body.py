@@ -9,6 +9,7 @@ flips, splices, truncations and long digit runs in every numeric field (a 19-dig
 inference_length overflowed a signed accumulator: undefined behaviour found by UBSan).
 Exit status 0: no undefined behaviour and no crash.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,16 +24,42 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCE = ROOT / "flts_streams" / "serving" / "_native_body.c"
-TOKENS = (b"9" * 19, b"-" + b"9" * 25, b"1" * 400, b"1e999999", b"-0", b"0.0000000000000000001e-400", b"null", b"true",
-          b'"\\ud800"', b'"\\u0000"', b"[]", b"{}", b'"2018-02-05T23:40:00"', b'"9999-99-99 99:99:99"', b"\xff\xfe")
+TOKENS = (
+    b"9" * 19,
+    b"-" + b"9" * 25,
+    b"1" * 400,
+    b"1e999999",
+    b"-0",
+    b"0.0000000000000000001e-400",
+    b"null",
+    b"true",
+    b'"\\ud800"',
+    b'"\\u0000"',
+    b"[]",
+    b"{}",
+    b'"2018-02-05T23:40:00"',
+    b'"9999-99-99 99:99:99"',
+    b"\xff\xfe",
+)
 
 
 def build(folder: Path) -> Path:
     """The extension compiled with UBSan into ``folder``; returns the folder to put on sys.path."""
     suffix = sysconfig.get_config_var("EXT_SUFFIX")
     out = folder / f"_native_body{suffix}"
-    cmd = ["gcc", "-shared", "-fPIC", "-O1", "-g", "-fsanitize=address,undefined", "-fno-sanitize-recover=all",
-           f"-I{sysconfig.get_paths()['include']}", str(SOURCE), "-o", str(out)]
+    cmd = [
+        "gcc",
+        "-shared",
+        "-fPIC",
+        "-O1",
+        "-g",
+        "-fsanitize=address,undefined",
+        "-fno-sanitize-recover=all",
+        f"-I{sysconfig.get_paths()['include']}",
+        str(SOURCE),
+        "-o",
+        str(out),
+    ]
     subprocess.run(cmd, check=True, capture_output=True, text=True)
     return folder
 
@@ -49,7 +76,7 @@ def mutations(rng: random.Random, seeds: list[bytes]):
             elif op == 1:
                 body[at:at] = rng.choice(TOKENS)
             elif op == 2:
-                del body[at:at + rng.randint(1, 40)]
+                del body[at : at + rng.randint(1, 40)]
             elif op == 3:
                 body = body[:at]
             else:
@@ -79,16 +106,24 @@ print(f"fuzz_native_body: {runs} bodies, no memory error and no undefined behavi
 
 
 def run(seconds: float, seed: int) -> subprocess.CompletedProcess:
-    """Build with ASan+UBSan and fuzz for ``seconds`` in a child process (a finding aborts it with a report on stderr)."""
+    """Build with ASan+UBSan and fuzz for ``seconds`` in a child process (a finding aborts it, reported on stderr)."""
     with tempfile.TemporaryDirectory() as tmp:
         folder = build(Path(tmp))
-        return subprocess.run([sys.executable, "-c", CHILD, str(folder), str(seconds), str(seed)], cwd=ROOT,
-                              capture_output=True, text=True, timeout=seconds + 120, env=sanitizer_env())
+        return subprocess.run(
+            [sys.executable, "-c", CHILD, str(folder), str(seconds), str(seed)],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=seconds + 120,
+            env=sanitizer_env(),
+        )
 
 
 def sanitizer_env() -> dict[str, str]:
     """The child's environment: gcc's libasan preloaded; leaks not reported (CPython keeps objects to exit)."""
-    libasan = subprocess.run(["gcc", "-print-file-name=libasan.so"], check=True, capture_output=True, text=True).stdout.strip()
+    libasan = subprocess.run(
+        ["gcc", "-print-file-name=libasan.so"], check=True, capture_output=True, text=True
+    ).stdout.strip()
     return {**os.environ, "LD_PRELOAD": libasan, "ASAN_OPTIONS": "detect_leaks=0:abort_on_error=1"}
 
 

@@ -1,4 +1,5 @@
 """Dependencies point one way between the packages (docs/ARCHITECTURE.md, "Where things live")."""
+
 from __future__ import annotations
 
 import ast
@@ -16,9 +17,19 @@ ALLOWED: dict[str, set[str]] = {
     "flts_streams.kafka": {"flts_streams.core"},
     "flts_streams.models": {"flts_streams.core", "flts_streams.forecasting"},
     "flts_streams.serving": {"flts_streams.core", "flts_streams.forecasting", "flts_streams.models"},
-    "flts_streams.streaming": {"flts_streams.core", "flts_streams.forecasting", "flts_streams.models", "flts_streams.kafka"},
-    "flts_streams.app": {"flts_streams.core", "flts_streams.kafka", "flts_streams.models", "flts_streams.serving",
-                         "flts_streams.streaming"},
+    "flts_streams.streaming": {
+        "flts_streams.core",
+        "flts_streams.forecasting",
+        "flts_streams.models",
+        "flts_streams.kafka",
+    },
+    "flts_streams.app": {
+        "flts_streams.core",
+        "flts_streams.kafka",
+        "flts_streams.models",
+        "flts_streams.serving",
+        "flts_streams.streaming",
+    },
     "flts_streams": {"flts_streams.app"},  # the package itself: the lazy `app` only
     "tables": {"flts_streams"},
     "agents": {"flts_streams", "tables"},

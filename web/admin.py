@@ -1,4 +1,5 @@
 """Admin routes guarded by a bearer token (disabled when no token is configured)."""
+
 import orjson
 from faust.web import Request, Response, View
 

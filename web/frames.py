@@ -1,4 +1,5 @@
 """Inspect the cached frame of an identifier (routed to the owning worker)."""
+
 from faust.web import Request, Response, View
 
 from flts_streams.app import app
@@ -11,18 +12,20 @@ from tables.latest_frames import latest_frames
 class Frame(View):
     """Summary of latest_frames[identifier]: rows, columns, time span, cadence."""
 
-    @app.table_route(table=latest_frames, match_info="identifier")
+    @app.table_route(table=latest_frames, match_info="identifier")  # type: ignore[arg-type]  # faust's hint omits match_info arguments
     async def get(self, request: Request, identifier: str) -> Response:
         payload = latest_frames.get(identifier)
         if payload is None:
             raise UnknownIdentifier(f"nothing cached for identifier {identifier!r}; publish a claim for it first")
         frame = decode_frame(payload)
-        return self.json({
-            "identifier": identifier,
-            "rows": len(frame),
-            "columns": list(frame.columns),
-            "first": str(frame.timestamps[0]),
-            "last": str(frame.timestamps[-1]),
-            "cadence_s": int(frame.cadence.astype("timedelta64[s]").astype(int)),
-            "bytes": len(payload),
-        })
+        return self.json(
+            {
+                "identifier": identifier,
+                "rows": len(frame),
+                "columns": list(frame.columns),
+                "first": str(frame.timestamps[0]),
+                "last": str(frame.timestamps[-1]),
+                "cadence_s": int(frame.cadence.astype("timedelta64[s]").astype(int)),
+                "bytes": len(payload),
+            }
+        )

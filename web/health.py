@@ -1,6 +1,9 @@
 """Liveness, readiness, compat ping and Prometheus metrics; cheap and never shed."""
-import time
 
+import time
+from typing import cast
+
+from faust.tables.manager import TableManager
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -23,9 +26,10 @@ class Readyz(View):
     async def get(self, request: Request) -> Response:
         now = time.monotonic()
         observe_broker(app, now)
-        recovered = app.tables.recovery.completed.is_set() and not app.rebalancing
-        body, status = readiness(recovered, app.models.has_model, app.broker_watch, now,
-                                 app.settings.serving.ready_requires_broker)
+        recovered = cast(TableManager, app.tables).recovery.completed.is_set() and not app.rebalancing
+        body, status = readiness(
+            recovered, app.models.has_model, app.broker_watch, now, app.settings.serving.ready_requires_broker
+        )
         return self.json(body, status=status)
 
 

@@ -1,4 +1,5 @@
-"""The one aiohttp middleware every request passes: errors mapped to JSON `detail` bodies with their status, early shedding of /predict, HTTP metrics."""
+"""The aiohttp middleware every request passes: errors to JSON ``detail`` bodies, early /predict shedding, metrics."""
+
 from __future__ import annotations
 
 import logging
@@ -40,8 +41,9 @@ def status_for(exc: e.FltsError) -> int:
 def json_error(status: int, detail: str, headers: dict[str, str] | None = None, **extra: str) -> web.Response:
     """A JSON error response with a ``detail``."""
     # A bytes body: a str one goes through aiohttp's payload registry, which made each 429 ~8% dearer.
-    return web.Response(status=status, body=orjson.dumps({"detail": detail, **extra}), content_type="application/json",
-                        headers=headers)
+    return web.Response(
+        status=status, body=orjson.dumps({"detail": detail, **extra}), content_type="application/json", headers=headers
+    )
 
 
 def _error_response(exc: e.FltsError, status: int) -> web.Response:
@@ -55,9 +57,12 @@ def _route(request: web.Request) -> str:
 
 
 @web.middleware
-async def error_middleware(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+async def error_middleware(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
     """Map FltsError and aiohttp errors to JSON; unexpected errors to 500 with a logged request id."""
     started = time.perf_counter()
+    response: web.StreamResponse
     try:
         if (request.method, request.path) in SHED_EARLY and app.admission.at_capacity():
             # Before Faust's view dispatch, and without raising: under overload most requests are
@@ -67,13 +72,19 @@ async def error_middleware(request: web.Request, handler: Callable[[web.Request]
             response = await handler(request)
     except e.FltsError as exc:
         response = _error_response(exc, status_for(exc))
-    except ConnectionResetError:  # the client went away mid-body (aiohttp's ClientConnectionResetError too): not our error
+    except (
+        ConnectionResetError
+    ):  # the client went away mid-body (aiohttp's ClientConnectionResetError too): not our error
         log.info("client disconnected before its request was read method=%s path=%s", request.method, request.path)
         response = json_error(400, "the client closed the connection before sending the whole body")
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        detail = {404: f"no route {request.method} {request.path}; see /openapi.json", 405: f"method {request.method} not allowed on {request.path}", 413: f"request body larger than {app.settings.serving.max_body_bytes} bytes"}.get(exc.status, exc.reason)
+        detail = {
+            404: f"no route {request.method} {request.path}; see /openapi.json",
+            405: f"method {request.method} not allowed on {request.path}",
+            413: f"request body larger than {app.settings.serving.max_body_bytes} bytes",
+        }.get(exc.status, exc.reason)
         response = json_error(exc.status, detail)
     except Exception:  # noqa: BLE001 - last resort: a 500 the operator can find in the log
         request_id = request.headers.get("X-Request-Id") or uuid.uuid4().hex[:16]  # only errors need one

@@ -1,4 +1,5 @@
 """GET /openapi.json and the API page at /docs (Swagger UI, its assets served from the swagger-ui-py package)."""
+
 from importlib.metadata import version
 from importlib.util import find_spec
 from pathlib import Path
@@ -46,5 +47,6 @@ class DocsAsset(View):
         if name not in SWAGGER_ASSETS:
             raise e.NotFound(f"no asset {name!r}; the API page is at /docs")
         path = swagger_static_dir() / name
-        return web.FileResponse(path, headers={"Content-Type": CONTENT_TYPES[path.suffix],
-                                               "Cache-Control": "public, max-age=86400"})
+        return web.FileResponse(
+            path, headers={"Content-Type": CONTENT_TYPES[path.suffix], "Cache-Control": "public, max-age=86400"}
+        )

@@ -1,4 +1,5 @@
 """GET /predict_ping: compatibility probe of the original service."""
+
 from faust.web import Request, Response, View
 
 from flts_streams.app import app
@@ -14,12 +15,14 @@ class PredictPing(View):
         models = app.models.models()
         model = models.get(identifier) or models.get("*")
         spec = model.forecaster.spec if model else None
-        return self.json({
-            "status": "ok",
-            "identifier": identifier,
-            "model_loaded": model is not None,
-            "has_df": latest_frames.get(identifier) is not None,
-            "input_seq_len": spec.window if spec else None,
-            "output_seq_len": spec.horizon if spec else None,
-            "model_uri": model.uri if model else None,
-        })
+        return self.json(
+            {
+                "status": "ok",
+                "identifier": identifier,
+                "model_loaded": model is not None,
+                "has_df": latest_frames.get(identifier) is not None,
+                "input_seq_len": spec.window if spec else None,
+                "output_seq_len": spec.horizon if spec else None,
+                "model_uri": model.uri if model else None,
+            }
+        )

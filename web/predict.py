@@ -1,4 +1,7 @@
 """POST /predict (payload or cached) and GET /predict/{identifier} (cached, table-routed)."""
+
+from typing import cast
+
 import aiohttp
 import orjson
 from aiohttp import web
@@ -19,7 +22,7 @@ from web.paths import PREDICT_PATH
 DEADLINE_HEADER = "X-Deadline-Ms"  # optional per-request budget in milliseconds
 
 
-async def _read_body(request: Request) -> bytes:
+async def _read_body(request: web.Request) -> bytes:
     check_body_encoding(request.headers.get("Content-Encoding"))
     serving = app.settings.serving
     limit = serving.max_body_bytes
@@ -45,16 +48,22 @@ def _budget(request: Request) -> float:
 
 def _json(body: bytes) -> Response:
     """A 200 answer of JSON serialised already (the headers Faust's View.json sends)."""
-    return web.Response(body=body, content_type="application/json", charset="utf-8")
+    # Faust's aiohttp driver exchanges aiohttp's Request and Response with views; faust types them
+    # as its own abstract Request and Response, hence the casts here and in the views.
+    return cast(Response, web.Response(body=body, content_type="application/json", charset="utf-8"))
 
 
-async def _forecast(identifier: str, frame_for: FrameSource, horizon: int | None, *, cached: bool, budget: float) -> bytes:
+async def _forecast(
+    identifier: str, frame_for: FrameSource, horizon: int | None, *, cached: bool, budget: float
+) -> bytes:
     with app.admission.admit():
         try:
             prediction = await app.predictor.predict(identifier, frame_for, horizon, timeout=budget)
         except TimeoutError as exc:
             app.metrics.rejected.labels("deadline").inc()
-            raise e.DeadlineExceeded(f"no forecast within the {budget:g}s deadline; retry or raise X-Deadline-Ms") from exc
+            raise e.DeadlineExceeded(
+                f"no forecast within the {budget:g}s deadline; retry or raise X-Deadline-Ms"
+            ) from exc
     return prediction_json(identifier, prediction, cached=cached)
 
 
@@ -62,8 +71,11 @@ def _cached_frame(identifier: str) -> FrameSource:
     def load(_spec: ModelSpec) -> PreparedFrame:
         payload = latest_frames.get(identifier)
         if payload is None:
-            raise e.UnknownIdentifier(f"nothing cached for identifier {identifier!r}: send data, or publish a claim for it first")
+            raise e.UnknownIdentifier(
+                f"nothing cached for identifier {identifier!r}: send data, or publish a claim for it first"
+            )
         return decode_frame(payload)
+
     return load
 
 
@@ -95,7 +107,13 @@ def _detail(body: bytes) -> str:
 
 def _remote_error(status: int) -> type[e.FltsError]:
     """The owner's error status, re-raised here so the caller sees the same status and detail."""
-    known = {400: e.InvalidInput, 404: e.UnknownIdentifier, 429: e.Overloaded, 503: e.Unavailable, 504: e.DeadlineExceeded}
+    known = {
+        400: e.InvalidInput,
+        404: e.UnknownIdentifier,
+        429: e.Overloaded,
+        503: e.Unavailable,
+        504: e.DeadlineExceeded,
+    }
     return known.get(status, e.TransientError)
 
 
@@ -104,22 +122,28 @@ class Predict(View):
     """Forecast from posted data, or from the identifier's cached frame when no data is sent."""
 
     async def post(self, request: Request) -> Response:
-        body = await _read_body(request)  # capacity was checked already (SHED_EARLY)
-        req = parse_predict(body, request.content_type, request.query, app.settings.serving)
+        http = cast(web.Request, request)
+        body = await _read_body(http)  # capacity was checked already (SHED_EARLY)
+        req = parse_predict(body, http.content_type, request.query, app.settings.serving)
         identifier = req.identifier or app.settings.serving.default_identifier
         budget = _budget(request)
         if not req.has_data:
             return _json(await _forward_cached(identifier, req.inference_length, budget))
 
-        return _json(await _forecast(identifier, lambda spec: request_frame(req, spec), req.inference_length,
-                                     cached=False, budget=budget))
+        return _json(
+            await _forecast(
+                identifier, lambda spec: request_frame(req, spec), req.inference_length, cached=False, budget=budget
+            )
+        )
 
 
 @app.page("/predict/{identifier}")
 class PredictCached(View):
     """Forecast from latest_frames[identifier] on whichever worker owns it."""
 
-    @app.table_route(table=latest_frames, match_info="identifier")
+    @app.table_route(table=latest_frames, match_info="identifier")  # type: ignore[arg-type]  # faust's hint omits match_info arguments
     async def get(self, request: Request, identifier: str) -> Response:
         horizon = horizon_query(request.query)
-        return _json(await _forecast(identifier, _cached_frame(identifier), horizon, cached=True, budget=_budget(request)))
+        return _json(
+            await _forecast(identifier, _cached_frame(identifier), horizon, cached=True, budget=_budget(request))
+        )

@@ -1,4 +1,5 @@
 """The `flts` command: dev stack, training, evaluation, demo data, settings."""
+
 from __future__ import annotations
 
 import argparse
@@ -38,7 +39,9 @@ def _tracking(settings: Settings) -> None:
     torch.set_num_threads(settings.training.threads())
     settings.paths.var_dir.mkdir(parents=True, exist_ok=True)
     packaging.configure(settings.mlflow_tracking_uri)
-    packaging.ensure_experiment("flts-training", settings.mlflow_artifact_root if settings.mlflow_tracking_uri.startswith("sqlite") else None)
+    packaging.ensure_experiment(
+        "flts-training", settings.mlflow_artifact_root if settings.mlflow_tracking_uri.startswith("sqlite") else None
+    )
 
 
 def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
@@ -47,12 +50,27 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     from flts_streams.forecasting.training import TrainConfig
 
     _tracking(settings)
-    cfg = TrainConfig(kind=args.model, epochs=args.epochs, window=args.window, horizon=args.horizon,
-                      targets=tuple(args.targets.split(",")), seed=args.seed)
-    reg = train_and_register(Path(args.data), args.identifier, cfg, registry_prefix=settings.model.registry_prefix,
-                             alias=settings.model.champion_alias, promote=args.promote, progress=not args.quiet)
-    _say(f"run_id={reg.run_id}\nmodel_uri={reg.model_uri}\nregistered={reg.registered_name} version={reg.version}\n"
-         f"champion={'yes' if reg.promoted else 'no'} ({reg.reason})")
+    cfg = TrainConfig(
+        kind=args.model,
+        epochs=args.epochs,
+        window=args.window,
+        horizon=args.horizon,
+        targets=tuple(args.targets.split(",")),
+        seed=args.seed,
+    )
+    reg = train_and_register(
+        Path(args.data),
+        args.identifier,
+        cfg,
+        registry_prefix=settings.model.registry_prefix,
+        alias=settings.model.champion_alias,
+        promote=args.promote,
+        progress=not args.quiet,
+    )
+    _say(
+        f"run_id={reg.run_id}\nmodel_uri={reg.model_uri}\nregistered={reg.registered_name} version={reg.version}\n"
+        f"champion={'yes' if reg.promoted else 'no'} ({reg.reason})"
+    )
     if args.publish:
         _publish_success(settings, reg.run_id, reg.model_uri, args.identifier, args.model)
     return 0
@@ -64,8 +82,9 @@ def _publish_success(settings: Settings, run_id: str, model_uri: str, identifier
     from flts_streams.streaming.publishing import publish_training_event
 
     bootstrap = _bootstrap(settings)
-    event = TrainingEvent(status="SUCCESS", run_id=run_id, model_uri=model_uri, identifier=identifier, model_type=kind,
-                          operation="train")
+    event = TrainingEvent(
+        status="SUCCESS", run_id=run_id, model_uri=model_uri, identifier=identifier, model_type=kind, operation="train"
+    )
     publish_training_event(bootstrap, settings.topics.training, event)
     _say(f"published SUCCESS to {settings.topics.training} at {bootstrap}")
 
@@ -75,8 +94,13 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
     from flts_streams.forecasting.pipeline import evaluate
 
     _tracking(settings)
-    ev = evaluate(args.model, Path(args.data), Path(args.history) if args.history else None, stride=args.stride,
-                  plot=Path(args.plot) if args.plot else None)
+    ev = evaluate(
+        args.model,
+        Path(args.data),
+        Path(args.history) if args.history else None,
+        stride=args.stride,
+        plot=Path(args.plot) if args.plot else None,
+    )
     model = next(s for s in ev.scores if s.name == "model")
     _say(f"target={ev.target} origins={ev.origins} horizon=1..{ev.horizon}")
     _say(f"| method | MAE (mean h1..{ev.horizon}) | RMSE (mean) | MAE h1 | MAE h{ev.horizon} | model gain |")
@@ -123,8 +147,13 @@ def ensure_demo_model(settings: Settings, epochs: int = 8) -> str:
     path.parent.mkdir(parents=True, exist_ok=True)
     demo_frame(days=10).to_csv(path, index=False)
     _say("no model yet: training the demo model on synthetic data (a few seconds) ...")
-    train_and_register(path, DEMO_IDENTIFIER, TrainConfig(epochs=epochs, synthetic_data=True), registry_prefix=settings.model.registry_prefix,
-                       alias=settings.model.champion_alias)
+    train_and_register(
+        path,
+        DEMO_IDENTIFIER,
+        TrainConfig(epochs=epochs, synthetic_data=True),
+        registry_prefix=settings.model.registry_prefix,
+        alias=settings.model.champion_alias,
+    )
     return packaging.champion_uri(name, settings.model.champion_alias) or ""
 
 
@@ -137,7 +166,9 @@ def cmd_dev(args: argparse.Namespace, settings: Settings) -> int:
     dev_stack.hang_up_with_parent()  # `make dev` in a closed terminal: stop too, do not orphan the stack
     app = create_app(settings)
     # Faust's own settings (FLTS_WEB_PORT, FLTS_WEB_HOST, FLTS_WEB_BIND) unless a flag says otherwise.
-    web = dev_stack.WebAddress(app.conf.web_bind, args.web_host or app.conf.web_host, args.web_port or app.conf.web_port)
+    web = dev_stack.WebAddress(
+        app.conf.web_bind, args.web_host or app.conf.web_host, args.web_port or app.conf.web_port
+    )
     dev_stack.check_web_port(web)
     host, port = b.bootstrap_address(str(app.conf.broker[0]))
     var = settings.paths.var_dir
@@ -162,10 +193,12 @@ def cmd_dev(args: argparse.Namespace, settings: Settings) -> int:
 def _supervise(supervisor: Supervisor, web: WebAddress, embedded: bool) -> int:
     """Say where the service answers, then run the worker until stopped."""
     url = f"http://{web.host}:{web.port}"
-    _say(f"flts dev: starting the worker on {url} (broker: {'embedded Tansu' if embedded else 'existing'})\n"
-         f"  curl {url}/readyz\n"
-         f"  curl -H 'Content-Type: application/json' --data @examples/predict.json {url}/predict\n"
-         f"  open {url}/docs\n  Ctrl-C stops everything.")
+    _say(
+        f"flts dev: starting the worker on {url} (broker: {'embedded Tansu' if embedded else 'existing'})\n"
+        f"  curl {url}/readyz\n"
+        f"  curl -H 'Content-Type: application/json' --data @examples/predict.json {url}/predict\n"
+        f"  open {url}/docs\n  Ctrl-C stops everything."
+    )
     return supervisor.run()
 
 
@@ -199,16 +232,28 @@ def cmd_publish_claims(args: argparse.Namespace, settings: Settings) -> int:
     plan = ClaimPlan(objects, args.count, bucket, args.ttl_ms, args.rate, keyed=args.key == "identifier")
     tag = args.tag or uuid.uuid4().hex[:8]
     summary = publish_claims(_bootstrap(settings), settings.topics.inference, plan, tag, progress=not args.quiet)
-    _say(json.dumps({"sent": summary.sent, "failed": summary.failed, "seconds": round(summary.seconds, 3),
-                     "claims_per_s": round(summary.rate, 1), "claim_id_prefix": tag, "identifiers": len(idents)}))
+    _say(
+        json.dumps(
+            {
+                "sent": summary.sent,
+                "failed": summary.failed,
+                "seconds": round(summary.seconds, 3),
+                "claims_per_s": round(summary.rate, 1),
+                "claim_id_prefix": tag,
+                "identifiers": len(idents),
+            }
+        )
+    )
     return 0 if summary.failed == 0 else 1
 
 
 def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
     """Run a benchmark and record it in docs/BENCHMARKS.md."""
     if importlib.util.find_spec("flts_bench") is None:  # e.g. the Docker image: it ships the runtime only
-        raise FltsError("the benchmarks (flts_bench/) are not installed here; run `flts bench` from a source checkout "
-                        "after `make install`")
+        raise FltsError(
+            "the benchmarks (flts_bench/) are not installed here; run `flts bench` from a source checkout "
+            "after `make install`"
+        )
     if args.which == "claims":
         from flts_bench import claims
 
@@ -227,7 +272,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="flts", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
     dev = sub.add_parser("dev", help="run broker (if needed) + worker on embedded defaults")
-    dev.add_argument("--web-host", default=None, help="host in the worker's URLs (default: FLTS_WEB_HOST, else 127.0.0.1)")
+    dev.add_argument(
+        "--web-host", default=None, help="host in the worker's URLs (default: FLTS_WEB_HOST, else 127.0.0.1)"
+    )
     dev.add_argument("--web-port", type=int, default=None, help="web port (default: FLTS_WEB_PORT, else 6066)")
     dev.add_argument("--no-demo", action="store_true", help="do not train a demo model")
     dev.set_defaults(func=cmd_dev)
@@ -273,7 +320,9 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument("which", choices=("http", "claims"))
     be.add_argument("--count", type=int, default=100_000, help="claims: burst size")
     be.add_argument("--identifiers", type=int, default=20, help="claims: identifiers the burst is spread over")
-    be.add_argument("--seconds", type=float, default=8.0, help="http: measurement time per server and level, split over the rounds")
+    be.add_argument(
+        "--seconds", type=float, default=8.0, help="http: measurement time per server and level, split over the rounds"
+    )
     be.add_argument("--rounds", type=int, default=3, help="http: interleaved rounds (ratios are taken within each)")
     be.add_argument("--docs", default="docs", help="where BENCHMARKS.md and the plot go")
     be.set_defaults(func=cmd_bench)

@@ -1,4 +1,5 @@
 """`flts dev`'s stack: port checks, the embedded broker (or one already running), a supervised worker."""
+
 from __future__ import annotations
 
 import logging
@@ -33,8 +34,10 @@ class WebAddress:
 def check_web_port(web: WebAddress) -> None:
     """One-line error when the web port is taken (instead of the worker's traceback after the whole start-up)."""
     if not b.port_free(web.bind, web.port):
-        raise FltsError(f"web port {web.port} on {web.bind} is in use by {listener(web.port)[1]}; stop it, or pick "
-                        f"another port: FLTS_WEB_PORT={web.port + 1} make dev (or flts dev --web-port {web.port + 1})")
+        raise FltsError(
+            f"web port {web.port} on {web.bind} is in use by {listener(web.port)[1]}; stop it, or pick "
+            f"another port: FLTS_WEB_PORT={web.port + 1} make dev (or flts dev --web-port {web.port + 1})"
+        )
 
 
 def join_or_start_broker(host: str, port: int, log_path: Path, say: Callable[[str], None]) -> b.EmbeddedBroker | None:
@@ -45,11 +48,15 @@ def join_or_start_broker(host: str, port: int, log_path: Path, say: Callable[[st
         return b.start_tansu(host, port, log_path)
     pid, owner = listener(port)
     if not b.speaks_kafka(host, port):
-        raise FltsError(f"broker port {port} on {host} is taken by {owner}, which does not speak Kafka; stop it, "
-                        f"or point FLTS_BROKER_URL at a free port (e.g. kafka://127.0.0.1:{port + 1})")
-    say(f"flts dev: joining the Kafka broker already running at {host}:{port} ({owner}); this command did not start "
+        raise FltsError(
+            f"broker port {port} on {host} is taken by {owner}, which does not speak Kafka; stop it, "
+            f"or point FLTS_BROKER_URL at a free port (e.g. kafka://127.0.0.1:{port + 1})"
+        )
+    say(
+        f"flts dev: joining the Kafka broker already running at {host}:{port} ({owner}); this command did not start "
         f"it, so its topics, data and consumer group are reused. For a fresh embedded broker stop that process "
-        f"first{f' (kill {pid})' if pid else ''}.")
+        f"first{f' (kill {pid})' if pid else ''}."
+    )
     return None
 
 
@@ -118,8 +125,10 @@ class Supervisor:
         quick = time.monotonic() - self._started_at < QUICK_EXIT_S
         self.quick_exits = self.quick_exits + 1 if quick else 0
         if self.quick_exits >= MAX_QUICK_EXITS:
-            self.say(f"flts dev: the worker exited with code {code} {MAX_QUICK_EXITS} times in a row within "
-                     f"{QUICK_EXIT_S:g}s of starting; giving up (see its log above)")
+            self.say(
+                f"flts dev: the worker exited with code {code} {MAX_QUICK_EXITS} times in a row within "
+                f"{QUICK_EXIT_S:g}s of starting; giving up (see its log above)"
+            )
             return False
         self.restarts += 1
         self.say(f"flts dev: the worker exited with code {code}; restarting it (the broker and its data are kept)")
@@ -130,4 +139,15 @@ class Supervisor:
 def worker_command(web: WebAddress) -> list[str]:
     """`faust -A flts_streams worker` of this environment, on the given web address."""
     faust_bin = str(Path(sys.executable).with_name("faust"))
-    return [faust_bin, "-A", "flts_streams", "worker", "-l", "info", "--web-host", web.host, "--web-port", str(web.port)]
+    return [
+        faust_bin,
+        "-A",
+        "flts_streams",
+        "worker",
+        "-l",
+        "info",
+        "--web-host",
+        web.host,
+        "--web-port",
+        str(web.port),
+    ]

@@ -1,4 +1,5 @@
 """The one retry delay of the claims path: exponential from a first delay, capped."""
+
 from __future__ import annotations
 
 MAX_BACKOFF_S = 30.0

@@ -1,4 +1,5 @@
 """One error hierarchy for the whole service; web/ maps it to HTTP in one place."""
+
 from __future__ import annotations
 
 

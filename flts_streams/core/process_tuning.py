@@ -1,9 +1,11 @@
 """Tuning of the worker process once start-up is over: the start-up heap frozen, rarer young collections."""
+
 from __future__ import annotations
 
 import asyncio
 import gc
 import logging
+from typing import Any
 
 from mode import Service
 
@@ -13,7 +15,7 @@ log = logging.getLogger(__name__)
 class StartupHeapFreezer(Service):
     """Freezes the heap once ``ready`` is set (the models' initial load is done)."""
 
-    def __init__(self, ready: asyncio.Event, **kwargs: object) -> None:
+    def __init__(self, ready: asyncio.Event, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._ready = ready
 
@@ -42,4 +44,3 @@ def freeze_startup_heap() -> None:
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLDS)
     log.info("startup heap frozen objects=%d gc_thresholds=%s", gc.get_freeze_count(), GC_THRESHOLDS)
-

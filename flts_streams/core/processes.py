@@ -1,4 +1,5 @@
 """Child processes that die with their parent, and who listens on a port (for one-line start-up errors)."""
+
 from __future__ import annotations
 
 import ctypes
@@ -26,6 +27,7 @@ def die_with_parent(sig: int = signal.SIGKILL) -> Callable[[], None] | None:
         prctl(PR_SET_PDEATHSIG, sig)
         if os.getppid() != parent:  # the parent died before prctl: nobody would send the signal
             os.kill(os.getpid(), sig)
+
     return preexec
 
 

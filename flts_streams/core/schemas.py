@@ -1,4 +1,5 @@
 """Schemas of every message and request (pydantic: strict, with clear errors)."""
+
 from __future__ import annotations
 
 from typing import Any, Literal, TypeVar
@@ -46,7 +47,9 @@ class Claim(BaseModel):
     # a 1 MB claim_id made a result the producer refused, which cost the whole micro-batch.
     identifier: str = Field(min_length=1, max_length=IDENTIFIER_MAX)
     bucket: str | None = Field(None, max_length=CLAIM_FIELD_MAX)
-    object_key: str = Field(validation_alias=AliasChoices("object_key", "object"), min_length=1, max_length=CLAIM_FIELD_MAX)
+    object_key: str = Field(
+        validation_alias=AliasChoices("object_key", "object"), min_length=1, max_length=CLAIM_FIELD_MAX
+    )
     claim_id: str | None = Field(None, max_length=CLAIM_FIELD_MAX)
     config_hash: str | None = Field(None, max_length=CLAIM_FIELD_MAX)
 

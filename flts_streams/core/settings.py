@@ -1,4 +1,5 @@
 """Service settings: the only module that reads the environment."""
+
 from __future__ import annotations
 
 import os
@@ -59,13 +60,19 @@ class ServingSettings(_Group):
     retry_after_s: int = Field(1, ge=1, description="Retry-After sent with 429")
     torch_threads: int = Field(1, ge=1, description="torch.set_num_threads for inference")
     admin_token: SecretStr | None = Field(None, description="Bearer token for /admin routes (unset: disabled)")
-    idle_timeout_s: float = Field(10.0, gt=0, description="A connection idle, or still sending its request headers, this long is closed")
+    idle_timeout_s: float = Field(
+        10.0, gt=0, description="A connection idle, or still sending its request headers, this long is closed"
+    )
     body_timeout_s: float = Field(20.0, gt=0, description="Longest wait for a request body to arrive whole (then 408)")
     max_buffered_body_bytes: int = Field(
         64 * 1024 * 1024, ge=1024, description="Request bodies being received at once, in bytes (beyond: 429)"
     )
-    ready_requires_broker: bool = Field(True, description="/readyz is 503 while the broker is unreachable (beyond the grace)")
-    broker_grace_s: float = Field(10.0, ge=0, description="How long the broker may be unreachable before it counts as an outage")
+    ready_requires_broker: bool = Field(
+        True, description="/readyz is 503 while the broker is unreachable (beyond the grace)"
+    )
+    broker_grace_s: float = Field(
+        10.0, ge=0, description="How long the broker may be unreachable before it counts as an outage"
+    )
 
 
 class StreamingSettings(_Group):
@@ -76,11 +83,17 @@ class StreamingSettings(_Group):
     observe_interval_s: float = Field(5.0, gt=0, description="How often buffer depth and consumer lag are sampled")
     frame_max_rows: int = Field(1_000, ge=1, description="Newest rows of a claim's frame kept in latest_frames")
     log_prefix: str = Field("inference-logs", description="Key prefix of prediction-log objects in the default bucket")
-    object_max_bytes: int = Field(64 * 1024 * 1024, ge=1024, description="Largest claim object read (bytes); larger ones are dead letters")
+    object_max_bytes: int = Field(
+        64 * 1024 * 1024, ge=1024, description="Largest claim object read (bytes); larger ones are dead letters"
+    )
     object_max_rows: int = Field(50_000, ge=1, description="Most rows decoded from a claim object (~69 days at 2 min)")
     object_max_columns: int = Field(256, ge=2, description="Most columns decoded from a claim object")
-    dead_letter_prefix: str = Field("dead-letters", description="Key prefix, in the default bucket, of originals too large to dead-letter whole")
-    retry_backoff_s: float = Field(0.2, ge=0, description="First retry delay on transient errors; doubles, capped at 30 s")
+    dead_letter_prefix: str = Field(
+        "dead-letters", description="Key prefix, in the default bucket, of originals too large to dead-letter whole"
+    )
+    retry_backoff_s: float = Field(
+        0.2, ge=0, description="First retry delay on transient errors; doubles, capped at 30 s"
+    )
 
 
 class ModelSettings(_Group):
@@ -90,7 +103,9 @@ class ModelSettings(_Group):
     registry_prefix: str = Field("flts-", description="Registered model name = prefix + identifier")
     champion_alias: str = Field("champion", description="Registry alias of the serving model")
     default_uri: str = Field("", description="Fallback model URI for identifiers without a champion")
-    follow_interval_s: float = Field(2.0, gt=0, description="How often every worker syncs its models with the champions table")
+    follow_interval_s: float = Field(
+        2.0, gt=0, description="How often every worker syncs its models with the champions table"
+    )
 
 
 class TrainingSettings(_Group):
@@ -162,7 +177,7 @@ class Settings(BaseSettings):
         return self.storage.url or f"file://{(self.paths.var_dir / 'objects').resolve()}"
 
     def broker_url(self) -> str:
-        """Faust's broker setting as the worker will see it (FLTS_BROKER_URL, else our default), without building the app."""
+        """Faust's broker setting as the worker sees it (FLTS_BROKER_URL, else our default), built without the app."""
         return os.environ.get(f"{FAUST_ENV_PREFIX}_BROKER_URL") or str(self.faust_defaults()["broker"])
 
     def faust_defaults(self) -> dict[str, Any]:

@@ -1,4 +1,5 @@
 """Markdown table of every setting (env name, default, description) for the README."""
+
 from __future__ import annotations
 
 from pydantic import BaseModel

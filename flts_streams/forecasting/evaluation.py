@@ -1,4 +1,5 @@
 """Rolling-origin backtests of a model against persistence and seasonal-naive baselines."""
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -58,7 +59,7 @@ def model_predictions(forecaster: Forecaster, frame: PreparedFrame, at: np.ndarr
     w = forecaster.spec.window
     out = []
     for lo in range(0, at.shape[0], chunk):
-        inputs = [forecaster.make_input(frame.rows(t - w, t)) for t in at[lo:lo + chunk]]
+        inputs = [forecaster.make_input(frame.rows(t - w, t)) for t in at[lo : lo + chunk]]
         out.append(forecaster.predict_inputs(inputs))
     return np.concatenate(out, axis=0)
 

@@ -1,4 +1,5 @@
 """Calendar features from timestamps, as sin/cos pairs (vectorised)."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence

@@ -1,4 +1,5 @@
 """Forecast API: prepared frames in, timestamps and values in original units out."""
+
 from __future__ import annotations
 
 import threading
@@ -55,9 +56,10 @@ class GridIso:
         if first % step or ns != list(range(first, first + n * step, step)):
             return iso_seconds(ts)
         day, second = divmod(first // 10**9, 86_400)  # floor division: pre-1970 days too
-        slot, out = second // self._step_s, []
+        slot = second // self._step_s
+        out: list[str] = []
         while len(out) < n:
-            out += self._table(day)[slot:slot + n - len(out)]
+            out += self._table(day)[slot : slot + n - len(out)]
             day, slot = day + 1, 0
         return out
 
@@ -68,8 +70,9 @@ class GridIso:
                 if len(self._days) >= self.MAX_DAYS:
                     self._days.pop(next(iter(self._days)))  # the oldest day
                 date = f"{np.datetime64(day, 'D')}T"
-                table = self._days[day] = [f"{date}{s // 3600:02d}:{s // 60 % 60:02d}:{s % 60:02d}"
-                                           for s in range(0, 86_400, self._step_s)]
+                table = self._days[day] = [
+                    f"{date}{s // 3600:02d}:{s // 60 % 60:02d}:{s % 60:02d}" for s in range(0, 86_400, self._step_s)
+                ]
         return table
 
 
@@ -113,7 +116,7 @@ class Forecast:
         parts = row * n  # filled column by column with slice assignments: no per-row Python work
         parts[1::width] = self.format_ts(self.timestamps)
         for j, column in enumerate(columns):
-            parts[3 + 2 * j::width] = column.split(",")
+            parts[3 + 2 * j :: width] = column.split(",")
         parts[0] = "[{" + key + ':"'
         parts.append("}]")
         return "".join(parts).encode()
@@ -153,7 +156,9 @@ class Forecaster:
         """Validate a requested horizon, defaulting to the model's."""
         h = self.spec.horizon if horizon is None else int(horizon)
         if h < 1 or h > self.spec.horizon:
-            raise HorizonTooLong(f"inference_length must be between 1 and {self.spec.horizon} (the model's horizon); got {h}")
+            raise HorizonTooLong(
+                f"inference_length must be between 1 and {self.spec.horizon} (the model's horizon); got {h}"
+            )
         return h
 
     def make_input(self, frame: PreparedFrame) -> ModelInput:
@@ -166,11 +171,11 @@ class Forecaster:
                 f"data cadence is {frame.cadence.astype('timedelta64[s]')} but the model was trained on "
                 f"{spec.cadence.astype('timedelta64[s]')} steps"
             )
-        return ModelInput(frame.select(spec.features)[-spec.window:], int(frame.timestamps.view(np.int64)[-1]))
+        return ModelInput(frame.select(spec.features)[-spec.window :], int(frame.timestamps.view(np.int64)[-1]))
 
     def future_timestamps(self, item: ModelInput) -> np.ndarray:
         """The H timestamps a window's forecast is for."""
-        return (item.last_ns + self._offsets_ns[self.spec.window:]).view("datetime64[ns]")
+        return (item.last_ns + self._offsets_ns[self.spec.window :]).view("datetime64[ns]")
 
     def predict_inputs(self, inputs: Sequence[ModelInput]) -> np.ndarray:
         """One batched forward: (B, H, targets) in original units."""
@@ -199,7 +204,9 @@ class Forecaster:
         h = self.check_horizon(horizon)
         inputs = [self.make_input(f) for f in frames]
         values = self.predict_inputs(inputs)
-        return [Forecast(self.future_timestamps(i)[:h], self.spec.targets, v[:h], self.iso) for i, v in zip(inputs, values)]
+        return [
+            Forecast(self.future_timestamps(i)[:h], self.spec.targets, v[:h], self.iso) for i, v in zip(inputs, values)
+        ]
 
     def forecast(self, frame: PreparedFrame, horizon: int | None = None) -> Forecast:
         """Forecast one frame: timestamps strictly after its last row, at its cadence."""

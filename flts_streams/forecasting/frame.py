@@ -10,6 +10,7 @@ Rules (documented in docs/MODEL.md):
   are inserted on the cadence grid, and blank cells are filled by linear interpolation in
   time (nearest valid value at the edges); longer gaps and all-blank columns are rejected.
 """
+
 from __future__ import annotations
 
 import struct
@@ -56,7 +57,9 @@ class PreparedFrame:
     def only(self, names: Sequence[str]) -> PreparedFrame:
         """The same rows with just these columns (in this order)."""
         names = tuple(names)
-        return self if names == self.columns else PreparedFrame(self.timestamps, names, self.select(names), self.cadence)
+        return (
+            self if names == self.columns else PreparedFrame(self.timestamps, names, self.select(names), self.cadence)
+        )
 
     def tail(self, rows: int) -> PreparedFrame:
         """The last ``rows`` rows."""
@@ -86,8 +89,7 @@ def find_time_column(names: Sequence[str], index_col: str | None = None) -> str:
         if name in names:
             return name
     raise MissingColumns(
-        f"no timestamp column: name one with index_col or use one of {list(TIME_COLUMNS)}; "
-        f"columns are {sorted(names)}"
+        f"no timestamp column: name one with index_col or use one of {list(TIME_COLUMNS)}; columns are {sorted(names)}"
     )
 
 
@@ -103,7 +105,9 @@ def parse_timestamps(raw: Any) -> np.ndarray:
     nat = np.isnat(ts)
     if nat.any():
         bad = np.flatnonzero(nat)
-        raise BadTimestamps(f"unparseable or blank timestamps at rows {_rows(bad)}; use ISO-8601 like 2018-02-05 23:40:00")
+        raise BadTimestamps(
+            f"unparseable or blank timestamps at rows {_rows(bad)}; use ISO-8601 like 2018-02-05 23:40:00"
+        )
     return ts
 
 
@@ -127,7 +131,9 @@ def coerce_values(name: str, raw: Any, rows: int) -> np.ndarray:
     except (ValueError, TypeError, OverflowError):  # OverflowError: an integer beyond float range (JSON allows it)
         col = _coerce_slow(name, raw)
     if col.ndim != 1 or col.shape[0] != rows:
-        raise SchemaError(f"column {name!r} has {col.shape[0] if col.ndim else 0} values but the timestamp column has {rows}")
+        raise SchemaError(
+            f"column {name!r} has {col.shape[0] if col.ndim else 0} values but the timestamp column has {rows}"
+        )
     return col
 
 
@@ -226,8 +232,14 @@ def _floats(lists: list[list[Any]], rows: int) -> np.ndarray:
     return np.frombuffer(b"".join([struct.pack(fmt, *column) for column in lists]), np.float64)
 
 
-def _prepare_checked(cols: Mapping[str, Any], time_col: str, value_names: list[str], impute: bool, max_gap_rows: int,
-                     cadence: np.timedelta64 | None) -> PreparedFrame:
+def _prepare_checked(
+    cols: Mapping[str, Any],
+    time_col: str,
+    value_names: list[str],
+    impute: bool,
+    max_gap_rows: int,
+    cadence: np.timedelta64 | None,
+) -> PreparedFrame:
     """Every rule of the module docstring, with errors that name the offending columns and rows."""
     missing = [c for c in value_names if c not in cols]
     if missing:
@@ -299,12 +311,14 @@ def _reject_irregular(ts: np.ndarray, steps: np.ndarray, step: np.timedelta64) -
 def _reject_non_finite(values: np.ndarray, names: Sequence[str]) -> None:
     bad = ~np.isfinite(values)
     if bad.any():
-        cols = [names[j] for j in np.flatnonzero(bad.any(axis=0))]
+        cols = [names[int(j)] for j in np.flatnonzero(bad.any(axis=0))]
         rows = np.flatnonzero(bad.any(axis=1))
         raise BadValues(f"blank, NaN or infinite values in columns {cols} at sorted rows {_rows(rows)}")
 
 
-def _regularize(ts: np.ndarray, values: np.ndarray, step: np.timedelta64, max_gap_rows: int) -> tuple[np.ndarray, np.ndarray]:
+def _regularize(
+    ts: np.ndarray, values: np.ndarray, step: np.timedelta64, max_gap_rows: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Place rows on the cadence grid, inserting blank rows for short gaps."""
     offsets = (ts - ts[0]).astype(np.int64)
     step_ns = int(step.astype("timedelta64[ns]").astype(np.int64))
@@ -317,7 +331,8 @@ def _regularize(ts: np.ndarray, values: np.ndarray, step: np.timedelta64, max_ga
     if long_gaps.size:
         i = int(long_gaps[0])
         raise BadTimestamps(
-            f"gap of {int(gaps[i])} missing rows after {ts[i]} exceeds the {max_gap_rows}-row limit; split the data there"
+            f"gap of {int(gaps[i])} missing rows after {ts[i]} exceeds the {max_gap_rows}-row limit; "
+            "split the data there"
         )
     if pos[-1] + 1 == pos.shape[0]:
         return ts, values
@@ -337,7 +352,7 @@ def _interpolate(values: np.ndarray, names: Sequence[str]) -> np.ndarray:
     for j in np.flatnonzero(bad.any(axis=0)):  # loops over columns, not rows
         ok = ~bad[:, j]
         if not ok.any():
-            raise BadValues(f"column {names[j]!r} has no valid values to impute from")
+            raise BadValues(f"column {names[int(j)]!r} has no valid values to impute from")
         out[bad[:, j], j] = np.interp(x[bad[:, j]], x[ok], values[ok, j])
     return out
 

@@ -10,6 +10,7 @@ The arithmetic is the numpy path's (features.time_features, Scaler): float64 sca
 float32 into the network, float64 out of it; sin/cos are torch's, which agree with numpy's after
 the float32 rounding (a test compares the two paths).
 """
+
 from __future__ import annotations
 
 import math
@@ -32,18 +33,30 @@ TRACE_LOCK = threading.Lock()
 
 
 class ServingGraph(nn.Module):
-    """(B, W, F) float64 windows in original units, (B,) int64 last timestamps -> (B, H, targets) float64, original units."""
+    """(B, W, F) float64 windows and (B,) int64 last timestamps -> (B, H, targets) float64, all in original units."""
+
+    # Buffers registered in __init__ (annotated for the type checker; nn.Module types attributes as Tensor | Module).
+    mean: torch.Tensor
+    scale: torch.Tensor
+    target_mean: torch.Tensor
+    target_scale: torch.Tensor
+    offsets: torch.Tensor
 
     def __init__(self, net: ForecastNet, spec: ModelSpec, offsets_ns: np.ndarray) -> None:
         super().__init__()
         self.net = net
         self.window = spec.window
         self.time_features = tuple(spec.time_features)
-        for name, values in (("mean", spec.scaler.params(spec.features)[0]), ("scale", spec.scaler.params(spec.features)[1]),
-                             ("target_mean", spec.scaler.params(spec.targets)[0]),
-                             ("target_scale", spec.scaler.params(spec.targets)[1])):
+        for name, values in (
+            ("mean", spec.scaler.params(spec.features)[0]),
+            ("scale", spec.scaler.params(spec.features)[1]),
+            ("target_mean", spec.scaler.params(spec.targets)[0]),
+            ("target_scale", spec.scaler.params(spec.targets)[1]),
+        ):
             self.register_buffer(name, torch.from_numpy(np.asarray(values, dtype=np.float64).copy()), persistent=False)
-        self.register_buffer("offsets", torch.from_numpy(np.asarray(offsets_ns, dtype=np.int64).copy()), persistent=False)
+        self.register_buffer(
+            "offsets", torch.from_numpy(np.asarray(offsets_ns, dtype=np.int64).copy()), persistent=False
+        )
 
     def forward(self, raw: torch.Tensor, last_ns: torch.Tensor) -> torch.Tensor:
         """One batched forecast; the layout of every intermediate matches Forecaster's numpy path."""
@@ -54,8 +67,8 @@ class ServingGraph(nn.Module):
             columns += [torch.sin(angle).float(), torch.cos(angle).float()]
         calendar = torch.stack(columns, dim=2)  # (B, W+H, 2 * features): sin, cos per feature
         scaled = ((raw - self.mean) / self.scale).float()
-        x = torch.cat([scaled, calendar[:, :self.window]], dim=2)
-        out = self.net(x, calendar[:, self.window:].contiguous()).double()
+        x = torch.cat([scaled, calendar[:, : self.window]], dim=2)
+        out = self.net(x, calendar[:, self.window :].contiguous()).double()
         return out * self.target_scale + self.target_mean
 
     @staticmethod

@@ -1,4 +1,5 @@
 """PyTorch direct multi-horizon forecasters (LSTM and GRU)."""
+
 from __future__ import annotations
 
 import torch
@@ -16,6 +17,8 @@ class ForecastNet(nn.Module):
     The head also sees the calendar features of the H future steps (they are known
     in advance) and predicts the departure from the window's mean target level.
     """
+
+    target_index: torch.Tensor  # a buffer (annotated for the type checker)
 
     def __init__(self, spec: ModelSpec) -> None:
         super().__init__()

@@ -1,4 +1,5 @@
 """Log trained forecasters to MLflow, register them and manage the champion alias."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -68,7 +69,9 @@ def log_model(result: TrainResult, cfg: TrainConfig, identifier: str, data_name:
     spec = result.forecaster.spec
     with mlflow.start_run(run_name=f"{identifier}-{cfg.kind}") as run:
         mlflow.set_tags({"identifier": identifier, "model_type": cfg.kind, "data": data_name})
-        mlflow.log_params({k: str(v) for k, v in vars(cfg).items()} | {"identifier": identifier, "cadence_s": spec.cadence_s})
+        mlflow.log_params(
+            {k: str(v) for k, v in vars(cfg).items()} | {"identifier": identifier, "cadence_s": spec.cadence_s}
+        )
         for row in result.history:
             mlflow.log_metrics({"train_loss": row["train_loss"], "val_loss": row["val_loss"]}, step=int(row["epoch"]))
         mlflow.log_metrics(result.val_metrics)
@@ -132,8 +135,15 @@ def champion_uri(name: str, alias: str) -> str | None:
 
 
 def register(
-    run_id: str, model_uri: str, name: str, alias: str, frame: PreparedFrame, val_start: int, candidate: Forecaster,
-    *, force: bool = False,
+    run_id: str,
+    model_uri: str,
+    name: str,
+    alias: str,
+    frame: PreparedFrame,
+    val_start: int,
+    candidate: Forecaster,
+    *,
+    force: bool = False,
 ) -> Registration:
     """Register the run's model and move the alias when there is no champion, it wins, or force."""
     version = mlflow.register_model(model_uri, name).version
@@ -145,7 +155,9 @@ def register(
     return Registration(run_id, model_uri, name, str(version), promoted, reason)
 
 
-def decide_by_validation_mae(current_uri: str | None, frame: PreparedFrame, val_start: int, candidate: Forecaster, force: bool) -> tuple[bool, str]:
+def decide_by_validation_mae(
+    current_uri: str | None, frame: PreparedFrame, val_start: int, candidate: Forecaster, force: bool
+) -> tuple[bool, str]:
     """Champion decision on the candidate's own validation window."""
     if force:
         return True, "forced (--promote)"

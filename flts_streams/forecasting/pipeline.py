@@ -1,4 +1,5 @@
 """End-to-end training and evaluation runs (files in, MLflow runs and reports out)."""
+
 from __future__ import annotations
 
 import logging
@@ -31,7 +32,13 @@ def load_frame(path: Path, required: tuple[str, ...] = ()) -> PreparedFrame:
 
 
 def train_and_register(
-    data: Path, identifier: str, cfg: TrainConfig, *, registry_prefix: str, alias: str, promote: bool = False,
+    data: Path,
+    identifier: str,
+    cfg: TrainConfig,
+    *,
+    registry_prefix: str,
+    alias: str,
+    promote: bool = False,
     progress: bool = True,
 ) -> packaging.Registration:
     """Train on a file, log the model to MLflow, register it and maybe move the champion alias."""
@@ -61,7 +68,9 @@ class Evaluation:
     origins: int
 
 
-def evaluate(model_uri: str, data: Path, history: Path | None, *, stride: int = 1, plot: Path | None = None) -> Evaluation:
+def evaluate(
+    model_uri: str, data: Path, history: Path | None, *, stride: int = 1, plot: Path | None = None
+) -> Evaluation:
     """Rolling-origin backtest over ``data`` (with ``history`` before it for context and seasonality)."""
     loaded = packaging.load(model_uri)
     spec = loaded.forecaster.spec

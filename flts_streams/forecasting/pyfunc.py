@@ -1,12 +1,13 @@
 """MLflow pyfunc wrapper: the same column frame as /predict in, the forecast out."""
+
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-import mlflow.pyfunc
 import pandas as pd
 import torch
+from mlflow.pyfunc import PythonModel
 
 from flts_streams.forecasting.forecast import Forecaster
 from flts_streams.forecasting.frame import prepare_frame
@@ -16,7 +17,7 @@ SPEC_ARTIFACT = "spec"
 WEIGHTS_ARTIFACT = "weights"
 
 
-class FltsForecastModel(mlflow.pyfunc.PythonModel):
+class FltsForecastModel(PythonModel):
     """Self-contained forecaster: weights + JSON spec (features, scaler, window, ...)."""
 
     forecaster: Forecaster

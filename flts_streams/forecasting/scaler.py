@@ -1,4 +1,5 @@
 """Per-column standard scaler stored as plain numbers (JSON), with exact inverse."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence

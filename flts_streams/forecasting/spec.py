@@ -1,4 +1,5 @@
 """Everything needed to serve a trained forecaster, as plain JSON."""
+
 from __future__ import annotations
 
 import json
@@ -10,8 +11,17 @@ import numpy as np
 from flts_streams.forecasting.scaler import Scaler
 
 FEATURES = (
-    "down", "up", "rnti_count", "mcs_down", "mcs_down_var", "mcs_up",
-    "mcs_up_var", "rb_down", "rb_down_var", "rb_up", "rb_up_var",
+    "down",
+    "up",
+    "rnti_count",
+    "mcs_down",
+    "mcs_down_var",
+    "mcs_up",
+    "mcs_up_var",
+    "rb_down",
+    "rb_down_var",
+    "rb_up",
+    "rb_up_var",
 )
 
 

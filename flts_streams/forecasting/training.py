@@ -1,4 +1,5 @@
 """Training loop: chronological split, windows, early stopping (pure torch/numpy)."""
+
 from __future__ import annotations
 
 import copy
@@ -75,9 +76,17 @@ def make_spec(frame: PreparedFrame, cfg: TrainConfig, val_start: int) -> ModelSp
         raise InvalidInput(f"training data lacks columns {missing}")
     scaler = Scaler.fit(cfg.features, frame.select(cfg.features)[:val_start])
     return ModelSpec(
-        kind=cfg.kind, features=cfg.features, targets=cfg.targets, window=cfg.window, horizon=cfg.horizon,
-        cadence_s=float(frame.cadence.astype("timedelta64[ns]").astype(np.int64) / 1e9), scaler=scaler,
-        time_features=cfg.time_features, hidden_size=cfg.hidden_size, num_layers=cfg.num_layers, dropout=cfg.dropout,
+        kind=cfg.kind,
+        features=cfg.features,
+        targets=cfg.targets,
+        window=cfg.window,
+        horizon=cfg.horizon,
+        cadence_s=float(frame.cadence.astype("timedelta64[ns]").astype(np.int64) / 1e9),
+        scaler=scaler,
+        time_features=cfg.time_features,
+        hidden_size=cfg.hidden_size,
+        num_layers=cfg.num_layers,
+        dropout=cfg.dropout,
         synthetic_data=cfg.synthetic_data,
     )
 
@@ -90,7 +99,9 @@ def tensors(frame: PreparedFrame, spec: ModelSpec) -> tuple[torch.Tensor, torch.
     return x, torch.from_numpy(tf), torch.from_numpy(scaled[:, spec.target_index])
 
 
-def gather(x: torch.Tensor, tf: torch.Tensor, y: torch.Tensor, at: torch.Tensor, w: int, h: int) -> tuple[torch.Tensor, ...]:
+def gather(
+    x: torch.Tensor, tf: torch.Tensor, y: torch.Tensor, at: torch.Tensor, w: int, h: int
+) -> tuple[torch.Tensor, ...]:
     """Windows for origins ``at``: inputs (B,W,F+T), future calendar (B,H,T), targets (B,H,n)."""
     past = at[:, None] + torch.arange(-w, 0)[None, :]
     fut = at[:, None] + torch.arange(h)[None, :]
@@ -135,7 +146,7 @@ def _epoch(net, opt, loss_fn, x, tf, y, order, cfg: TrainConfig) -> float:
     net.train()
     total = 0.0
     for lo in range(0, len(order), cfg.batch_size):
-        xb, fb, yb = gather(x, tf, y, order[lo:lo + cfg.batch_size], cfg.window, cfg.horizon)
+        xb, fb, yb = gather(x, tf, y, order[lo : lo + cfg.batch_size], cfg.window, cfg.horizon)
         opt.zero_grad()
         loss = loss_fn(net(xb, fb), yb)
         loss.backward()
@@ -150,7 +161,7 @@ def _evaluate(net, loss_fn, x, tf, y, at, cfg: TrainConfig) -> float:
     total = 0.0
     with torch.inference_mode():
         for lo in range(0, len(at), 2048):
-            xb, fb, yb = gather(x, tf, y, at[lo:lo + 2048], cfg.window, cfg.horizon)
+            xb, fb, yb = gather(x, tf, y, at[lo : lo + 2048], cfg.window, cfg.horizon)
             total += float(loss_fn(net(xb, fb), yb)) * len(xb)
     return total / max(len(at), 1)
 

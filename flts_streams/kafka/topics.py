@@ -1,4 +1,5 @@
 """Topic declarations (names come from settings)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -21,11 +22,14 @@ class Topics:
     @property
     def names(self) -> tuple[str, ...]:
         """All topic names (for creation on the embedded broker)."""
-        return tuple(t.get_topic_name() for t in (self.inference, self.training, self.results, self.selected, self.dead_letter))
+        return tuple(
+            t.get_topic_name() for t in (self.inference, self.training, self.results, self.selected, self.dead_letter)
+        )
 
 
 def declare_topics(app: faust.App, names: TopicSettings) -> Topics:
     """Declare topics; consumers decode bytes themselves (raw), producers send JSON bytes."""
+
     def topic(name: str) -> faust.TopicT:
         return app.topic(name, key_serializer="raw", value_serializer="raw", partitions=names.partitions)
 

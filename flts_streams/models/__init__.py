@@ -1,1 +1,1 @@
-"""Models at serving time: the registry (lifecycle), the predictor (inference), micro-batching, promotion, the serving rule, answers."""
+"""Models at serving time: registry (lifecycle), predictor (inference), batching, promotion, serving rule, answers."""

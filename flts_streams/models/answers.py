@@ -1,4 +1,5 @@
 """The JSON answer of a forecast, the same for HTTP (/predict) and claims (inference-results)."""
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any

@@ -1,4 +1,5 @@
 """Cross-request micro-batching: coalesce concurrent windows into one model forward."""
+
 from __future__ import annotations
 
 import asyncio
@@ -119,7 +120,9 @@ class MicroBatcher:
         self._last_size = 0
         self._deadlines = Deadlines()
 
-    async def submit(self, model: LoadedModel, item: ModelInput, source: str = "http", timeout: float | None = None) -> np.ndarray:
+    async def submit(
+        self, model: LoadedModel, item: ModelInput, source: str = "http", timeout: float | None = None
+    ) -> np.ndarray:
         """Forecast one window (H, targets) in original units, batched with others.
 
         After ``timeout`` seconds raise TimeoutError; the window is then left out of the next batch.
@@ -212,11 +215,14 @@ def _run_groups(groups: list[list[_Pending]]) -> list[_Outcome]:
 def _resolve(out: _Outcome, metrics: Metrics) -> None:
     """Set each window's result (or the forward's error) and record the forward."""
     if out.error is not None:
-        log.error("batched forward failed model_uri=%s size=%d", out.group[0].model.uri, len(out.group), exc_info=out.error)
+        log.error(
+            "batched forward failed model_uri=%s size=%d", out.group[0].model.uri, len(out.group), exc_info=out.error
+        )
         for p in out.group:
             if not p.future.done():
                 p.future.set_exception(out.error)
         return
+    assert out.values is not None  # no error: the forward returned values
     source = out.group[0].source
     metrics.inference_duration.labels(source).observe(out.seconds)
     metrics.batch_size.labels(source).observe(len(out.group))

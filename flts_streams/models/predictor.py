@@ -1,10 +1,12 @@
 """Inference core: resolve the identifier's model, build its input, forecast through the micro-batcher off the loop."""
+
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -23,6 +25,7 @@ log = logging.getLogger(__name__)
 FALLBACK_LOG_LIMIT = 1000  # identifiers whose first fallback is logged; beyond, the metric alone counts them
 FrameSource = Callable[[ModelSpec], PreparedFrame]  # the model's spec (features, window) -> frame
 
+
 @dataclass(frozen=True)
 class Prediction:
     """A forecast with the model that made it."""
@@ -35,7 +38,7 @@ class Prediction:
 class Predictor(Service):
     """All inference goes through here: models from the registry, forwards on one torch thread, micro-batched."""
 
-    def __init__(self, settings: Settings, metrics: Metrics, registry: ModelRegistry, **kwargs: object) -> None:
+    def __init__(self, settings: Settings, metrics: Metrics, registry: ModelRegistry, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.settings = settings
         self.metrics = metrics
@@ -54,8 +57,14 @@ class Predictor(Service):
         """Let running forwards finish, then drop the pool."""
         self._torch.shutdown(wait=True, cancel_futures=True)
 
-    async def predict(self, identifier: str, frame_for: FrameSource, horizon: int | None, source: str = "http",
-                      timeout: float | None = None) -> Prediction:
+    async def predict(
+        self,
+        identifier: str,
+        frame_for: FrameSource,
+        horizon: int | None,
+        source: str = "http",
+        timeout: float | None = None,
+    ) -> Prediction:
         """Forecast with the identifier's model; ``frame_for`` builds the frame for that model's spec.
 
         Raises TimeoutError when the forecast is not back within ``timeout`` seconds.
@@ -70,12 +79,16 @@ class Predictor(Service):
         forecast = Forecast(forecaster.future_timestamps(item)[:h], forecaster.spec.targets, values[:h], forecaster.iso)
         return Prediction(forecast, model, owner)
 
-
     def _count_fallback(self, identifier: str, model: LoadedModel) -> None:
         """Count a forecast by a model not trained for ``identifier``; log the first one per identifier."""
         synthetic = model.forecaster.spec.synthetic_data
         self.metrics.fallback_children[synthetic].inc()
         if identifier not in self._fallbacks_logged and len(self._fallbacks_logged) < FALLBACK_LOG_LIMIT:
             self._fallbacks_logged.add(identifier)
-            log.info("fallback model answers identifier=%s model_uri=%s synthetic_data=%s reason=%s", identifier, model.uri,
-                     synthetic, "no model trained for the identifier")
+            log.info(
+                "fallback model answers identifier=%s model_uri=%s synthetic_data=%s reason=%s",
+                identifier,
+                model.uri,
+                synthetic,
+                "no model trained for the identifier",
+            )

@@ -1,4 +1,5 @@
 """Champion selection for model-training events: load, smoke-test, backtest, decide (no Faust here)."""
+
 from __future__ import annotations
 
 import json
@@ -46,18 +47,34 @@ class Decision:
 
     def champion(self) -> Champion:
         """The champions-table value this decision installs."""
-        return Champion(identifier=self.identifier, model_uri=self.model_uri, run_id=self.run_id,
-                        score=self.candidate_mae, decided_at=time.time())
+        return Champion(
+            identifier=self.identifier,
+            model_uri=self.model_uri,
+            run_id=self.run_id,
+            score=self.candidate_mae,
+            decided_at=time.time(),
+        )
 
     def message(self, event: TrainingEvent) -> bytes:
         """model-selected value: the decision plus the training event's fields."""
-        return json.dumps({
-            "identifier": self.identifier, "run_id": self.run_id, "model_uri": self.model_uri,
-            "model_type": event.model_type, "config_hash": event.config_hash, "operation": event.operation,
-            "decision": "PROMOTED" if self.promoted else "REJECTED", "promoted": self.promoted, "reason": self.reason,
-            "metric": "mae", "candidate_score": self.candidate_mae, "champion_score": self.champion_mae,
-            "previous_model_uri": self.previous_uri, "decided_at": time.time(),
-        }).encode()
+        return json.dumps(
+            {
+                "identifier": self.identifier,
+                "run_id": self.run_id,
+                "model_uri": self.model_uri,
+                "model_type": event.model_type,
+                "config_hash": event.config_hash,
+                "operation": event.operation,
+                "decision": "PROMOTED" if self.promoted else "REJECTED",
+                "promoted": self.promoted,
+                "reason": self.reason,
+                "metric": "mae",
+                "candidate_score": self.candidate_mae,
+                "champion_score": self.champion_mae,
+                "previous_model_uri": self.previous_uri,
+                "decided_at": time.time(),
+            }
+        ).encode()
 
 
 def model_uri_of(event: TrainingEvent) -> str:
@@ -70,7 +87,9 @@ def smoke_test(candidate: Forecaster, frame: PreparedFrame) -> None:
     fc = candidate.forecast(frame.tail(candidate.spec.window))
     expected = (candidate.spec.horizon, len(candidate.spec.targets))
     if fc.values.shape != expected or not np.isfinite(fc.values).all():
-        raise InvalidInput(f"smoke test failed: forecast shape {fc.values.shape} (want {expected}) or non-finite values")
+        raise InvalidInput(
+            f"smoke test failed: forecast shape {fc.values.shape} (want {expected}) or non-finite values"
+        )
 
 
 def backtest_mae(forecaster: Forecaster, frame: PreparedFrame) -> float:
@@ -82,8 +101,13 @@ def backtest_mae(forecaster: Forecaster, frame: PreparedFrame) -> float:
 
 
 def decide_by_backtest(
-    identifier: str, uri: str, candidate: packaging.LoadedModel, champion: packaging.LoadedModel | None,
-    frame: PreparedFrame | None, *, force: bool,
+    identifier: str,
+    uri: str,
+    candidate: packaging.LoadedModel,
+    champion: packaging.LoadedModel | None,
+    frame: PreparedFrame | None,
+    *,
+    force: bool,
 ) -> Decision:
     """Promote when forced, when there is no champion, or when the candidate backtests better on ``frame``."""
     prev = champion.uri if champion else None
@@ -96,20 +120,41 @@ def decide_by_backtest(
     need = max(candidate.forecaster.spec.window, champion.forecaster.spec.window) + candidate.forecaster.spec.horizon
     if frame is None or len(frame) < need:
         have = 0 if frame is None else len(frame)
-        return Decision(identifier, uri, candidate.run_id, False,
-                        f"no cached frame to backtest against the champion (have {have} rows, need {need})", previous_uri=prev)
+        return Decision(
+            identifier,
+            uri,
+            candidate.run_id,
+            False,
+            f"no cached frame to backtest against the champion (have {have} rows, need {need})",
+            previous_uri=prev,
+        )
     new = backtest_mae(candidate.forecaster, frame)
     try:
         old = backtest_mae(champion.forecaster, frame)
     except (FltsError, ValueError) as exc:  # champion cannot read this frame any more: replace it
-        return Decision(identifier, uri, candidate.run_id, True, f"champion unusable on cached frame ({exc})", new, None, prev)
+        return Decision(
+            identifier, uri, candidate.run_id, True, f"champion unusable on cached frame ({exc})", new, None, prev
+        )
     better = new < old
     verdict = "beats" if better else "does not beat"
-    return Decision(identifier, uri, candidate.run_id, better, f"backtest MAE {new:.4g} {verdict} champion {old:.4g}", new, old, prev)
+    return Decision(
+        identifier,
+        uri,
+        candidate.run_id,
+        better,
+        f"backtest MAE {new:.4g} {verdict} champion {old:.4g}",
+        new,
+        old,
+        prev,
+    )
 
 
-def evaluate(event: TrainingEvent, champion: packaging.LoadedModel | None, frame: PreparedFrame | None,
-             smoke_frame: Callable[[], PreparedFrame]) -> Decision:
+def evaluate(
+    event: TrainingEvent,
+    champion: packaging.LoadedModel | None,
+    frame: PreparedFrame | None,
+    smoke_frame: Callable[[], PreparedFrame],
+) -> Decision:
     """Load, smoke-test and decide for one SUCCESS event (blocking: run it in a thread)."""
     identifier = event.identifier or DEFAULT_KEY
     uri = model_uri_of(event)
@@ -144,4 +189,3 @@ def champion_from_table(raw: Any) -> Champion | None:
     except ValidationError:
         log.warning("unreadable champions entry value=%r", raw)
         return None
-

@@ -1,9 +1,11 @@
-"""Model lifecycle: load, follow the MLflow registry and the champions table, install atomically, resolve with fallback."""
+"""Model lifecycle: load, follow the MLflow registry and champions table, install atomically, resolve with fallback."""
+
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
+from typing import Any
 
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
@@ -20,9 +22,9 @@ log = logging.getLogger(__name__)
 
 
 class ModelRegistry(Service):
-    """Holds one loaded model per identifier plus a default; the only writer of that map (compare mlserver/registry.py)."""
+    """One loaded model per identifier plus a default; the only writer of that map (compare mlserver/registry.py)."""
 
-    def __init__(self, settings: Settings, metrics: Metrics, **kwargs: object) -> None:
+    def __init__(self, settings: Settings, metrics: Metrics, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.settings = settings
         self.metrics = metrics
@@ -72,7 +74,9 @@ class ModelRegistry(Service):
             await self.load(identifier, uri)
         except RegistryUnavailable:
             self._registry_ok = False  # retried by the follow timer; claims wait rather than dead-letter
-            log.warning("model load deferred: registry unavailable identifier=%s uri=%s", identifier, uri, exc_info=True)
+            log.warning(
+                "model load deferred: registry unavailable identifier=%s uri=%s", identifier, uri, exc_info=True
+            )
             return False
         except ModelLoadError:
             self._failed.add((identifier, uri))  # do not retry a broken model every tick
@@ -104,7 +108,7 @@ class ModelRegistry(Service):
                 for m in page:
                     version = (m.aliases or {}).get(alias)
                     if version is not None:
-                        found[m.name[len(prefix):]] = (str(version), f"models:/{m.name}/{version}")
+                        found[m.name[len(prefix) :]] = (str(version), f"models:/{m.name}/{version}")
                 token = page.token
                 if not token:
                     return found

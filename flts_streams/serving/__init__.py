@@ -1,1 +1,1 @@
-"""HTTP serving logic without aiohttp: /predict body parsing (native fast path, explaining path), admission, limits, readiness, OpenAPI."""
+"""HTTP serving logic without aiohttp: /predict body parsing, admission, body limits, readiness, the OpenAPI spec."""

@@ -1,4 +1,5 @@
 """Plain rules of the admin routes: which token enables them, how a request proves it, which model URIs they load."""
+
 from __future__ import annotations
 
 import hmac
@@ -14,7 +15,9 @@ def admin_secret(token: str | None) -> bytes:
     if not token:
         raise Unauthorized("admin routes are disabled: set FLTS_SERVING__ADMIN_TOKEN")
     if len(token) < ADMIN_TOKEN_MIN:
-        raise Unauthorized(f"admin routes are disabled: FLTS_SERVING__ADMIN_TOKEN is shorter than {ADMIN_TOKEN_MIN} characters")
+        raise Unauthorized(
+            f"admin routes are disabled: FLTS_SERVING__ADMIN_TOKEN is shorter than {ADMIN_TOKEN_MIN} characters"
+        )
     return token.encode()
 
 

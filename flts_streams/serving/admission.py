@@ -1,4 +1,5 @@
 """Admission of /predict requests: a bounded number in flight, beyond it an immediate Overloaded (429)."""
+
 from __future__ import annotations
 
 from flts_streams.core.errors import Overloaded

@@ -1,4 +1,5 @@
 """Request bodies being received: a byte budget across all of them, and a deadline for each."""
+
 from __future__ import annotations
 
 import asyncio
@@ -21,7 +22,9 @@ class BodyBudget:
     def reserve(self, size: int) -> _Reservation:
         """Hold ``size`` bytes of the budget while the body is read (use with ``with``); Overloaded when full."""
         if self.reserved + size > self.max_bytes:
-            raise Overloaded(f"{self.reserved} bytes of request bodies are being received (limit {self.max_bytes}); retry shortly")
+            raise Overloaded(
+                f"{self.reserved} bytes of request bodies are being received (limit {self.max_bytes}); retry shortly"
+            )
         return _Reservation(self, size)
 
 

@@ -3,10 +3,12 @@
 The native parser takes only a strict subset of JSON (no escapes, no unknown or repeated keys,
 equal-length arrays of only numbers or only zone-less ISO-8601 timestamps) and gives up on anything
 else, so the Python path (orjson, then the schema) keeps deciding every unusual body and naming
-what is wrong. What it accepts it reads exactly as that path does (tests/test_flts_streams/test_serving/test_native_body.py).
+what is wrong. What it accepts it reads exactly as that path does
+(tests/test_flts_streams/test_serving/test_native_body.py).
 Why: orjson turned the 7 KB body into ~400 Python objects that the frame code then converted again;
 that was the largest part of a request's own CPU time (docs/BENCHMARKS.md).
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -38,9 +40,10 @@ class NativeColumns:
         time column is chosen as find_time_column chooses it.
         """
         time_col = index_col or next((c for c in TIME_COLUMNS if c in self.times or c in self.names), None)
-        ts, step = self.times.get(time_col, (None, 0))
-        if not step or not required:
+        found = self.times.get(time_col) if time_col is not None else None
+        if found is None or not found[1] or not required:
             return None
+        ts, step = found
         if tuple(required) == self.names:
             values = self.values  # the model's features in its order: the usual request
         elif all(c in self.names for c in required):
@@ -69,6 +72,11 @@ def parse_body(body: bytes) -> NativeBody | None:
         return NativeBody(identifier, index_col, horizon, None)
     names, values, time_names, times, steps, rows = data
     stamps = np.frombuffer(times, TIMESTAMPS).reshape(len(time_names), rows)
-    columns = NativeColumns(body, names, np.frombuffer(values, np.float64).reshape(rows, len(names)),
-                            {name: (stamps[i], step) for i, (name, step) in enumerate(zip(time_names, steps))}, rows)
+    columns = NativeColumns(
+        body,
+        names,
+        np.frombuffer(values, np.float64).reshape(rows, len(names)),
+        {name: (stamps[i], step) for i, (name, step) in enumerate(zip(time_names, steps))},
+        rows,
+    )
     return NativeBody(identifier, index_col, horizon, columns)

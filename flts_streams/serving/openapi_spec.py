@@ -1,4 +1,5 @@
 """OpenAPI 3 document of every HTTP route (built from the pydantic schemas), its example body, and the /docs page."""
+
 from __future__ import annotations
 
 import html
@@ -27,12 +28,22 @@ def example_body() -> dict[str, Any]:
 def example_answer() -> dict[str, Any]:
     """What `flts dev` answers to examples/predict.json (run id shortened), shown on the API page."""
     return {
-        "status": "SUCCESS", "identifier": "example-cell", "run_id": "b59bdca5...", "model_uri": "models:/flts-demo@champion",
-        "model_identifier": "*", "fallback_model": True, "synthetic_model": True,
-        "model_reason": "no model is trained for 'example-cell': the demo model answered; it was trained on synthetic data, "
-                        "so this forecast says nothing about your data. Train one: flts train --identifier example-cell --data FILE",
-        "cached": False, "freq": "120s",
-        "predictions": [{"ts": "2024-01-02T00:00:00", "down": 215399534.6}, {"ts": "2024-01-02T00:02:00", "down": 215930236.5}],
+        "status": "SUCCESS",
+        "identifier": "example-cell",
+        "run_id": "b59bdca5...",
+        "model_uri": "models:/flts-demo@champion",
+        "model_identifier": "*",
+        "fallback_model": True,
+        "synthetic_model": True,
+        "model_reason": "no model is trained for 'example-cell': the demo model answered; "
+        "it was trained on synthetic data, "
+        "so this forecast says nothing about your data. Train one: flts train --identifier example-cell --data FILE",
+        "cached": False,
+        "freq": "120s",
+        "predictions": [
+            {"ts": "2024-01-02T00:00:00", "down": 215399534.6},
+            {"ts": "2024-01-02T00:02:00", "down": 215930236.5},
+        ],
     }
 
 
@@ -46,7 +57,9 @@ def example_json(body: dict[str, Any]) -> str:
     """The example body as the file holds it: one line per column."""
     head = {k: v for k, v in body.items() if k != "data"}
     lines = [f"  {json.dumps(k)}: {json.dumps(v)}," for k, v in head.items()]
-    columns = ",\n".join(f"    {json.dumps(k)}: {json.dumps(v, separators=(',', ':'))}" for k, v in body["data"].items())
+    columns = ",\n".join(
+        f"    {json.dumps(k)}: {json.dumps(v, separators=(',', ':'))}" for k, v in body["data"].items()
+    )
     return "{\n" + "\n".join(lines) + '\n  "data": {\n' + columns + "\n  }\n}\n"
 
 
@@ -66,6 +79,7 @@ def _predict_description(limits: ServingSettings) -> str:
         "(`model_reason`); `synthetic_model: true` means the demo model, trained on synthetic data, answered."
     )
 
+
 def _error_schema() -> dict[str, Any]:
     return {"type": "object", "required": ["detail"], "properties": {"detail": {"type": "string"}}}
 
@@ -79,22 +93,35 @@ def _prediction_schema() -> dict[str, Any]:
             "identifier": {"type": "string"},
             "run_id": {"type": "string"},
             "model_uri": {"type": "string"},
-            "model_identifier": {"type": "string", "description": "whose model answered (\"*\": the default model)"},
+            "model_identifier": {"type": "string", "description": 'whose model answered ("*": the default model)'},
             "fallback_model": {"type": "boolean", "description": "true when the identifier has no model of its own"},
             "synthetic_model": {"type": "boolean", "description": "true when the model was trained on synthetic data"},
             "model_reason": {"type": "string", "description": "why this model answered, in words"},
             "cached": {"type": "boolean"},
             "freq": {"type": "string"},
-            "predictions": {"type": "array", "items": {
-                "type": "object", "properties": {"ts": {"type": "string", "format": "date-time"}},
-                "additionalProperties": {"type": "number"}}},
+            "predictions": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {"ts": {"type": "string", "format": "date-time"}},
+                    "additionalProperties": {"type": "number"},
+                },
+            },
         },
     }
 
 
-_ERRORS = (("400", "invalid data or malformed JSON"), ("404", "unknown identifier: nothing cached, or no model"), ("413", "body too large"), ("415", "not JSON"),
-           ("422", "wrong field types"), ("429", "overloaded (see Retry-After)"), ("503", "not ready: models loading, a dependency down"),
-           ("504", "deadline exceeded"))
+_ERRORS = (
+    ("400", "invalid data or malformed JSON"),
+    ("404", "unknown identifier: nothing cached, or no model"),
+    ("413", "body too large"),
+    ("415", "not JSON"),
+    ("422", "wrong field types"),
+    ("429", "overloaded (see Retry-After)"),
+    ("503", "not ready: models loading, a dependency down"),
+    ("504", "deadline exceeded"),
+)
+
 
 def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
@@ -106,47 +133,103 @@ def _errors(*codes: str) -> dict[str, Any]:
 
 
 def _simple(summary: str, schema: dict[str, Any] | None = None, *codes: str) -> dict[str, Any]:
-    return {"get": {"summary": summary, "responses": {"200": _json(schema or {"type": "object"}, "OK"), **_errors(*codes)}}}
+    return {
+        "get": {"summary": summary, "responses": {"200": _json(schema or {"type": "object"}, "OK"), **_errors(*codes)}}
+    }
 
 
 def openapi_document(version: str, limits: ServingSettings | None = None) -> dict[str, Any]:
     """The OpenAPI 3.0 document (limits: the serving settings it states)."""
     limits = limits or ServingSettings()
-    horizon = {"name": "inference_length", "in": "query", "required": False,
-               "schema": {"type": "integer", "minimum": 1, "maximum": HORIZON_MAX}}
+    horizon = {
+        "name": "inference_length",
+        "in": "query",
+        "required": False,
+        "schema": {"type": "integer", "minimum": 1, "maximum": HORIZON_MAX},
+    }
     ident = {"name": "identifier", "in": "path", "required": True, "schema": {"type": "string"}}
     pred = _json({"$ref": "#/components/schemas/Prediction"}, "forecast in original units")
     pred["content"]["application/json"]["example"] = example_answer()
     return {
         "openapi": "3.0.3",
-        "info": {"title": "flts-streams", "version": version, "description": "Streaming time-series forecasting service"},
+        "info": {
+            "title": "flts-streams",
+            "version": version,
+            "description": "Streaming time-series forecasting service",
+        },
         "paths": {
-            "/predict": {"post": {
-                "summary": "Forecast from posted data, or from the cached frame when data is omitted",
-                "description": _predict_description(limits),
-                "parameters": [horizon],
-                "requestBody": {"required": False, "content": {"application/json": {
-                    "schema": {"$ref": "#/components/schemas/PredictRequest"}, "example": example_body()}}},
-                "responses": {"200": pred, **_errors("400", "404", "413", "415", "422", "429", "503", "504")},
-            }},
-            "/predict/{identifier}": {"get": {
-                "summary": "Forecast from the identifier's cached frame (routed to its owner)",
-                "parameters": [ident, horizon],
-                "responses": {"200": pred, **_errors("400", "404", "429", "503", "504")},
-            }},
-            "/frames/{identifier}": {"get": {"summary": "Summary of the cached frame", "parameters": [ident],
-                                             "responses": {"200": _json({"type": "object"}, "OK"), **_errors("404")}}},
+            "/predict": {
+                "post": {
+                    "summary": "Forecast from posted data, or from the cached frame when data is omitted",
+                    "description": _predict_description(limits),
+                    "parameters": [horizon],
+                    "requestBody": {
+                        "required": False,
+                        "content": {
+                            "application/json": {
+                                "schema": {"$ref": "#/components/schemas/PredictRequest"},
+                                "example": example_body(),
+                            }
+                        },
+                    },
+                    "responses": {"200": pred, **_errors("400", "404", "413", "415", "422", "429", "503", "504")},
+                }
+            },
+            "/predict/{identifier}": {
+                "get": {
+                    "summary": "Forecast from the identifier's cached frame (routed to its owner)",
+                    "parameters": [ident, horizon],
+                    "responses": {"200": pred, **_errors("400", "404", "429", "503", "504")},
+                }
+            },
+            "/frames/{identifier}": {
+                "get": {
+                    "summary": "Summary of the cached frame",
+                    "parameters": [ident],
+                    "responses": {"200": _json({"type": "object"}, "OK"), **_errors("404")},
+                }
+            },
             "/healthz": _simple("Liveness"),
             "/readyz": _simple("Readiness: recovery done, a model loaded, broker reachable", None, "503"),
             "/predict_ping": _simple("Compatibility probe"),
-            "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": {"description": "text exposition", "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
+            "/metrics": {
+                "get": {
+                    "summary": "Prometheus metrics",
+                    "responses": {
+                        "200": {
+                            "description": "text exposition",
+                            "content": {"text/plain": {"schema": {"type": "string"}}},
+                        }
+                    },
+                }
+            },
             "/openapi.json": _simple("This document"),
-            "/docs": {"get": {"summary": "Human-readable API page", "responses": {"200": {"description": "HTML", "content": {"text/html": {"schema": {"type": "string"}}}}}}},
-            "/admin/reload": {"post": {"summary": "Reload champion models (bearer token)", "responses": {
-                "200": _json({"type": "object"}, "reloaded"), "401": _json({"$ref": "#/components/schemas/Error"}, "no or wrong token"),
-                **_errors("503")}}},
+            "/docs": {
+                "get": {
+                    "summary": "Human-readable API page",
+                    "responses": {
+                        "200": {"description": "HTML", "content": {"text/html": {"schema": {"type": "string"}}}}
+                    },
+                }
+            },
+            "/admin/reload": {
+                "post": {
+                    "summary": "Reload champion models (bearer token)",
+                    "responses": {
+                        "200": _json({"type": "object"}, "reloaded"),
+                        "401": _json({"$ref": "#/components/schemas/Error"}, "no or wrong token"),
+                        **_errors("503"),
+                    },
+                }
+            },
         },
-        "components": {"schemas": {"PredictRequest": _request_schema(), "Prediction": _prediction_schema(), "Error": _error_schema()}},
+        "components": {
+            "schemas": {
+                "PredictRequest": _request_schema(),
+                "Prediction": _prediction_schema(),
+                "Error": _error_schema(),
+            }
+        },
     }
 
 

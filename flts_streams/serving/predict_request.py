@@ -1,4 +1,5 @@
 """Plain /predict request logic: parse and validate bodies into frames (no aiohttp here; answers: answers.py)."""
+
 from __future__ import annotations
 
 import json
@@ -29,7 +30,9 @@ class ParsedRequest(NamedTuple):
     data: dict[str, list[Any]] | None = None
     index_col: str | None = None
     inference_length: int | None = None
-    native: NativeColumns | None = None  # the data instead, when the native parser read the body (flts_streams/serving/native_body.py)
+    native: NativeColumns | None = (
+        None  # the data instead, when the native parser read the body (flts_streams/serving/native_body.py)
+    )
 
     @property
     def has_data(self) -> bool:
@@ -47,7 +50,9 @@ class ParsedRequest(NamedTuple):
 def check_body_encoding(content_encoding: str | None) -> None:
     """Bodies are taken as sent: a compressed one is refused before it is read (the server never inflates it)."""
     if content_encoding and content_encoding.strip().lower() != "identity":
-        raise UnsupportedMediaType(f"Content-Encoding {content_encoding[:40]!r} is not accepted; send the JSON body uncompressed")
+        raise UnsupportedMediaType(
+            f"Content-Encoding {content_encoding[:40]!r} is not accepted; send the JSON body uncompressed"
+        )
 
 
 def parse_predict(body: bytes, content_type: str, query: Mapping[str, str], limits: ServingSettings) -> ParsedRequest:
@@ -59,7 +64,9 @@ def parse_predict(body: bytes, content_type: str, query: Mapping[str, str], limi
         horizon = _validate({"inference_length": _int_query(query["inference_length"])}).inference_length
         req = req._replace(inference_length=horizon)
     if req.rows > limits.max_rows:
-        raise RequestTooLarge(f"{req.rows} rows exceed the limit of {limits.max_rows}; send only the recent rows the model needs")
+        raise RequestTooLarge(
+            f"{req.rows} rows exceed the limit of {limits.max_rows}; send only the recent rows the model needs"
+        )
     return req
 
 
@@ -107,7 +114,9 @@ def _validate(payload: dict[str, Any]) -> ParsedRequest:
     try:
         return _from_model(PredictRequest.model_validate(payload))
     except ValidationError as exc:
-        raise SchemaError("; ".join(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()[:5])) from exc
+        raise SchemaError(
+            "; ".join(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()[:5])
+        ) from exc
 
 
 def _reject_constant(name: str) -> Any:
@@ -129,8 +138,10 @@ def horizon_query(query: Mapping[str, str]) -> int | None:
 def request_frame(req: ParsedRequest, spec: ModelSpec) -> PreparedFrame:
     """Strictly validated frame of the request's data (no imputation) for a model of ``spec``."""
     if req.rows < spec.window:  # before any other check: the first answer names the real minimum
-        raise NotEnoughRows(f"need at least {spec.window} rows (the model's input window, one row every "
-                            f"{spec.cadence_s:g}s); got {req.rows}")
+        raise NotEnoughRows(
+            f"need at least {spec.window} rows (the model's input window, one row every "
+            f"{spec.cadence_s:g}s); got {req.rows}"
+        )
     features = spec.features
     if req.native is not None:
         frame = req.native.regular_frame(features, req.index_col)

@@ -1,4 +1,5 @@
 """Readiness: tables recovered, a model loaded and, unless configured otherwise, the broker reachable."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -48,18 +49,28 @@ def observe_broker(app: Any, now: float) -> None:
     app.metrics.broker_connected.set(0 if app.broker_watch.down_since is not None else 1)
 
 
-def readiness(recovered: bool, model_loaded: bool, watch: BrokerWatch, now: float,
-              requires_broker: bool) -> tuple[dict[str, Any], int]:
+def readiness(
+    recovered: bool, model_loaded: bool, watch: BrokerWatch, now: float, requires_broker: bool
+) -> tuple[dict[str, Any], int]:
     """The /readyz body and status."""
     outage = watch.in_outage(now)
     ready = recovered and model_loaded and not (outage and requires_broker)
-    body = {"ready": ready, "recovered": recovered, "model_loaded": model_loaded,
-            "broker_connected": watch.down_since is None, "broker_unreachable_s": round(watch.unreachable_for(now), 1)}
-    reasons = [text for failing, text in (
-        (not recovered, "table recovery or a rebalance is in progress"),
-        (not model_loaded, "no model loaded yet"),
-        (outage, f"broker unreachable for {watch.unreachable_for(now):.0f}s; payload predictions still work"),
-    ) if failing]
+    body: dict[str, Any] = {
+        "ready": ready,
+        "recovered": recovered,
+        "model_loaded": model_loaded,
+        "broker_connected": watch.down_since is None,
+        "broker_unreachable_s": round(watch.unreachable_for(now), 1),
+    }
+    reasons = [
+        text
+        for failing, text in (
+            (not recovered, "table recovery or a rebalance is in progress"),
+            (not model_loaded, "no model loaded yet"),
+            (outage, f"broker unreachable for {watch.unreachable_for(now):.0f}s; payload predictions still work"),
+        )
+        if failing
+    ]
     if reasons:  # also when ready: an outage the probe is told to ignore is still worth saying
         body["detail"] = "; ".join(reasons)
     return body, 200 if ready else 503

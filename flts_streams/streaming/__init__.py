@@ -1,1 +1,1 @@
-"""The claims path: claim messages and objects, processing, result delivery, dead letters, the object store, the table codec."""
+"""The claims path: claim messages and objects, processing, result delivery, dead letters, object store, frame codec."""

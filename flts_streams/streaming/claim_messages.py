@@ -1,4 +1,5 @@
 """Claim messages: decode, deadline header, result record, prediction-log key, the consumed and decided forms."""
+
 from __future__ import annotations
 
 import re
@@ -46,12 +47,21 @@ def expired(deadline_ms: int | None, now_ms: float | None = None) -> bool:
         return False
     return (now_ms if now_ms is not None else time.time() * 1000) > deadline_ms
 
-def result_record(claim: Claim, where: Coordinates, published_at: float, body: dict[str, Any], now: float) -> dict[str, Any]:
+
+def result_record(
+    claim: Claim, where: Coordinates, published_at: float, body: dict[str, Any], now: float
+) -> dict[str, Any]:
     """inference-results value (and prediction-log line): forecast plus the claim's coordinates."""
     return {
         **body,
-        "claim": {"topic": where.topic, "partition": where.partition, "offset": where.offset,
-                  "claim_id": claim.claim_id, "bucket": claim.bucket, "object_key": claim.object_key},
+        "claim": {
+            "topic": where.topic,
+            "partition": where.partition,
+            "offset": where.offset,
+            "claim_id": claim.claim_id,
+            "bucket": claim.bucket,
+            "object_key": claim.object_key,
+        },
         "published_at": published_at,
         "processed_at": now,
     }
@@ -61,7 +71,8 @@ def log_object_key(prefix: str, identifier: str, where: Coordinates, published_a
     """Partitioned prediction-log key; deterministic, so a re-processed batch rewrites, never appends."""
     stamp = time.gmtime(published_at)
     safe = re.sub(r"[^A-Za-z0-9._-]", "_", identifier).strip(".") or "_"
-    return f"{prefix}/{safe}/{time.strftime('%Y-%m-%d', stamp)}/{time.strftime('%H', stamp)}/{where.partition}-{where.offset}.jsonl"
+    day, hour = time.strftime("%Y-%m-%d", stamp), time.strftime("%H", stamp)
+    return f"{prefix}/{safe}/{day}/{hour}/{where.partition}-{where.offset}.jsonl"
 
 
 @dataclass(frozen=True)

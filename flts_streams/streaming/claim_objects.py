@@ -1,4 +1,5 @@
 """A claim's object: Parquet or CSV bytes decoded within limits into a prepared frame."""
+
 from __future__ import annotations
 
 import io
@@ -50,14 +51,20 @@ def _read_csv(data: bytes, key: str, limits: ObjectLimits) -> pa.Table:
 
 def _check_shape(key: str, rows: int, columns: int, limits: ObjectLimits, counted_so_far: bool = False) -> None:
     if columns > limits.max_columns:
-        raise ObjectTooLarge(f"object {key!r} has {columns} columns, above the limit of {limits.max_columns} "
-                             "(FLTS_STREAMING__OBJECT_MAX_COLUMNS)")
+        raise ObjectTooLarge(
+            f"object {key!r} has {columns} columns, above the limit of {limits.max_columns} "
+            "(FLTS_STREAMING__OBJECT_MAX_COLUMNS)"
+        )
     if rows > limits.max_rows:
-        raise ObjectTooLarge(f"object {key!r} has {'at least ' if counted_so_far else ''}{rows} rows, above the limit of "
-                             f"{limits.max_rows} (FLTS_STREAMING__OBJECT_MAX_ROWS); send only the recent rows")
+        raise ObjectTooLarge(
+            f"object {key!r} has {'at least ' if counted_so_far else ''}{rows} rows, above the limit of "
+            f"{limits.max_rows} (FLTS_STREAMING__OBJECT_MAX_ROWS); send only the recent rows"
+        )
 
 
-def frame_from_object(data: bytes, key: str, required: tuple[str, ...] = (), limits: ObjectLimits = ObjectLimits()) -> PreparedFrame:
+def frame_from_object(
+    data: bytes, key: str, required: tuple[str, ...] = (), limits: ObjectLimits = ObjectLimits()
+) -> PreparedFrame:
     """Decode an object into a prepared frame (blank cells imputed, gaps filled)."""
     table = read_table(data, key, limits)
     columns: dict[str, Any] = {name: table.column(name).to_numpy(zero_copy_only=False) for name in table.column_names}

@@ -1,4 +1,5 @@
 """Micro-batch claim processing for agents/claims; never raises, so no event is lost by Faust."""
+
 from __future__ import annotations
 
 import asyncio
@@ -7,6 +8,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TypeVar
 
 from flts_streams.core.backoff import backoff_s
@@ -58,8 +60,14 @@ class BatchResult:
 class ClaimProcessor:
     """Decode -> deadline -> fetch once per object -> prepare -> forecast once per (identifier, object) -> log."""
 
-    def __init__(self, settings: Settings, store: ObjectStore, metrics: Metrics, predictor: Predictor,
-                 max_record_bytes: int = RECORD_MAX_BYTES) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        store: ObjectStore,
+        metrics: Metrics,
+        predictor: Predictor,
+        max_record_bytes: int = RECORD_MAX_BYTES,
+    ) -> None:
         self.settings = settings
         self.store = store
         self.metrics = metrics
@@ -88,7 +96,7 @@ class ClaimProcessor:
                 objects.append((_key_object(key), original_key))
             for name, data in objects:
                 try:
-                    await self._retry(lambda n=name, d=data: asyncio.to_thread(self.store.put, bucket, n, d), f"put {name}")
+                    await self._retry(partial(asyncio.to_thread, self.store.put, bucket, name, data), f"put {name}")
                 except FltsError:  # e.g. the bucket does not exist: the dead letter keeps its truncated copy
                     log.exception("dead-letter original not stored bucket=%s key=%s", bucket, name)
 
@@ -127,7 +135,12 @@ class ClaimProcessor:
             return self._dead(inp, exc)
         if expired(deadline_of(inp.headers)):
             self.metrics.claims.labels("expired").inc()
-            log.info("claim expired identifier=%s partition=%s offset=%s", claim.identifier, inp.where.partition, inp.where.offset)
+            log.info(
+                "claim expired identifier=%s partition=%s offset=%s",
+                claim.identifier,
+                inp.where.partition,
+                inp.where.offset,
+            )
             return ClaimOutcome("expired", claim.identifier)
         wanted = claim.identifier.encode()
         if inp.key != wanted:
@@ -140,17 +153,32 @@ class ClaimProcessor:
         self.metrics.claims.labels("dead_lettered").inc()
         level = logging.WARNING if isinstance(exc, FltsError) else logging.ERROR
         w = inp.where
-        log.log(level, "claim dead-lettered topic=%s partition=%s offset=%s error=%.500r", w.topic, w.partition, w.offset, exc)
+        log.log(
+            level,
+            "claim dead-lettered topic=%s partition=%s offset=%s error=%.500r",
+            w.topic,
+            w.partition,
+            w.offset,
+            exc,
+        )
         if not needs_spill(inp.value, inp.key):
             return ClaimOutcome("dead_lettered", dead_letter=dead_letter(inp.value, inp.key, exc, w))
         key = spill_key(self.settings.streaming.dead_letter_prefix, w)
         original_key = inp.key or b""
-        where = {"bucket": self.settings.storage.bucket, "value_object": key,
-                 "key_object": _key_object(key) if len(original_key) > DEAD_LETTER_KEY_INLINE else None}
-        return ClaimOutcome("dead_lettered", dead_letter=dead_letter(inp.value, inp.key, exc, w, where),
-                            spill=(key, inp.value or b"", original_key))
+        where: dict[str, str | None] = {
+            "bucket": self.settings.storage.bucket,
+            "value_object": key,
+            "key_object": _key_object(key) if len(original_key) > DEAD_LETTER_KEY_INLINE else None,
+        }
+        return ClaimOutcome(
+            "dead_lettered",
+            dead_letter=dead_letter(inp.value, inp.key, exc, w, where),
+            spill=(key, inp.value or b"", original_key),
+        )
 
-    async def _frames(self, pending: list[_Pending], outcomes: list[ClaimOutcome | None]) -> dict[tuple[str, str], PreparedFrame | Exception]:
+    async def _frames(
+        self, pending: list[_Pending], outcomes: list[ClaimOutcome | None]
+    ) -> dict[tuple[str, str], PreparedFrame | Exception]:
         """Fetch and prepare each distinct object once; failures dead-letter every claim that named it."""
         frames: dict[tuple[str, str], PreparedFrame | Exception] = {}
         for p in pending:
@@ -164,14 +192,17 @@ class ClaimProcessor:
     async def _load_frame(self, bucket: str, key: str) -> PreparedFrame | Exception:
         try:
             s = self.settings.streaming
-            data = await self._retry(lambda: asyncio.to_thread(self.store.get, bucket, key, s.object_max_bytes),
-                                     f"get {bucket}/{key}")
+            data = await self._retry(
+                lambda: asyncio.to_thread(self.store.get, bucket, key, s.object_max_bytes), f"get {bucket}/{key}"
+            )
             limits = ObjectLimits(s.object_max_rows, s.object_max_columns)
             return await asyncio.to_thread(frame_from_object, data, key, (), limits)
         except Exception as exc:  # noqa: BLE001 - the agent boundary: an escaped error would lose the event
             return exc
 
-    async def _forecasts(self, pending: list[_Pending], frames: dict, outcomes: list[ClaimOutcome | None]) -> dict[tuple[str, str, str], Prediction]:
+    async def _forecasts(
+        self, pending: list[_Pending], frames: dict, outcomes: list[ClaimOutcome | None]
+    ) -> dict[tuple[str, str, str], Prediction]:
         """One forecast per (identifier, bucket, object), all submitted together so they share forwards."""
         jobs: dict[tuple[str, str, str], Awaitable[Prediction]] = {}
         for p in pending:
@@ -190,10 +221,13 @@ class ClaimProcessor:
     async def _forecast(self, identifier: str, frame: PreparedFrame) -> Prediction:
         """One forecast; a transient failure (models still loading, registry down) is retried, never dead-lettered."""
         return await self._retry(
-            lambda: self.predictor.predict(identifier, lambda _spec: frame, None, source="claims"), f"forecast {identifier}")
+            lambda: self.predictor.predict(identifier, lambda _spec: frame, None, source="claims"),
+            f"forecast {identifier}",
+        )
 
-    def _table_frames(self, done: list[_Pending], frames: dict, predictions: dict,
-                      outcomes: list[ClaimOutcome | None]) -> dict[tuple[str, str, str], bytes]:
+    def _table_frames(
+        self, done: list[_Pending], frames: dict, predictions: dict, outcomes: list[ClaimOutcome | None]
+    ) -> dict[tuple[str, str, str], bytes]:
         """latest_frames values: the newest rows of the model's features only, each below the record limit.
 
         A frame that cannot be kept dead-letters its claims (a 1.6 MB value of 200 extra columns crashed
@@ -208,9 +242,13 @@ class ClaimProcessor:
                 frame: PreparedFrame = frames[ref[1:]]
                 kept[ref] = encode_frame(frame.only(wanted).tail(self.settings.streaming.frame_max_rows))
             if len(kept[ref]) > self.max_record_bytes:
-                outcomes[p.index] = self._dead(p.inp, InvalidInput(
-                    f"the frame kept for {p.claim.identifier!r} would be {len(kept[ref])} bytes, above the "
-                    f"{self.max_record_bytes}-byte record limit; lower FLTS_STREAMING__FRAME_MAX_ROWS"))
+                outcomes[p.index] = self._dead(
+                    p.inp,
+                    InvalidInput(
+                        f"the frame kept for {p.claim.identifier!r} would be {len(kept[ref])} bytes, above the "
+                        f"{self.max_record_bytes}-byte record limit; lower FLTS_STREAMING__FRAME_MAX_ROWS"
+                    ),
+                )
         return kept
 
     async def _results(self, done: list[_Pending], predictions: dict, outcomes: list[ClaimOutcome | None]) -> None:
@@ -222,8 +260,12 @@ class ClaimProcessor:
             body = prediction_body(p.claim.identifier, prediction, cached=False)
             record = json.dumps(result_record(p.claim, p.inp.where, p.inp.published_at, body, now)).encode()
             if len(record) > self.max_record_bytes:  # bounded claim fields make this unreachable; a guard all the same
-                outcomes[p.index] = self._dead(p.inp, InvalidInput(
-                    f"the result would be {len(record)} bytes, above the {self.max_record_bytes}-byte record limit"))
+                outcomes[p.index] = self._dead(
+                    p.inp,
+                    InvalidInput(
+                        f"the result would be {len(record)} bytes, above the {self.max_record_bytes}-byte record limit"
+                    ),
+                )
                 continue
             per_identifier.setdefault(p.claim.identifier, []).append((p, record))
             self.metrics.claim_latency.observe(max(0.0, now - p.inp.published_at))
@@ -232,7 +274,9 @@ class ClaimProcessor:
             key = log_object_key(self.settings.streaming.log_prefix, identifier, first.where, first.published_at)
             data = b"\n".join(r for _, r in items) + b"\n"
             try:
-                await self._retry(lambda: asyncio.to_thread(self.store.put, self.settings.storage.bucket, key, data), f"put {key}")
+                await self._retry(
+                    lambda: asyncio.to_thread(self.store.put, self.settings.storage.bucket, key, data), f"put {key}"
+                )
             except FltsError as exc:  # e.g. a bucket that does not exist: not transient
                 for p, _ in items:
                     outcomes[p.index] = self._dead(p.inp, exc)

@@ -1,4 +1,5 @@
-"""Dead letters: bounded records naming the error and the source, the original spilled to the object store when large."""
+"""Dead letters: bounded records naming the error and source; a large original is spilled to the object store."""
+
 from __future__ import annotations
 
 import base64
@@ -29,8 +30,13 @@ def needs_spill(value: bytes | None, key: bytes | None) -> bool:
     return len(value or b"") > DEAD_LETTER_VALUE_INLINE or len(key or b"") > DEAD_LETTER_KEY_INLINE
 
 
-def dead_letter(value: bytes | None, key: bytes | None, error: BaseException, where: Coordinates,
-                spilled_to: dict[str, str] | None = None) -> bytes:
+def dead_letter(
+    value: bytes | None,
+    key: bytes | None,
+    error: BaseException,
+    where: Coordinates,
+    spilled_to: dict[str, str | None] | None = None,
+) -> bytes:
     """Dead-letter value: the original bytes (base64; truncated beyond DEAD_LETTER_VALUE_INLINE, with
     ``spilled_to`` naming the object holding the whole value and key), the error and the source coordinates.
 
@@ -47,8 +53,15 @@ def dead_letter(value: bytes | None, key: bytes | None, error: BaseException, wh
         "dead_lettered_at": time.time(),
     }
     if needs_spill(value, key):
-        record.update({"truncated": True, "value_size": len(value), "key_size": len(key),
-                       "value_sha256": hashlib.sha256(value).hexdigest(), "original": spilled_to})
+        record.update(
+            {
+                "truncated": True,
+                "value_size": len(value),
+                "key_size": len(key),
+                "value_sha256": hashlib.sha256(value).hexdigest(),
+                "original": spilled_to,
+            }
+        )
     return json.dumps(record).encode()
 
 

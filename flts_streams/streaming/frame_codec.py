@@ -1,4 +1,5 @@
 """Compact serialization of prepared frames for the latest_frames table (Arrow IPC, zstd)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -11,7 +12,9 @@ _TIME = "__ts__"
 
 def encode_frame(frame: PreparedFrame) -> bytes:
     """Arrow IPC stream bytes; cadence kept in schema metadata."""
-    arrays = [pa.array(frame.timestamps.astype("datetime64[ns]"))] + [pa.array(frame.values[:, j]) for j in range(len(frame.columns))]
+    arrays = [pa.array(frame.timestamps.astype("datetime64[ns]"))] + [
+        pa.array(frame.values[:, j]) for j in range(len(frame.columns))
+    ]
     meta = {b"cadence_ns": str(int(frame.cadence.astype("timedelta64[ns]").astype(np.int64))).encode()}
     table = pa.table(arrays, names=[_TIME, *frame.columns]).replace_schema_metadata(meta)
     sink = pa.BufferOutputStream()
@@ -25,6 +28,8 @@ def decode_frame(payload: bytes) -> PreparedFrame:
     table = pa.ipc.open_stream(payload).read_all()
     cadence = np.timedelta64(int(table.schema.metadata[b"cadence_ns"]), "ns")
     columns = tuple(n for n in table.column_names if n != _TIME)
-    values = np.column_stack([table.column(c).to_numpy() for c in columns]) if columns else np.empty((table.num_rows, 0))
+    values = (
+        np.column_stack([table.column(c).to_numpy() for c in columns]) if columns else np.empty((table.num_rows, 0))
+    )
     ts = table.column(_TIME).to_numpy().astype("datetime64[ns]")
     return PreparedFrame(ts, columns, values.astype(np.float64), cadence)

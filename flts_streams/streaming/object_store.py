@@ -1,4 +1,5 @@
 """Object store: a local directory (file://) by default, S3/MinIO (s3://) via the minio client."""
+
 from __future__ import annotations
 
 import io
@@ -125,8 +126,10 @@ class S3Store:
 
 def _check_size(bucket: str, key: str, size: int, max_bytes: int | None) -> None:
     if max_bytes is not None and size > max_bytes:
-        raise ObjectTooLarge(f"object {bucket}/{key} is {size} bytes, above the {max_bytes}-byte limit "
-                             "(FLTS_STREAMING__OBJECT_MAX_BYTES)")
+        raise ObjectTooLarge(
+            f"object {bucket}/{key} is {size} bytes, above the {max_bytes}-byte limit "
+            "(FLTS_STREAMING__OBJECT_MAX_BYTES)"
+        )
 
 
 def open_store(settings: Settings) -> ObjectStore:

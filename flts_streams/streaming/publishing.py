@@ -1,4 +1,5 @@
 """Publish JSON events to Kafka from command-line tools (aiokafka, one short-lived producer)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -67,15 +68,23 @@ def claim_messages(plan: ClaimPlan, run_tag: str) -> Iterator[tuple[bytes | None
     idents = list(plan.objects)
     for n in range(plan.count):
         ident = idents[n % len(idents)]
-        value = json.dumps({"identifier": ident, "bucket": plan.bucket, "object_key": plan.objects[ident],
-                            "claim_id": f"{run_tag}-{n}"}).encode()
+        value = json.dumps(
+            {
+                "identifier": ident,
+                "bucket": plan.bucket,
+                "object_key": plan.objects[ident],
+                "claim_id": f"{run_tag}-{n}",
+            }
+        ).encode()
         headers = []
         if plan.ttl_ms is not None:
             headers.append((DEADLINE_HEADER, str(int(time.time() * 1000) + plan.ttl_ms).encode()))
         yield (ident.encode() if plan.keyed else None), value, headers
 
 
-async def _publish(bootstrap: str, topic: str, plan: ClaimPlan, run_tag: str, on_sent: Callable[[int], None]) -> PublishSummary:
+async def _publish(
+    bootstrap: str, topic: str, plan: ClaimPlan, run_tag: str, on_sent: Callable[[int], None]
+) -> PublishSummary:
     # One record per batch keeps Tansu's end offsets exact; acks are awaited in windows for throughput.
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, max_batch_size=1, linger_ms=0, request_timeout_ms=30000)
     summary = PublishSummary()

@@ -1,4 +1,5 @@
 """Sending each claim's outcome (result, dead letter, forward); a refused send never costs another claim."""
+
 from __future__ import annotations
 
 import asyncio
@@ -28,8 +29,13 @@ Send = Callable[..., Awaitable[Any]]  # Faust's topic.send(key=, value=, headers
 # Errors about the record itself: sending it again cannot succeed. aiokafka's own ``retriable`` flag
 # cannot tell these from an outage: KafkaTimeoutError (a broker that cannot be reached) is not
 # retriable either (tests/test_flts_streams/test_streaming/test_result_delivery.py pins both).
-RECORD_REFUSED = (MessageSizeTooLargeError, RecordTooLargeError, RecordListTooLargeError, CorruptRecordException,
-                  InvalidMessageError)
+RECORD_REFUSED = (
+    MessageSizeTooLargeError,
+    RecordTooLargeError,
+    RecordListTooLargeError,
+    CorruptRecordException,
+    InvalidMessageError,
+)
 
 
 def record_refused(exc: ProducerSendError) -> bool:
@@ -53,14 +59,23 @@ class Delivery:
             await self._send(inp, outcome)
         except ProducerSendError as exc:
             self.metrics.claims.labels("send_refused").inc()
-            log.warning("claim outcome refused by the producer; dead-lettering it small status=%s partition=%s offset=%s "
-                        "error=%.300r", outcome.status, inp.where.partition, inp.where.offset, exc)
+            log.warning(
+                "claim outcome refused by the producer; dead-lettering it small status=%s partition=%s offset=%s "
+                "error=%.300r",
+                outcome.status,
+                inp.where.partition,
+                inp.where.offset,
+                exc,
+            )
             small = dead_letter(inp.value, inp.key, exc, inp.where)
             try:
                 await self._retrying(lambda: self.dead_letters(key=dead_letter_key(inp.key), value=small))
             except ProducerSendError:
-                log.exception("dead letter refused too; the claim is counted, not sent partition=%s offset=%s",
-                              inp.where.partition, inp.where.offset)
+                log.exception(
+                    "dead letter refused too; the claim is counted, not sent partition=%s offset=%s",
+                    inp.where.partition,
+                    inp.where.offset,
+                )
 
     async def _send(self, inp: ClaimInput, outcome: ClaimOutcome) -> None:
         if outcome.result is not None:

@@ -1,7 +1,6 @@
 """Session fixtures: an embedded Tansu broker, a trained demo model, a real worker."""
-from __future__ import annotations
 
-from tests.integration.harness import ADMIN_TOKEN, start_broker
+from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,7 +9,7 @@ import pytest
 
 from flts_streams.core.settings import Settings
 from flts_streams.kafka.embedded_broker import EmbeddedBroker
-from tests.integration.harness import Worker
+from tests.integration.harness import ADMIN_TOKEN, Worker, start_broker
 
 
 @pytest.fixture(scope="session")
@@ -32,12 +31,21 @@ def trained(tmp_path_factory) -> tuple[Path, str]:
 
     var = tmp_path_factory.mktemp("var")
     settings = Settings(paths={"var_dir": var})
-    torch.set_num_threads(settings.training.threads())  # as `flts train`: torch's default ran 3.5-5x slower on a busy machine
+    torch.set_num_threads(
+        settings.training.threads()
+    )  # as `flts train`: torch's default ran 3.5-5x slower on a busy machine
     packaging.configure(settings.mlflow_tracking_uri)
     packaging.ensure_experiment("flts-training", settings.mlflow_artifact_root)
     data = var / "demo.csv"
     demo_frame(days=4, seed=5).to_csv(data, index=False)
-    train_and_register(data, "demo", TrainConfig(epochs=2, hidden_size=16, synthetic_data=True), registry_prefix="flts-", alias="champion", progress=False)
+    train_and_register(
+        data,
+        "demo",
+        TrainConfig(epochs=2, hidden_size=16, synthetic_data=True),
+        registry_prefix="flts-",
+        alias="champion",
+        progress=False,
+    )
     return var, "models:/flts-demo@champion"
 
 

@@ -1,4 +1,5 @@
 """Test harness: embedded broker, real worker subprocesses, Kafka and HTTP helpers."""
+
 from __future__ import annotations
 
 import asyncio
@@ -33,9 +34,19 @@ class Worker(flts_bench.worker.Worker):
         """Consumer metrics plus the stacks of the tasks that move claims (mode's SIGUSR1 dump), for a failing test."""
         try:
             text = requests.get(self.url + "/metrics", timeout=5).text
-            samples = [ln for ln in text.splitlines() if ln.startswith(("flts_claims_total", "flts_stream_buffer_depth",
-                                                                          "flts_paused_partitions", "flts_consumer_lag",
-                                                                          "flts_consumer_offset_repairs_total"))]
+            samples = [
+                ln
+                for ln in text.splitlines()
+                if ln.startswith(
+                    (
+                        "flts_claims_total",
+                        "flts_stream_buffer_depth",
+                        "flts_paused_partitions",
+                        "flts_consumer_lag",
+                        "flts_consumer_offset_repairs_total",
+                    )
+                )
+            ]
         except requests.RequestException as exc:
             samples = [f"metrics unavailable: {exc!r}"]
         # Faust's recovery tables would fill the tail: keep the log lines, not the table rows.
@@ -49,19 +60,26 @@ class Worker(flts_bench.worker.Worker):
                 log.seek(before)
                 dump = log.read()
             # Keep the frames, not the locals: every task's stack, trimmed to the ones that move claims.
-            stacks = ["\n".join(ln for ln in block.splitlines()[:60] if ln.startswith(("  File", "Stack")) or "line" in ln)
-                      for block in dump.split("Stack for ")[1:] if any(k in block for k in keep)]
+            stacks = [
+                "\n".join(ln for ln in block.splitlines()[:60] if ln.startswith(("  File", "Stack")) or "line" in ln)
+                for block in dump.split("Stack for ")[1:]
+                if any(k in block for k in keep)
+            ]
         committed = group_offsets(self.broker_url.split("://", 1)[-1])
-        return "\n".join([*samples, f"committed by the group: {committed}", "--- log tail ---", tail, "--- stacks ---", *stacks])
+        return "\n".join(
+            [*samples, f"committed by the group: {committed}", "--- log tail ---", tail, "--- stacks ---", *stacks]
+        )
 
 
-
-def group_offsets(bootstrap: str, group: str = "flts-streams", topic: str = "inference-data") -> dict[int, int | None] | str:
+def group_offsets(
+    bootstrap: str, group: str = "flts-streams", topic: str = "inference-data"
+) -> dict[int, int | None] | str:
     """The group's committed offset per partition of ``topic`` as the broker holds it (for failure dumps).
 
     A consumer that never subscribes asks for them (it does not join the group, so no rebalance);
     aiokafka's admin client cannot decode Tansu's OffsetFetch answer.
     """
+
     async def run() -> dict[int, int | None]:
         consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
         try:
@@ -70,19 +88,25 @@ def group_offsets(bootstrap: str, group: str = "flts-streams", topic: str = "inf
             return {p: await consumer.committed(TopicPartition(topic, p)) for p in partitions}
         finally:
             await consumer.stop()
+
     try:
         return asyncio.run(asyncio.wait_for(run(), 15))
     except Exception as exc:  # noqa: BLE001 - a diagnostic must not hide the failure it explains
         return f"unavailable: {exc!r}"
 
 
-def produce(bootstrap: str, topic: str, messages: list[tuple[bytes | None, bytes, list[tuple[str, bytes]] | None]],
-            pipelined: bool = False) -> None:
+def produce(
+    bootstrap: str,
+    topic: str,
+    messages: list[tuple[bytes | None, bytes, list[tuple[str, bytes]] | None]],
+    pipelined: bool = False,
+) -> None:
     """Send (key, value, headers) messages and wait for acks (one record per batch, as Tansu needs).
 
     ``pipelined`` waits for all acks at the end: one request then carries a batch for every
     partition (order within a partition is kept), which matters where each write is slow.
     """
+
     async def run() -> None:
         producer = AIOKafkaProducer(bootstrap_servers=bootstrap, max_batch_size=1, linger_ms=0)
         await producer.start()
@@ -95,13 +119,17 @@ def produce(bootstrap: str, topic: str, messages: list[tuple[bytes | None, bytes
                     await producer.send_and_wait(topic, value, key=key, headers=headers)
         finally:
             await producer.stop()
+
     asyncio.run(run())
 
 
 def consume(bootstrap: str, topic: str, expect: int | None, timeout: float = 60.0) -> list[dict]:
     """Read JSON messages from the start of ``topic`` (no group): ``expect`` of them, or (None) all there are."""
+
     async def run() -> list[dict]:
-        consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False)
+        consumer = AIOKafkaConsumer(
+            topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
+        )
         await consumer.start()
         out: list[dict] = []
         try:
@@ -114,10 +142,14 @@ def consume(bootstrap: str, topic: str, expect: int | None, timeout: float = 60.
                 elif expect is None and time.monotonic() - idle_since > 1.5:
                     break  # nothing new for a while: that is all there is
                 for records in batch.values():
-                    out.extend({"key": r.key, "value": json.loads(r.value), "partition": r.partition, "offset": r.offset} for r in records)
+                    out.extend(
+                        {"key": r.key, "value": json.loads(r.value), "partition": r.partition, "offset": r.offset}
+                        for r in records
+                    )
         finally:
             await consumer.stop()
         return out
+
     return asyncio.run(run())
 
 
@@ -182,16 +214,23 @@ class PersistentBroker:
         if self.s3 is None:
             self._start_s3()
         env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")} | {
-            "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
-            "AWS_ENDPOINT": f"http://127.0.0.1:{self.s3_port}", "AWS_ALLOW_HTTP": "true"}
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_ENDPOINT": f"http://127.0.0.1:{self.s3_port}",
+            "AWS_ALLOW_HTTP": "true",
+        }
         self.broker = start_tansu("127.0.0.1", self.port, self.log_dir / "tansu.log", storage="s3://tansu/", env=env)
         return self
 
     def _start_s3(self) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        self.s3 = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.s3_port)],
-                                   stdout=open(self.log_dir / "moto.log", "ab"), stderr=subprocess.STDOUT,  # noqa: SIM115
-                                   start_new_session=True)
+        self.s3 = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.s3_port)],
+            stdout=open(self.log_dir / "moto.log", "ab"),
+            stderr=subprocess.STDOUT,  # noqa: SIM115
+            start_new_session=True,
+        )
         poll(lambda: port_open("127.0.0.1", self.s3_port), timeout=30)
         requests.put(f"http://127.0.0.1:{self.s3_port}/tansu", timeout=10).raise_for_status()  # moto takes it unsigned
 
@@ -212,24 +251,39 @@ class PersistentBroker:
 
 def claims_env(trained, objects) -> dict[str, str]:
     var, uri = trained
-    return {"FLTS_MODEL__DEFAULT_URI": uri, "FLTS_MODEL__TRACKING_URI": f"sqlite:///{var / 'mlflow.db'}",
-            "FLTS_STORAGE__URL": f"file://{objects}", "FLTS_STREAMING__BATCH_SIZE": "32"}
+    return {
+        "FLTS_MODEL__DEFAULT_URI": uri,
+        "FLTS_MODEL__TRACKING_URI": f"sqlite:///{var / 'mlflow.db'}",
+        "FLTS_STORAGE__URL": f"file://{objects}",
+        "FLTS_STREAMING__BATCH_SIZE": "32",
+    }
+
 
 def run_results(bootstrap: str, run: str) -> list[dict]:
-    return [r["value"]["claim"] for r in consume(bootstrap, "inference-results", None, timeout=30)
-            if str(r["value"]["claim"]["claim_id"]).startswith(run)]
+    return [
+        r["value"]["claim"]
+        for r in consume(bootstrap, "inference-results", None, timeout=30)
+        if str(r["value"]["claim"]["claim_id"]).startswith(run)
+    ]
 
-def wait_for_results(bootstrap: str, run: str, count: int, timeout: float = 180, watch: Worker | None = None) -> list[dict]:
+
+def wait_for_results(
+    bootstrap: str, run: str, count: int, timeout: float = 180, watch: Worker | None = None
+) -> list[dict]:
     """Results of ``run`` once ``count`` claims have one; on timeout, says how many and what ``watch`` is doing."""
+
     def enough() -> list[dict] | None:
         res = run_results(bootstrap, run)
         return res if len({c["claim_id"] for c in res}) >= count else None
+
     try:
         return poll(enough, timeout=timeout, interval=2)
     except AssertionError:
         done = len({c["claim_id"] for c in run_results(bootstrap, run)})
-        raise AssertionError(f"{done} of {count} claims have a result after {timeout}s\n"
-                             f"{watch.diagnose() if watch else ''}") from None
+        raise AssertionError(
+            f"{done} of {count} claims have a result after {timeout}s\n{watch.diagnose() if watch else ''}"
+        ) from None
+
 
 def assert_nothing_lost(results: list[dict], ids: list[str]) -> Counter:
     """Every claim has a result; repeats carry identical coordinates. Returns repeats per claim."""
@@ -245,6 +299,7 @@ def predict_payload(rows: int = 30, seed: int = 0, identifier: str = "PobleSec",
     df = demo_frame(days=1, seed=seed, gaps=0, blanks=0).tail(rows).rename(columns={"time": "ts"})
     return {"identifier": identifier, "data": {c: df[c].tolist() for c in df.columns}, **extra}
 
+
 def post_predict(worker, body, **kw) -> requests.Response:
     data = body if isinstance(body, (bytes, str)) else json.dumps(body)
     headers = {"Content-Type": "application/json", **kw.pop("headers", {})}
@@ -254,6 +309,7 @@ def post_predict(worker, body, **kw) -> requests.Response:
 ADMIN_TOKEN = "s3cret-admin-token-for-tests"  # at least 16 characters, or the admin routes stay disabled
 
 TOPICS = service_topics()
+
 
 def start_broker(log_dir: Path) -> EmbeddedBroker:
     """A fresh in-memory Tansu with the service topics."""

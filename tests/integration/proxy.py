@@ -1,4 +1,5 @@
 """A loopback TCP proxy that a failure test can cut and restore: a network outage without killing the broker."""
+
 from __future__ import annotations
 
 import asyncio

@@ -1,8 +1,9 @@
-"""aiokafka/Faust consumer behaviour our consumer works around (flts_streams/kafka/seek_safe_consumer.py), pinned on a real broker.
+"""aiokafka/Faust consumer behaviour flts_streams/kafka/seek_safe_consumer.py works around, pinned on a real broker.
 
 If an aiokafka upgrade makes ``seek_to_committed`` rewind partitions without a committed offset,
 the first test fails and the workaround can be reconsidered.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -27,8 +28,12 @@ async def _positions_after_seek(bootstrap: str, topic: str, rewind: bool) -> tup
     finally:
         await producer.stop()
     tp = TopicPartition(topic, 0)
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=f"g-{uuid.uuid4().hex[:8]}",
-                                enable_auto_commit=False, auto_offset_reset="earliest")
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        group_id=f"g-{uuid.uuid4().hex[:8]}",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
     await consumer.start()
     try:
         consumer.assign([tp])
@@ -49,7 +54,9 @@ def test_seek_to_committed_leaves_never_committed_partitions_where_they_are(brok
     ensure_topics(broker.bootstrap, [topic], 1)
     before, after = asyncio.run(_positions_after_seek(broker.bootstrap, topic, rewind=False))
     # The trap: records read (and, in Faust, dropped during a rebalance) are never read again.
-    assert before == after == RECORDS, "aiokafka now rewinds uncommitted partitions; consumer.py's rewind may be redundant"
+    assert before == after == RECORDS, (
+        "aiokafka now rewinds uncommitted partitions; consumer.py's rewind may be redundant"
+    )
 
 
 def test_rewinding_never_committed_partitions_reads_them_again(broker):

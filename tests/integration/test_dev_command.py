@@ -1,4 +1,5 @@
-"""The README's first command: `flts dev` starts broker + worker, serves, and stops everything, however it is stopped."""
+"""The README's first command: `flts dev` starts broker + worker, serves, and stops it all, however it is stopped."""
+
 from __future__ import annotations
 
 import fcntl
@@ -30,8 +31,9 @@ def _dev(tmp_path: Path, *args: str, **env_extra: str) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if not k.startswith("FLTS_")}
     env.update({"FLTS_BROKER_URL": f"kafka://127.0.0.1:{free_port()}", "FLTS_PATHS__VAR_DIR": str(tmp_path / "var")})
     env.update(env_extra)
-    return subprocess.Popen([FLTS, "dev", *args], env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True)
+    return subprocess.Popen(
+        [FLTS, "dev", *args], env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
 
 
 def test_flts_dev_serves_within_a_minute_on_the_configured_port_and_stops_cleanly(tmp_path):
@@ -76,8 +78,10 @@ def test_no_broker_or_worker_outlives_flts_dev(tmp_path, sig):
             proc.kill()
 
 
-@pytest.mark.skipif(Path(sys.prefix).resolve() != (ROOT / ".venv").resolve(),
-                    reason="runs this checkout's `make dev`, which uses its .venv (the tests run from another environment)")
+@pytest.mark.skipif(
+    Path(sys.prefix).resolve() != (ROOT / ".venv").resolve(),
+    reason="runs this checkout's `make dev`, which uses its .venv (the tests run from another environment)",
+)
 def test_closing_the_terminal_of_make_dev_stops_everything(tmp_path):
     """A closed terminal signals only its session leader, make, which then waits for its child forever."""
     master, slave = os.openpty()
@@ -88,10 +92,18 @@ def test_closing_the_terminal_of_make_dev_stops_everything(tmp_path):
 
     web = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("FLTS_")} | {
-        "FLTS_BROKER_URL": f"kafka://127.0.0.1:{free_port()}", "FLTS_PATHS__VAR_DIR": str(tmp_path / "var"),
-        "FLTS_WEB_PORT": str(web)}
-    make = subprocess.Popen(["make", "--no-print-directory", "-C", str(ROOT), "dev"], stdin=slave, stdout=slave,
-                            stderr=slave, env=env, preexec_fn=controlling_terminal)
+        "FLTS_BROKER_URL": f"kafka://127.0.0.1:{free_port()}",
+        "FLTS_PATHS__VAR_DIR": str(tmp_path / "var"),
+        "FLTS_WEB_PORT": str(web),
+    }
+    make = subprocess.Popen(
+        ["make", "--no-print-directory", "-C", str(ROOT), "dev"],
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        env=env,
+        preexec_fn=controlling_terminal,
+    )
     os.close(slave)
     threading.Thread(target=_drain, args=(master,), daemon=True).start()  # a full pty would block the writers
     try:

@@ -1,10 +1,11 @@
-"""Faust behaviour our agents work around (docs/ARCHITECTURE.md, "Known traps"), pinned with a throw-away app on the real broker.
+"""Faust behaviour our agents work around (docs/ARCHITECTURE.md, "Known traps"), pinned with a throw-away app.
 
 An exception that escapes an agent body loses that event: Faust restarts the agent, acks the
 event anyway and commits past it. agents/ therefore catch per event and dead-letter or retry
 (flts_streams/streaming/claim_processor.py, agents/models.py). If a Faust upgrade starts redelivering the
 event, the test below fails and that handling can be reconsidered.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -17,8 +18,8 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from flts_streams.kafka.embedded_broker import ensure_topics
 from flts_bench.worker import FAUST
+from flts_streams.kafka.embedded_broker import ensure_topics
 from tests.integration.harness import poll, produce
 
 pytestmark = pytest.mark.integration
@@ -61,13 +62,25 @@ def test_an_exception_escaping_an_agent_loses_its_event(broker, tmp_path: Path):
     ensure_topics(broker.bootstrap, [topic], 1)
     (tmp_path / "trapapp.py").write_text(TRAP_APP)
     seen = tmp_path / "seen.txt"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")]),
-           "TRAP_ID": app_id, "TRAP_BROKER": broker.url, "TRAP_TOPIC": topic, "TRAP_SEEN": str(seen)}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")]),
+        "TRAP_ID": app_id,
+        "TRAP_BROKER": broker.url,
+        "TRAP_TOPIC": topic,
+        "TRAP_SEEN": str(seen),
+    }
     values = [b"one", b"two", b"poison", b"three", b"four"]
     produce(broker.bootstrap, topic, [(None, v, None) for v in values])
     with open(tmp_path / "worker.log", "wb") as log:
-        proc = subprocess.Popen([FAUST, "-A", "trapapp", "worker", "-l", "info"], cwd=tmp_path, env=env,
-                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            [FAUST, "-A", "trapapp", "worker", "-l", "info"],
+            cwd=tmp_path,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
         # The agent crashed on the poison event, was restarted and went on with the next ones ...
         poll(lambda: seen.exists() and seen.read_bytes().split() == [b"one", b"two", b"three", b"four"], timeout=90)
@@ -81,5 +94,6 @@ def test_an_exception_escaping_an_agent_loses_its_event(broker, tmp_path: Path):
             proc.kill()
             proc.wait(10)
     assert "poison event" in (tmp_path / "worker.log").read_text(errors="replace")
-    # Nothing re-delivered it before the commit: the event is gone for good (docs/ARCHITECTURE.md, "Known traps": catch per event).
+    # Nothing re-delivered it before the commit: the event is gone for good
+    # (docs/ARCHITECTURE.md, "Known traps": catch per event).
     assert seen.read_bytes().split() == [b"one", b"two", b"three", b"four"]

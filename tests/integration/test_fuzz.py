@@ -1,4 +1,5 @@
 """Hostile HTTP input: schema-driven fuzzing of every route, plus explicit nasty cases."""
+
 from __future__ import annotations
 
 import json
@@ -22,8 +23,12 @@ def _operations():
 
 @pytest.mark.parametrize("operation", _operations(), ids=lambda op: f"{op.method.upper()} {op.path}")
 def test_fuzzed_requests_never_get_a_5xx_and_errors_are_json(worker, operation):
-    @settings(max_examples=EXAMPLES.get(operation.path, 5), deadline=None, database=None,
-              suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=EXAMPLES.get(operation.path, 5),
+        deadline=None,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+    )
     @given(case=operation.as_strategy())
     def check(case) -> None:
         response = case.call(base_url=worker.url, timeout=15)
@@ -39,13 +44,21 @@ def _post_raw(worker, body: bytes) -> requests.Response:
     return requests.post(worker.url + "/predict", data=body, headers={"Content-Type": "application/json"}, timeout=30)
 
 
-@pytest.mark.parametrize("body,status", [
-    (b"[" * 50_000 + b"]" * 50_000, 422),  # deeply nested JSON
-    (json.dumps({"data": {"ts": list(range(1_000_000))}}).encode(), 413),  # 10^6 rows (over the body limit)
-    (json.dumps({"data": {"ts": ["2024-01-01T00:00:00"] * 30, "down": [float("nan")] * 30}}).replace("NaN", "-Infinity").encode(), 400),
-    (json.dumps({"identifier": "../../etc/passwd"}).encode(), 404),  # nothing cached under such a name
-    (b'{"data": {"ts": [1], "down": [1e999]}}', 400),
-])
+@pytest.mark.parametrize(
+    "body,status",
+    [
+        (b"[" * 50_000 + b"]" * 50_000, 422),  # deeply nested JSON
+        (json.dumps({"data": {"ts": list(range(1_000_000))}}).encode(), 413),  # 10^6 rows (over the body limit)
+        (
+            json.dumps({"data": {"ts": ["2024-01-01T00:00:00"] * 30, "down": [float("nan")] * 30}})
+            .replace("NaN", "-Infinity")
+            .encode(),
+            400,
+        ),
+        (json.dumps({"identifier": "../../etc/passwd"}).encode(), 404),  # nothing cached under such a name
+        (b'{"data": {"ts": [1], "down": [1e999]}}', 400),
+    ],
+)
 def test_explicit_hostile_bodies(worker, body, status):
     r = _post_raw(worker, body)
     assert r.status_code == status, r.text[:300]

@@ -1,4 +1,5 @@
-"""Hostile claims against the real worker: one bad message never costs another (docs/RELIABILITY.md, 10a-10c and 10i)."""
+"""Hostile claims against the real worker: one bad message never costs another (docs/RELIABILITY.md, 10a-c, 10i)."""
+
 from __future__ import annotations
 
 import json
@@ -16,20 +17,32 @@ pytestmark = pytest.mark.integration
 
 
 def _results(bootstrap: str, run: str) -> set[str]:
-    return {r["value"]["claim"]["claim_id"] for r in consume(bootstrap, "inference-results", None, timeout=30)
-            if str(r["value"]["claim"]["claim_id"]).startswith(run)}
+    return {
+        r["value"]["claim"]["claim_id"]
+        for r in consume(bootstrap, "inference-results", None, timeout=30)
+        if str(r["value"]["claim"]["claim_id"]).startswith(run)
+    }
 
 
 def test_an_oversized_poison_claim_costs_none_of_its_batch(worker, broker):
-    """Measured before: 2 good claims, 800,000 bytes of junk, 6 good on one key: 7 of 9 got nothing, offsets committed past."""
+    """Before: 2 good claims, 800,000 bytes of junk, 6 good on one key: 7 of 9 got nothing, offsets committed past."""
     run = f"big-{uuid.uuid4().hex[:6]}"
     ident = f"{run}-site"
     put_object(worker.var_dir / "objects", f"{ident}.parquet", demo_frame(days=1, seed=3))
     good = [(ident.encode(), claim(ident, f"{ident}.parquet", claim_id=f"{run}-{n}"), None) for n in range(8)]
     junk = b"\xff" * 800_000
     huge_id = claim(ident, f"{ident}.parquet", claim_id=f"{run}-huge-" + "x" * 900_000)  # a result would echo it
-    produce(broker.bootstrap, "inference-data",
-            [*good[:2], (ident.encode(), junk, None), (b"k" * 900_000, b"{}", None), (ident.encode(), huge_id, None), *good[2:]])
+    produce(
+        broker.bootstrap,
+        "inference-data",
+        [
+            *good[:2],
+            (ident.encode(), junk, None),
+            (b"k" * 900_000, b"{}", None),
+            (ident.encode(), huge_id, None),
+            *good[2:],
+        ],
+    )
     done = poll(lambda: r if len(r := _results(broker.bootstrap, run)) >= 8 else None, timeout=120)
     assert done == {f"{run}-{n}" for n in range(8)}
     letters = [r["value"] for r in consume(broker.bootstrap, "flts-dead-letter", None, timeout=30)]
@@ -38,8 +51,10 @@ def test_an_oversized_poison_claim_costs_none_of_its_batch(worker, broker):
     stored = worker.var_dir / "objects" / big[0]["original"]["bucket"] / big[0]["original"]["value_object"]
     assert stored.read_bytes() == junk, "the whole original is kept in the object store"
     assert any(d.get("key_size") == 900_000 and d["original"]["key_object"] for d in letters)
-    assert any(d["error_type"] == "SchemaError" and "claim_id" in d["error"] and d.get("value_size", 0) > 900_000
-               for d in letters), "the claim whose result would exceed the limit is dead-lettered"
+    assert any(
+        d["error_type"] == "SchemaError" and "claim_id" in d["error"] and d.get("value_size", 0) > 900_000
+        for d in letters
+    ), "the claim whose result would exceed the limit is dead-lettered"
     assert requests.get(worker.url + "/healthz", timeout=5).status_code == 200
 
 
@@ -76,12 +91,20 @@ def test_a_mixed_hostile_stream_loses_no_valid_claim_and_keeps_health_answering(
         put_object(worker.var_dir / "objects", f"{ident}.parquet", demo_frame(days=1, seed=20 + i))
     rows = 2_000_000  # a small file that decodes to 2 million rows: refused from its footer
     bomb = io.BytesIO()
-    pq.write_table(pa.table({"time": pa.array(np.zeros(rows, dtype="datetime64[s]")), "down": pa.array(np.ones(rows))}), bomb)
+    pq.write_table(
+        pa.table({"time": pa.array(np.zeros(rows, dtype="datetime64[s]")), "down": pa.array(np.ones(rows))}), bomb
+    )
     (worker.var_dir / "objects" / "flts" / f"{run}-bomb.parquet").write_bytes(bomb.getvalue())
-    poison = [(b"p", b"\xff" * 700_000, None), (b"p", claim(run, f"{run}-bomb.parquet"), None),
-              (b"p", claim(run, "missing.parquet"), None), (b"p", claim(run, "../etc/passwd"), None)]
-    valid = [(idents[n % 5].encode(), claim(idents[n % 5], f"{idents[n % 5]}.parquet", claim_id=f"{run}-{n}"), None)
-             for n in range(100)]
+    poison = [
+        (b"p", b"\xff" * 700_000, None),
+        (b"p", claim(run, f"{run}-bomb.parquet"), None),
+        (b"p", claim(run, "missing.parquet"), None),
+        (b"p", claim(run, "../etc/passwd"), None),
+    ]
+    valid = [
+        (idents[n % 5].encode(), claim(idents[n % 5], f"{idents[n % 5]}.parquet", claim_id=f"{run}-{n}"), None)
+        for n in range(100)
+    ]
     messages = [m for n in range(100) for m in ([valid[n]] + ([poison[n // 25]] if n % 25 == 0 else []))]
 
     latencies: list[float] = []
@@ -102,10 +125,17 @@ def test_a_mixed_hostile_stream_loses_no_valid_claim_and_keeps_health_answering(
         for s in slow:
             s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
         for _ in range(5):
-            for body, headers in ((gzip_bomb, {"Content-Encoding": "gzip"}), (free_form, {}),
-                                  (b'{"inference_length": ' + b"9" * 5000 + b"}", {})):
-                r = requests.post(worker.url + "/predict", data=body, timeout=30,
-                                  headers={"Content-Type": "application/json", **headers})
+            for body, headers in (
+                (gzip_bomb, {"Content-Encoding": "gzip"}),
+                (free_form, {}),
+                (b'{"inference_length": ' + b"9" * 5000 + b"}", {}),
+            ):
+                r = requests.post(
+                    worker.url + "/predict",
+                    data=body,
+                    timeout=30,
+                    headers={"Content-Type": "application/json", **headers},
+                )
                 assert 400 <= r.status_code < 500, r.status_code
         for s in slow:
             s.close()

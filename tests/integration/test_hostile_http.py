@@ -1,4 +1,5 @@
-"""Held connections against a real worker: slow headers are cut, stalled uploads time out, buffered bodies are bounded."""
+"""Held connections against a real worker: slow headers cut, stalled uploads timed out, buffered bodies bounded."""
+
 from __future__ import annotations
 
 import socket
@@ -9,8 +10,7 @@ import psutil
 import pytest
 import requests
 
-from tests.integration.harness import start_broker
-from tests.integration.harness import Worker
+from tests.integration.harness import Worker, start_broker
 
 pytestmark = pytest.mark.integration
 DECLARED = 4 * 1024 * 1024
@@ -21,10 +21,17 @@ def strict(tmp_path_factory, trained):
     """A worker with short idle and body timeouts and a 16 MiB body budget, on its own broker."""
     broker = start_broker(tmp_path_factory.mktemp("strict-broker"))
     var, uri = trained
-    w = Worker(tmp_path_factory.mktemp("strict"), broker.url, {
-        "FLTS_MODEL__DEFAULT_URI": uri, "FLTS_MODEL__TRACKING_URI": f"sqlite:///{var / 'mlflow.db'}",
-        "FLTS_SERVING__IDLE_TIMEOUT_S": "2", "FLTS_SERVING__BODY_TIMEOUT_S": "2",
-        "FLTS_SERVING__MAX_BUFFERED_BODY_BYTES": str(16 * 1024 * 1024)}).start()
+    w = Worker(
+        tmp_path_factory.mktemp("strict"),
+        broker.url,
+        {
+            "FLTS_MODEL__DEFAULT_URI": uri,
+            "FLTS_MODEL__TRACKING_URI": f"sqlite:///{var / 'mlflow.db'}",
+            "FLTS_SERVING__IDLE_TIMEOUT_S": "2",
+            "FLTS_SERVING__BODY_TIMEOUT_S": "2",
+            "FLTS_SERVING__MAX_BUFFERED_BODY_BYTES": str(16 * 1024 * 1024),
+        },
+    ).start()
     try:
         w.wait_ready()
         yield w
@@ -61,8 +68,10 @@ def test_connections_that_never_finish_their_headers_are_closed(strict):
 def _stalled_upload(port: int) -> bytes:
     """Declare a 4 MB body, send all but its last byte, and return what the server answers."""
     with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
-        s.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                  b"Content-Length: %d\r\n\r\n" % DECLARED)
+        s.sendall(
+            b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\n\r\n" % DECLARED
+        )
         try:
             s.sendall(b"{" + b" " * (DECLARED - 2))
         except OSError:  # answered (429) and closed before the body was sent

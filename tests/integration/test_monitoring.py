@@ -1,4 +1,5 @@
 """The dashboard, the alert rules and the KEDA latency trigger read metrics a live worker really exports."""
+
 from __future__ import annotations
 
 import time
@@ -8,10 +9,8 @@ import pytest
 import requests
 import yaml
 
-from tests.integration.harness import claim, consume, poll, produce, put_demo_objects
-from tests.integration.harness import predict_payload, post_predict
-from tests.test_deploy.helpers import ROOT, promql_metrics
-from tests.test_deploy.helpers import alert_rules, dashboard_exprs
+from tests.integration.harness import claim, consume, poll, post_predict, predict_payload, produce, put_demo_objects
+from tests.test_deploy.helpers import ROOT, alert_rules, dashboard_exprs, promql_metrics
 
 pytestmark = pytest.mark.integration
 
@@ -26,12 +25,26 @@ def test_monitoring_queries_read_metrics_a_live_worker_exports(broker, worker):
     assert post_predict(worker, predict_payload(), headers={"X-Deadline-Ms": "0"}).status_code == 504
     ident = f"mon-{uuid.uuid4().hex[:6]}"
     put_demo_objects(worker.var_dir / "objects", [ident], seed=9)
-    produce(broker.bootstrap, "inference-data", [(ident.encode(), claim(ident, f"{ident}.parquet", claim_id=ident), None)])
-    poll(lambda: any(r["value"]["claim"]["claim_id"] == ident for r in consume(broker.bootstrap, "inference-results", None, timeout=20)),
-         timeout=60, interval=1)
+    produce(
+        broker.bootstrap, "inference-data", [(ident.encode(), claim(ident, f"{ident}.parquet", claim_id=ident), None)]
+    )
+    poll(
+        lambda: any(
+            r["value"]["claim"]["claim_id"] == ident
+            for r in consume(broker.bootstrap, "inference-results", None, timeout=20)
+        ),
+        timeout=60,
+        interval=1,
+    )
     so = yaml.safe_load((ROOT / "k8s" / "keda-scaledobject.yaml").read_text())
-    wanted = set().union(*(promql_metrics(e) for e in dashboard_exprs() + [r["expr"] for r in alert_rules()]
-                           + [t["metadata"].get("query", "") for t in so["spec"]["triggers"]]))
+    wanted = set().union(
+        *(
+            promql_metrics(e)
+            for e in dashboard_exprs()
+            + [r["expr"] for r in alert_rules()]
+            + [t["metadata"].get("query", "") for t in so["spec"]["triggers"]]
+        )
+    )
     deadline = time.monotonic() + 30  # lag and buffer gauges appear with the next observation tick
     while True:
         missing = wanted - _exposed(requests.get(worker.url + "/metrics", timeout=10).text)

@@ -1,4 +1,5 @@
 """Claims published steadily while workers join and leave: every one ends with a result."""
+
 from __future__ import annotations
 
 import asyncio
@@ -10,9 +11,15 @@ import uuid
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from tests.integration.harness import start_broker
-from tests.integration.harness import Worker, claim, put_demo_objects
-from tests.integration.harness import assert_nothing_lost, claims_env, wait_for_results
+from tests.integration.harness import (
+    Worker,
+    assert_nothing_lost,
+    claim,
+    claims_env,
+    put_demo_objects,
+    start_broker,
+    wait_for_results,
+)
 
 pytestmark = pytest.mark.integration
 IDENTS = 12
@@ -54,7 +61,9 @@ class SteadyPublisher(threading.Thread):
     async def _send(self, producer: AIOKafkaProducer) -> None:
         n = len(self.ids)
         ident, cid = self.idents[n % len(self.idents)], f"{self.run_id}-c{n}"
-        await producer.send_and_wait("inference-data", claim(ident, f"{ident}.parquet", claim_id=cid), key=ident.encode())
+        await producer.send_and_wait(
+            "inference-data", claim(ident, f"{ident}.parquet", claim_id=cid), key=ident.encode()
+        )
         self.ids.append(cid)
 
 
@@ -82,7 +91,9 @@ def test_claims_published_across_rebalances_are_all_processed(tmp_path, trained)
         publisher.join(30)
         assert publisher.error is None, publisher.error
         assert a.rebalances() >= 4, "the workers did not rebalance; the test proves nothing"
-        assert_nothing_lost(wait_for_results(broker.bootstrap, run, len(publisher.ids), timeout=120, watch=a), publisher.ids)
+        assert_nothing_lost(
+            wait_for_results(broker.bootstrap, run, len(publisher.ids), timeout=120, watch=a), publisher.ids
+        )
     finally:
         publisher.halt.set()
         a.stop()

@@ -1,7 +1,6 @@
 """Faults against a real worker and the real embedded broker: crashes, graceful stops, nothing lost."""
-from __future__ import annotations
 
-from tests.integration.harness import claims_env, run_results, wait_for_results, assert_nothing_lost
+from __future__ import annotations
 
 import json
 import signal
@@ -16,10 +15,24 @@ import requests
 
 from flts_streams.core.settings import Settings
 from flts_streams.kafka.embedded_broker import ensure_topics, free_port, start_tansu
-from tests.integration.harness import TOPICS, start_broker
-from tests.integration.harness import PersistentBroker, Worker, claim, consume, metric, poll, produce, put_demo_objects
+from tests.integration.harness import (
+    TOPICS,
+    PersistentBroker,
+    Worker,
+    assert_nothing_lost,
+    claim,
+    claims_env,
+    consume,
+    metric,
+    poll,
+    predict_payload,
+    produce,
+    put_demo_objects,
+    run_results,
+    start_broker,
+    wait_for_results,
+)
 from tests.integration.proxy import TcpProxy
-from tests.integration.harness import predict_payload
 
 pytestmark = pytest.mark.integration
 BURST = 3000
@@ -30,8 +43,15 @@ def _burst(bootstrap: str, objects, run: str, count: int = BURST, pipelined: boo
     idents = [f"{run}-{i}" for i in range(6)]
     put_demo_objects(objects, idents, seed=500)
     ids = [f"{run}-c{n}" for n in range(count)]
-    produce(bootstrap, "inference-data", [(idents[n % 6].encode(), claim(idents[n % 6], f"{idents[n % 6]}.parquet", claim_id=cid), None)
-                                          for n, cid in enumerate(ids)], pipelined=pipelined)
+    produce(
+        bootstrap,
+        "inference-data",
+        [
+            (idents[n % 6].encode(), claim(idents[n % 6], f"{idents[n % 6]}.parquet", claim_id=cid), None)
+            for n, cid in enumerate(ids)
+        ],
+        pipelined=pipelined,
+    )
     return ids
 
 
@@ -39,7 +59,12 @@ def _isolated(tmp_path, trained, prefix: str) -> tuple:
     """(broker, objects folder, worker, run id): a worker of its own on a broker of its own."""
     broker = start_broker(tmp_path / "broker")
     objects = tmp_path / "objects"
-    return broker, objects, Worker(tmp_path / "a", broker.url, claims_env(trained, objects)), f"{prefix}-{uuid.uuid4().hex[:6]}"
+    return (
+        broker,
+        objects,
+        Worker(tmp_path / "a", broker.url, claims_env(trained, objects)),
+        f"{prefix}-{uuid.uuid4().hex[:6]}",
+    )
 
 
 # A long session makes the successor join while the dead worker still counts as a member: it first
@@ -83,18 +108,30 @@ def test_sigterm_commits_what_was_processed_and_finishes_inflight_requests(tmp_p
         ids = _burst(broker.bootstrap, objects, run)
         consume(broker.bootstrap, "inference-results", 1, timeout=120)
         with ThreadPoolExecutor(8) as pool:
-            inflight = [pool.submit(requests.post, worker.url + "/predict", data=body,
-                                    headers={"Content-Type": "application/json"}, timeout=60) for _ in range(8)]
+            inflight = [
+                pool.submit(
+                    requests.post,
+                    worker.url + "/predict",
+                    data=body,
+                    headers={"Content-Type": "application/json"},
+                    timeout=60,
+                )
+                for _ in range(8)
+            ]
             time.sleep(0.05)
             worker.process.send_signal(signal.SIGTERM)
             statuses = [f.result().status_code for f in inflight]
         assert worker.process.wait(60) == 0, worker.log_tail()
         assert statuses == [200] * 8, f"in-flight requests must finish on SIGTERM: {statuses}"
         done_before = run_results(broker.bootstrap, run)
-        assert len({c["claim_id"] for c in done_before}) < BURST, "the burst finished before the stop; the test proves nothing"
+        assert len({c["claim_id"] for c in done_before}) < BURST, (
+            "the burst finished before the stop; the test proves nothing"
+        )
         worker.start().wait_ready()
         repeats = assert_nothing_lost(wait_for_results(broker.bootstrap, run, BURST, watch=worker), ids)
-        assert sum(repeats.values()) == 0, f"after a graceful stop nothing processed is repeated: {repeats.most_common(5)}"
+        assert sum(repeats.values()) == 0, (
+            f"after a graceful stop nothing processed is repeated: {repeats.most_common(5)}"
+        )
     finally:
         worker.stop()
         broker.stop()
@@ -134,7 +171,9 @@ def test_broker_outage_keeps_payload_predictions_and_loses_no_claim(tmp_path, tr
     bootstrap = f"127.0.0.1:{proxy.port}"
     ensure_topics(bootstrap, TOPICS, Settings().topics.partitions)
     objects = tmp_path / "objects"
-    worker = Worker(tmp_path / "a", f"kafka://{bootstrap}", claims_env(trained, objects) | {"FLTS_SERVING__BROKER_GRACE_S": "3"})
+    worker = Worker(
+        tmp_path / "a", f"kafka://{bootstrap}", claims_env(trained, objects) | {"FLTS_SERVING__BROKER_GRACE_S": "3"}
+    )
     run = f"cut-{uuid.uuid4().hex[:6]}"
     try:
         worker.start().wait_ready()
@@ -157,7 +196,11 @@ def test_broker_restart_with_its_data_loses_no_claim(tmp_path, trained):
     # "network partition" case). SIGKILL: the broker gets no chance to flush or close connections.
     broker = PersistentBroker(tmp_path / "broker")
     objects = tmp_path / "objects"
-    worker = Worker(tmp_path / "a", f"kafka://{broker.bootstrap}", claims_env(trained, objects) | {"FLTS_SERVING__BROKER_GRACE_S": "3"})
+    worker = Worker(
+        tmp_path / "a",
+        f"kafka://{broker.bootstrap}",
+        claims_env(trained, objects) | {"FLTS_SERVING__BROKER_GRACE_S": "3"},
+    )
     run = f"restart-{uuid.uuid4().hex[:6]}"
     try:
         broker.start()
@@ -168,7 +211,9 @@ def test_broker_restart_with_its_data_loses_no_claim(tmp_path, trained):
         worker.start().wait_ready()
         poll(lambda: metric(worker, PROCESSED) > 0, timeout=120, interval=0.05)
         broker.kill()
-        assert metric(worker, PROCESSED) < RESTART_BURST, "the burst finished before the broker died; the test proves nothing"
+        assert metric(worker, PROCESSED) < RESTART_BURST, (
+            "the burst finished before the broker died; the test proves nothing"
+        )
         _serve_through_outage(worker)
         broker.start()
         _resumes_losing_nothing(worker, broker.bootstrap, objects, run, ids)
@@ -185,8 +230,11 @@ def _serve_through_outage(worker: Worker) -> None:
     deadline = time.monotonic() + OUTAGE_S
     with requests.Session() as http:
         while time.monotonic() < deadline:
-            statuses[http.post(worker.url + "/predict", data=body, headers={"Content-Type": "application/json"},
-                               timeout=10).status_code] += 1
+            statuses[
+                http.post(
+                    worker.url + "/predict", data=body, headers={"Content-Type": "application/json"}, timeout=10
+                ).status_code
+            ] += 1
             health[http.get(worker.url + "/healthz", timeout=5).status_code] += 1
             ready.append(http.get(worker.url + "/readyz", timeout=5).json())
     assert worker.process.poll() is None, f"worker died during the outage:\n{worker.log_tail()}"

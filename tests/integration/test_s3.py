@@ -1,4 +1,5 @@
 """The S3 path against a real S3-compatible server (moto's): store semantics, claims from S3, outage retried."""
+
 from __future__ import annotations
 
 import http.client
@@ -16,8 +17,7 @@ from flts_streams.core.settings import Settings
 from flts_streams.forecasting.demo import demo_frame
 from flts_streams.kafka.embedded_broker import free_port
 from flts_streams.streaming.object_store import S3Store, open_store
-from tests.integration.harness import start_broker
-from tests.integration.harness import Worker, claim, consume, metric, poll, produce
+from tests.integration.harness import Worker, claim, consume, metric, poll, produce, start_broker
 
 pytestmark = pytest.mark.integration
 SECRET = f"secret-{uuid.uuid4().hex}"  # moto accepts any key pair
@@ -34,8 +34,16 @@ class S3Server:
         self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
 
     def settings(self, **storage) -> Settings:
-        return Settings(storage={"url": f"s3://127.0.0.1:{self.port}", "access_key": "testing", "secret_key": "testing",
-                                 "region": "us-east-1", "timeout_s": 2.0, **storage})
+        return Settings(
+            storage={
+                "url": f"s3://127.0.0.1:{self.port}",
+                "access_key": "testing",
+                "secret_key": "testing",
+                "region": "us-east-1",
+                "timeout_s": 2.0,
+                **storage,
+            }
+        )
 
 
 class FaultyS3:
@@ -117,10 +125,18 @@ def test_s3_store_round_trip_missing_and_outage(s3):
 def _s3_worker(tmp_path, trained, broker, s3_port: int) -> Worker:
     """A worker reading claims from the S3 server at ``s3_port`` with short timeouts and retries."""
     var, uri = trained
-    return Worker(tmp_path / "w", broker.url, {
-        "FLTS_MODEL__DEFAULT_URI": uri, "FLTS_MODEL__TRACKING_URI": f"sqlite:///{var / 'mlflow.db'}",
-        "FLTS_STORAGE__URL": f"s3://127.0.0.1:{s3_port}", "FLTS_STORAGE__TIMEOUT_S": "1", **CREDS,
-        "FLTS_STREAMING__RETRY_BACKOFF_S": "0.2"})
+    return Worker(
+        tmp_path / "w",
+        broker.url,
+        {
+            "FLTS_MODEL__DEFAULT_URI": uri,
+            "FLTS_MODEL__TRACKING_URI": f"sqlite:///{var / 'mlflow.db'}",
+            "FLTS_STORAGE__URL": f"s3://127.0.0.1:{s3_port}",
+            "FLTS_STORAGE__TIMEOUT_S": "1",
+            **CREDS,
+            "FLTS_STREAMING__RETRY_BACKOFF_S": "0.2",
+        },
+    )
 
 
 def _put_demo(store, ident: str, seed: int) -> None:
@@ -137,24 +153,35 @@ def test_claims_from_s3_survive_an_outage(tmp_path, trained, s3):
     _put_demo(store, ident, seed=600)
     try:
         worker.start().wait_ready()
-        produce(broker.bootstrap, "inference-data", [(ident.encode(), claim(ident, f"{ident}.parquet", claim_id="ok"), None)])
+        produce(
+            broker.bootstrap,
+            "inference-data",
+            [(ident.encode(), claim(ident, f"{ident}.parquet", claim_id="ok"), None)],
+        )
         first = consume(broker.bootstrap, "inference-results", 1, timeout=60)
         assert first[0]["value"]["claim"]["claim_id"] == "ok"
         s3.server.stop()
-        produce(broker.bootstrap, "inference-data", [(ident.encode(), claim(ident, f"{ident}.parquet", claim_id="during"), None)])
+        produce(
+            broker.bootstrap,
+            "inference-data",
+            [(ident.encode(), claim(ident, f"{ident}.parquet", claim_id="during"), None)],
+        )
         poll(lambda: metric(worker, 'flts_claims_total{outcome="retried"}') >= 2, timeout=60)
-        assert metric(worker, 'flts_claims_total{outcome="dead_lettered"}') == 0  # transient: retried, not dead-lettered
+        assert (
+            metric(worker, 'flts_claims_total{outcome="dead_lettered"}') == 0
+        )  # transient: retried, not dead-lettered
         s3.server.start()
         results = consume(broker.bootstrap, "inference-results", 2, timeout=90)
         assert [r["value"]["claim"]["claim_id"] for r in results] == ["ok", "during"]
-        logs = [o.object_name for o in store.client.list_objects("flts", prefix=f"inference-logs/{ident}/", recursive=True)]
+        logs = [
+            o.object_name for o in store.client.list_objects("flts", prefix=f"inference-logs/{ident}/", recursive=True)
+        ]
         assert len(logs) == 2
         assert requests.get(f"{worker.url}/predict/{ident}", timeout=10).json()["cached"] is True
     finally:
         worker.stop()
         broker.stop()
     assert SECRET not in worker.log_path.read_text(errors="replace")  # credentials are never logged
-
 
 
 @pytest.mark.parametrize("fault", [(503, "SlowDown"), (500, "InternalError")])
@@ -186,7 +213,11 @@ def test_claims_survive_s3_answering_503(tmp_path, trained, s3):
     try:
         worker.start().wait_ready()
         faulty.fault = (503, "SlowDown")
-        produce(broker.bootstrap, "inference-data", [(ident.encode(), claim(ident, f"{ident}.parquet", claim_id="e1"), None)])
+        produce(
+            broker.bootstrap,
+            "inference-data",
+            [(ident.encode(), claim(ident, f"{ident}.parquet", claim_id="e1"), None)],
+        )
         poll(lambda: metric(worker, 'flts_claims_total{outcome="retried"}') >= 2, timeout=60)
         assert metric(worker, 'flts_claims_total{outcome="dead_lettered"}') == 0  # 5xx is transient: retried
         faulty.fault = None

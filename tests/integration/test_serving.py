@@ -1,7 +1,6 @@
 """/predict contract against a real worker: success, every error status, admin, hot swap."""
-from __future__ import annotations
 
-from tests.integration.harness import predict_payload, post_predict
+from __future__ import annotations
 
 import json
 import time
@@ -13,8 +12,7 @@ import requests
 
 from flts_bench import rss_mb
 from flts_streams.forecasting.demo import demo_frame
-from tests.integration.harness import ADMIN_TOKEN, start_broker
-from tests.integration.harness import Worker, metric
+from tests.integration.harness import ADMIN_TOKEN, Worker, metric, post_predict, predict_payload, start_broker
 
 pytestmark = pytest.mark.integration
 
@@ -39,7 +37,9 @@ def test_predict_with_data_returns_original_units_after_the_input(worker):
 
 
 def test_query_inference_length_and_longer_payloads(worker):
-    r = requests.post(worker.url + "/predict", params={"inference_length": 3}, json=predict_payload(rows=200), timeout=30)
+    r = requests.post(
+        worker.url + "/predict", params={"inference_length": 3}, json=predict_payload(rows=200), timeout=30
+    )
     assert r.status_code == 200 and len(r.json()["predictions"]) == 3
 
 
@@ -59,7 +59,10 @@ def test_400_errors_name_the_problem(worker):
     body["data"]["ts"][10] = "2031-01-01 00:00:00"
     assert "irregular" in _detail(r := post_predict(worker, body)) and r.status_code == 400
     assert "at least 30 rows" in _detail(r := post_predict(worker, predict_payload(rows=10))) and r.status_code == 400
-    assert "between 1 and" in _detail(r := post_predict(worker, predict_payload(inference_length=500))) and r.status_code == 400
+    assert (
+        "between 1 and" in _detail(r := post_predict(worker, predict_payload(inference_length=500)))
+        and r.status_code == 400
+    )
     body = predict_payload()
     body["data"]["up"][3] = None
     assert "'up'" in _detail(r := post_predict(worker, body)) and r.status_code == 400
@@ -103,8 +106,12 @@ def test_admin_reload_requires_token(worker):
     assert bad.status_code == 401
     ok = requests.post(worker.url + "/admin/reload", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=60)
     assert ok.status_code == 200 and ok.json()["models"]["*"] == "models:/flts-demo@champion"
-    probe = requests.post(worker.url + "/admin/reload", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
-                          json={"model_uri": "/etc/passwd"}, timeout=10)
+    probe = requests.post(
+        worker.url + "/admin/reload",
+        headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+        json={"model_uri": "/etc/passwd"},
+        timeout=10,
+    )
     assert probe.status_code == 400 and "models:/ or runs:/" in probe.json()["detail"]
     anonymous = requests.post(worker.url + "/admin/reload", timeout=10)
     assert anonymous.status_code == 401
@@ -120,30 +127,48 @@ def test_hot_swap_under_concurrent_load_fails_no_request(worker, trained):
     packaging.configure(Settings(paths={"var_dir": var}).mlflow_tracking_uri)
     data = var / "swap.csv"
     demo_frame(days=3, seed=77).to_csv(data, index=False)
-    new = train_and_register(data, "swap", TrainConfig(epochs=1, hidden_size=16), registry_prefix="flts-", alias="champion", progress=False)
+    new = train_and_register(
+        data, "swap", TrainConfig(epochs=1, hidden_size=16), registry_prefix="flts-", alias="champion", progress=False
+    )
     body = json.dumps(predict_payload(inference_length=2))
     with ThreadPoolExecutor(8) as pool:
         futures = [pool.submit(post_predict, worker, body) for _ in range(300)]
-        swap = requests.post(worker.url + "/admin/reload", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
-                             json={"identifier": "*", "model_uri": new.model_uri}, timeout=60)
+        swap = requests.post(
+            worker.url + "/admin/reload",
+            headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+            json={"identifier": "*", "model_uri": new.model_uri},
+            timeout=60,
+        )
         results = [f.result() for f in futures]
     assert swap.status_code == 200
     assert [r.status_code for r in results if r.status_code != 200] == []
     after = post_predict(worker, body).json()
     assert after["run_id"] == new.run_id
     # restore the default for other tests
-    requests.post(worker.url + "/admin/reload", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
-                  json={"identifier": "*", "model_uri": "models:/flts-demo@champion"}, timeout=60)
+    requests.post(
+        worker.url + "/admin/reload",
+        headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+        json={"identifier": "*", "model_uri": "models:/flts-demo@champion"},
+        timeout=60,
+    )
 
 
 def test_overload_sheds_with_429_and_health_stays_up(trained, tmp_path):
     var, uri = trained
-    broker = start_broker(tmp_path / "broker")  # its own broker: joining the shared group would rebalance the session worker
-    w = Worker(tmp_path / "var", broker.url, {
-        "FLTS_MODEL__DEFAULT_URI": uri, "FLTS_MODEL__TRACKING_URI": f"sqlite:///{var / 'mlflow.db'}",
-        "FLTS_SERVING__MAX_IN_FLIGHT": "2", "FLTS_SERVING__MAX_BATCH_WAIT_MS": "50",
-        "FLTS_APP_DATADIR": str(tmp_path / "faust"),
-    }).start()
+    broker = start_broker(
+        tmp_path / "broker"
+    )  # its own broker: joining the shared group would rebalance the session worker
+    w = Worker(
+        tmp_path / "var",
+        broker.url,
+        {
+            "FLTS_MODEL__DEFAULT_URI": uri,
+            "FLTS_MODEL__TRACKING_URI": f"sqlite:///{var / 'mlflow.db'}",
+            "FLTS_SERVING__MAX_IN_FLIGHT": "2",
+            "FLTS_SERVING__MAX_BATCH_WAIT_MS": "50",
+            "FLTS_APP_DATADIR": str(tmp_path / "faust"),
+        },
+    ).start()
     try:
         w.wait_ready(path="/healthz")
         while post_predict(w, predict_payload()).status_code == 503:  # model still loading
@@ -198,5 +223,7 @@ def _disconnect_mid_body(worker: Worker) -> None:
     import socket
 
     with socket.create_connection(("127.0.0.1", worker.port), timeout=5) as s:
-        s.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{\"da")
+        s.sendall(
+            b'POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{"da'
+        )
         time.sleep(0.3)

@@ -1,4 +1,5 @@
 """Claims and model-training agents against the real broker: nothing lost, expiry, poison, promotion."""
+
 from __future__ import annotations
 
 import base64
@@ -10,8 +11,7 @@ import pytest
 import requests
 
 from flts_streams.forecasting.demo import demo_frame
-from tests.integration.harness import start_broker
-from tests.integration.harness import Worker, claim, consume, metric, poll, produce, put_demo_objects
+from tests.integration.harness import Worker, claim, consume, metric, poll, produce, put_demo_objects, start_broker
 
 pytestmark = pytest.mark.integration
 
@@ -26,7 +26,7 @@ def _dead_ids(records: list[dict], prefix: str) -> dict[str, str]:
         raw = base64.b64decode(r["value"]["value_b64"])
         tag = raw.decode("utf-8", "replace")
         if prefix in tag:
-            out[tag[tag.index(prefix):].split('"')[0]] = r["value"]["error_type"]
+            out[tag[tag.index(prefix) :].split('"')[0]] = r["value"]["error_type"]
     return out
 
 
@@ -63,13 +63,17 @@ def test_burst_every_claim_gets_one_result_or_one_dead_letter(broker, worker):
         valid.append(cid)
     for n in range(10):
         cid = f"{run}-x{n}"
-        msgs.append((idents[0].encode(), claim(idents[0], f"{idents[0]}.parquet", claim_id=cid), [("deadline_ms", past)]))
+        msgs.append(
+            (idents[0].encode(), claim(idents[0], f"{idents[0]}.parquet", claim_id=cid), [("deadline_ms", past)])
+        )
         expired.append(cid)
     bad = {
         "notjson": b"{" + f'"claim_id": "{run}-p0"'.encode(),
         "nofields": json.dumps({"claim_id": f"{run}-p1"}).encode(),
         "missing": claim(idents[1], "nope.parquet", claim_id=f"{run}-p2"),
-        "bucket": json.dumps({"identifier": idents[1], "bucket": "other", "object_key": "x.parquet", "claim_id": f"{run}-p3"}).encode(),
+        "bucket": json.dumps(
+            {"identifier": idents[1], "bucket": "other", "object_key": "x.parquet", "claim_id": f"{run}-p3"}
+        ).encode(),
         "traversal": claim(idents[1], "../../etc/passwd", claim_id=f"{run}-p4"),
     }
     for i, value in enumerate(bad.values()):
@@ -77,13 +81,27 @@ def test_burst_every_claim_gets_one_result_or_one_dead_letter(broker, worker):
         poison[f"{run}-p{i}"] = value
     produce(broker.bootstrap, "inference-data", msgs)
 
-    results = poll(lambda: (r := consume(broker.bootstrap, "inference-results", None, timeout=30)) and
-                   len(set(_claim_ids(r, run))) >= len(valid) and r, timeout=120, interval=1)
+    results = poll(
+        lambda: (
+            (r := consume(broker.bootstrap, "inference-results", None, timeout=30))
+            and len(set(_claim_ids(r, run))) >= len(valid)
+            and r
+        ),
+        timeout=120,
+        interval=1,
+    )
     got = _claim_ids(results, run)
     exact = worker.rebalances() == joined  # another group member (or a lost session) makes it at-least-once
     _assert_at_least_once(results, got, valid, unkeyed, exact)
-    dead = poll(lambda: len(d := _dead_ids(consume(broker.bootstrap, "flts-dead-letter", None, timeout=30), f"{run}-p")) >= len(poison) and d,
-                timeout=60, interval=1)
+    dead = poll(
+        lambda: (
+            len(d := _dead_ids(consume(broker.bootstrap, "flts-dead-letter", None, timeout=30), f"{run}-p"))
+            >= len(poison)
+            and d
+        ),
+        timeout=60,
+        interval=1,
+    )
     assert set(dead) == set(poison)
     assert dead[f"{run}-p2"] == "ObjectNotFound" and dead[f"{run}-p4"] == "InvalidObjectKey"
     assert not set(expired) & set(got) and not set(expired) & set(dead)
@@ -111,8 +129,13 @@ def test_training_events_promote_and_reach_a_second_worker(tmp_path, trained):
     tracking = f"sqlite:///{var_models / 'mlflow.db'}"
     broker = start_broker(tmp_path / "broker")
     objects = tmp_path / "objects"
-    env = {"FLTS_MODEL__DEFAULT_URI": uri, "FLTS_MODEL__TRACKING_URI": tracking, "FLTS_STORAGE__URL": f"file://{objects}",
-           "FLTS_MODEL__FOLLOW_INTERVAL_S": "0.5", "FLTS_STREAMING__OBSERVE_INTERVAL_S": "0.5"}
+    env = {
+        "FLTS_MODEL__DEFAULT_URI": uri,
+        "FLTS_MODEL__TRACKING_URI": tracking,
+        "FLTS_STORAGE__URL": f"file://{objects}",
+        "FLTS_MODEL__FOLLOW_INTERVAL_S": "0.5",
+        "FLTS_STREAMING__OBSERVE_INTERVAL_S": "0.5",
+    }
     a, b = Worker(tmp_path / "a", broker.url, env), Worker(tmp_path / "b", broker.url, env)
     ident = f"promo-{uuid.uuid4().hex[:6]}"
     try:
@@ -128,14 +151,34 @@ def test_training_events_promote_and_reach_a_second_worker(tmp_path, trained):
         cfg = TrainConfig(epochs=1, hidden_size=16)
         # Logged, not registered: the worker that handles the event decides, registers and moves the alias.
         run_id, _ = packaging.log_model(train(load_frame(data, cfg.features), cfg), cfg, ident, data.name)
-        produce(broker.bootstrap, "model-training", [
-            (ident.encode(), json.dumps({"status": "RUNNING", "run_id": run_id, "identifier": ident}).encode(), None),
-            (ident.encode(), b"not an event", None),
-            (ident.encode(), json.dumps({"status": "SUCCESS", "run_id": run_id, "identifier": ident,
-                                         "model_type": "lstm"}).encode(), None),
-        ])
-        selected = poll(lambda: [m for m in consume(broker.bootstrap, "model-selected", None, timeout=30)
-                                 if m["value"]["identifier"] == ident], timeout=90, interval=1)
+        produce(
+            broker.bootstrap,
+            "model-training",
+            [
+                (
+                    ident.encode(),
+                    json.dumps({"status": "RUNNING", "run_id": run_id, "identifier": ident}).encode(),
+                    None,
+                ),
+                (ident.encode(), b"not an event", None),
+                (
+                    ident.encode(),
+                    json.dumps(
+                        {"status": "SUCCESS", "run_id": run_id, "identifier": ident, "model_type": "lstm"}
+                    ).encode(),
+                    None,
+                ),
+            ],
+        )
+        selected = poll(
+            lambda: [
+                m
+                for m in consume(broker.bootstrap, "model-selected", None, timeout=30)
+                if m["value"]["identifier"] == ident
+            ],
+            timeout=90,
+            interval=1,
+        )
         assert selected[0]["value"]["decision"] == "PROMOTED" and selected[0]["value"]["run_id"] == run_id
         body = {"identifier": ident, "data": _payload(), "inference_length": 5}
 
@@ -175,16 +218,48 @@ def test_publish_claims_command(broker, worker, tmp_path):
     flts = str(Path(sys.executable).with_name("flts"))
     expired_before = metric(worker, 'flts_claims_total{outcome="expired"}')
     runs = [
-        [flts, "publish-claims", "--data", str(data), "--identifiers", f"{tag}-a,{tag}-b", "--count", "20",
-         "--key", "none", "--tag", tag, "--quiet"],
-        [flts, "publish-claims", "--object", f"claims/{tag}-a/site.parquet", "--identifiers", f"{tag}-a", "--count", "5",
-         "--ttl-ms", "0", "--tag", f"{tag}x", "--quiet"],
+        [
+            flts,
+            "publish-claims",
+            "--data",
+            str(data),
+            "--identifiers",
+            f"{tag}-a,{tag}-b",
+            "--count",
+            "20",
+            "--key",
+            "none",
+            "--tag",
+            tag,
+            "--quiet",
+        ],
+        [
+            flts,
+            "publish-claims",
+            "--object",
+            f"claims/{tag}-a/site.parquet",
+            "--identifiers",
+            f"{tag}-a",
+            "--count",
+            "5",
+            "--ttl-ms",
+            "0",
+            "--tag",
+            f"{tag}x",
+            "--quiet",
+        ],
     ]
     for cmd in runs:
         out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
         assert out.returncode == 0, out.stderr
         assert json.loads(out.stdout.strip().splitlines()[-1])["failed"] == 0
-    results = poll(lambda: len(r := _claim_ids(consume(broker.bootstrap, "inference-results", None, timeout=30), f"{tag}-")) >= 20 and r,
-                   timeout=90, interval=1)
+    results = poll(
+        lambda: (
+            len(r := _claim_ids(consume(broker.bootstrap, "inference-results", None, timeout=30), f"{tag}-")) >= 20
+            and r
+        ),
+        timeout=90,
+        interval=1,
+    )
     assert sorted(results) == sorted(f"{tag}-{n}" for n in range(20))
     poll(lambda: metric(worker, 'flts_claims_total{outcome="expired"}') >= expired_before + 5, timeout=60)

@@ -3,6 +3,7 @@
 Each test pins the broker behaviour *and* the workaround, so an upgrade of Tansu or
 aiokafka that changes either is noticed here.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -48,9 +49,14 @@ def test_latest_offset_is_exact_only_with_one_record_per_batch(broker):
 
 
 async def _join_seconds(bootstrap: str, topic: str, session_ms: int, heartbeat_ms: int) -> float:
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=f"g-{uuid.uuid4().hex[:8]}",
-                                session_timeout_ms=session_ms, heartbeat_interval_ms=heartbeat_ms,
-                                rebalance_timeout_ms=session_ms)
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=f"g-{uuid.uuid4().hex[:8]}",
+        session_timeout_ms=session_ms,
+        heartbeat_interval_ms=heartbeat_ms,
+        rebalance_timeout_ms=session_ms,
+    )
     started = time.monotonic()
     await consumer.start()
     try:
@@ -65,7 +71,9 @@ def test_join_is_held_for_half_the_session_timeout(broker):
     topic = f"join-{uuid.uuid4().hex[:6]}"
     ensure_topics(broker.bootstrap, [topic], 1)
     emb = Settings(embedded={"enabled": True}).embedded
-    short = asyncio.run(_join_seconds(broker.bootstrap, topic, int(emb.session_timeout_s * 1000), int(emb.heartbeat_s * 1000)))
+    short = asyncio.run(
+        _join_seconds(broker.bootstrap, topic, int(emb.session_timeout_s * 1000), int(emb.heartbeat_s * 1000))
+    )
     long = asyncio.run(_join_seconds(broker.bootstrap, topic, 20_000, 3_000))
     # Quirk: the join takes about half the session timeout (10 s for 20 s) ...
     assert long >= 7.0, f"join with a 20 s session took {long:.1f}s: Tansu no longer holds joins"

@@ -1,4 +1,5 @@
 """Agent tests run the agent body in-process (agent.test_context()) with a real producer on Tansu."""
+
 from __future__ import annotations
 
 import asyncio

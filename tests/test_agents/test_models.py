@@ -1,4 +1,5 @@
 """The models agent (agents/models.py) on model-training events, through agent.test_context()."""
+
 from __future__ import annotations
 
 import asyncio
@@ -23,16 +24,22 @@ async def test_bad_events_are_dead_lettered_unfinished_runs_ignored_and_bad_mode
         await agent.put(b"\xff not json", key=b"run-0")
         await agent.put(json.dumps({"status": "DONE", "run_id": "r1"}).encode(), key=b"run-1")
         await agent.put(json.dumps({"status": "FAILED", "run_id": "r2"}).encode(), key=b"run-2")
-        await agent.put(json.dumps({"status": "RUNNING", "run_id": "r5", "model_uri": "models:/flts-missing/1"}).encode(),
-                        key=b"run-5")
+        await agent.put(
+            json.dumps({"status": "RUNNING", "run_id": "r5", "model_uri": "models:/flts-missing/1"}).encode(),
+            key=b"run-5",
+        )
         # A SUCCESS whose model cannot be loaded: rejected with the reason, the agent goes on.
-        await agent.put(json.dumps({"status": "SUCCESS", "run_id": "r3", "model_uri": "models:/flts-missing/7"}).encode(),
-                        key=b"run-3")
+        await agent.put(
+            json.dumps({"status": "SUCCESS", "run_id": "r3", "model_uri": "models:/flts-missing/7"}).encode(),
+            key=b"run-3",
+        )
         await agent.put(b"[]", key=b"run-4")
         await app.producer.flush()
     assert {s: _count(s) - before[s] for s in before} == {"invalid": 3, "FAILED": 1, "RUNNING": 1, "SUCCESS": 1}
 
-    letters = sorted(await _read(producer_on.bootstrap, app.kafka_topics.dead_letter.get_topic_name(), 3), key=lambda m: m["key"])
+    letters = sorted(
+        await _read(producer_on.bootstrap, app.kafka_topics.dead_letter.get_topic_name(), 3), key=lambda m: m["key"]
+    )
     assert [m["key"] for m in letters] == [b"run-0", b"run-1", b"run-4"]  # keyed as the event was
     assert all("model-training event" in m["value"]["error"] for m in letters), letters
     assert "status" in letters[1]["value"]["error"]  # names the field that is wrong

@@ -1,4 +1,5 @@
 """Fixtures of the offline checks of docker/, k8s/ and the monitoring files (helpers: tests/test_deploy/helpers.py)."""
+
 from __future__ import annotations
 
 import pytest

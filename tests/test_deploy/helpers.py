@@ -1,4 +1,5 @@
 """Helpers of the offline checks of docker/, k8s/ and the monitoring files (no Docker, no cluster)."""
+
 from __future__ import annotations
 
 import json
@@ -34,7 +35,11 @@ def exported_samples() -> set[str]:
     """Sample names our registry exports (counters as _total, histograms as _bucket/_sum/_count)."""
     from flts_streams.core.metrics import Metrics
 
-    suffixes = {"counter": ("_total", "_created"), "histogram": ("_bucket", "_sum", "_count", "_created"), "gauge": ("",)}
+    suffixes = {
+        "counter": ("_total", "_created"),
+        "histogram": ("_bucket", "_sum", "_count", "_created"),
+        "gauge": ("",),
+    }
     names = set()
     for family in Metrics().registry.collect():
         names |= {family.name + s for s in suffixes.get(family.type, ("",))}

@@ -1,4 +1,5 @@
 """docker/compose.yaml: services, env, ports and healthchecks agree with the code."""
+
 from __future__ import annotations
 
 import yaml
@@ -12,8 +13,17 @@ ONE_SHOT = ("kafka-init", "minio-init")
 
 
 def test_stack_has_every_component(compose):
-    assert set(compose["services"]) == {"kafka", "kafka-init", "minio", "minio-init", "mlflow", *WORKERS,
-                                        "prometheus", "grafana", "locust"}
+    assert set(compose["services"]) == {
+        "kafka",
+        "kafka-init",
+        "minio",
+        "minio-init",
+        "mlflow",
+        *WORKERS,
+        "prometheus",
+        "grafana",
+        "locust",
+    }
     assert "KAFKA_PROCESS_ROLES" in compose["services"]["kafka"]["environment"]  # KRaft, no ZooKeeper
 
 

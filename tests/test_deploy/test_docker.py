@@ -1,4 +1,5 @@
 """docker/Dockerfile: hadolint-clean and consistent with the package, settings and probes."""
+
 from __future__ import annotations
 
 import configparser
@@ -32,7 +33,7 @@ def test_hadolint_would_catch_a_problem(tmp_path):
 
 def _runtime_stage() -> str:
     text = DOCKERFILE.read_text()
-    return text[text.index("AS runtime"):]
+    return text[text.index("AS runtime") :]
 
 
 def test_runtime_stage_is_non_root_with_healthcheck_and_entrypoint():
@@ -42,13 +43,17 @@ def test_runtime_stage_is_non_root_with_healthcheck_and_entrypoint():
     assert "EXPOSE 6066" in stage and "/healthz" in re.search(r"HEALTHCHECK .*", stage, re.S).group(0)
     assert 'ENTRYPOINT ["faust", "-A", "flts_streams", "worker"]' in stage
     assert 'VOLUME ["/data"]' in stage and "FLTS_PATHS__VAR_DIR=/data" in stage and "FLTS_WEB_BIND=0.0.0.0" in stage
-    assert DOCKERFILE.read_text().rstrip().splitlines()[-1].startswith("CMD"), "runtime must be the last (default) stage"
+    assert DOCKERFILE.read_text().rstrip().splitlines()[-1].startswith("CMD"), (
+        "runtime must be the last (default) stage"
+    )
 
 
 def test_installs_the_pinned_cpu_torch_and_the_project_non_editable():
     cfg = configparser.ConfigParser()
     cfg.read(ROOT / "setup.cfg")
-    pin = next(line.strip() for line in cfg["options"]["install_requires"].splitlines() if line.strip().startswith("torch"))
+    pin = next(
+        line.strip() for line in cfg["options"]["install_requires"].splitlines() if line.strip().startswith("torch")
+    )
     text = DOCKERFILE.read_text()
     assert f"download.pytorch.org/whl/cpu {pin}" in text
     assert re.search(r"^RUN pip install \.$", text, re.M) and "pip install -e" not in text
@@ -57,7 +62,11 @@ def test_installs_the_pinned_cpu_torch_and_the_project_non_editable():
 
 
 def test_dockerignore_keeps_state_out_and_sources_in():
-    ignored = {line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines() if line.strip() and not line.startswith("#")}
+    ignored = {
+        line.strip()
+        for line in (ROOT / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    }
     assert {".git", ".venv", "var"} <= ignored
     copied = re.findall(r"^COPY (?!--from)(.+) \S+$", DOCKERFILE.read_text(), re.M)
     for sources in copied:

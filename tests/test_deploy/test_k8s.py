@@ -1,4 +1,5 @@
 """k8s/: rendered manifests validate against Kubernetes and KEDA schemas and agree with the code."""
+
 from __future__ import annotations
 
 import copy
@@ -32,18 +33,33 @@ def _container(manifests: list[dict]) -> dict:
 
 def test_every_rendered_manifest_validates(manifests):
     kinds = sorted(d["kind"] for d in manifests)
-    assert kinds == sorted(["Namespace", "ServiceAccount", "ConfigMap", "Service", "Service", "StatefulSet",
-                            "PodDisruptionBudget", "ScaledObject"])
+    assert kinds == sorted(
+        [
+            "Namespace",
+            "ServiceAccount",
+            "ConfigMap",
+            "Service",
+            "Service",
+            "StatefulSet",
+            "PodDisruptionBudget",
+            "ScaledObject",
+        ]
+    )
     for doc in manifests:
         _validate(doc)
-    kubernetes_validate.validate(__import__("yaml").safe_load((ROOT / "k8s" / "secret.example.yaml").read_text()), K8S_VERSION, strict=True)
+    kubernetes_validate.validate(
+        __import__("yaml").safe_load((ROOT / "k8s" / "secret.example.yaml").read_text()), K8S_VERSION, strict=True
+    )
 
 
-@pytest.mark.parametrize("kind,path,bad", [
-    ("StatefulSet", ("spec", "template", "spec", "containers", 0), {"readinesProbe": {}}),
-    ("ScaledObject", ("spec",), {"maxReplicas": 4}),
-    ("ScaledObject", ("spec", "triggers", 0, "metadata"), {"lagThreshold": 10}),  # metadata values are strings
-])
+@pytest.mark.parametrize(
+    "kind,path,bad",
+    [
+        ("StatefulSet", ("spec", "template", "spec", "containers", 0), {"readinesProbe": {}}),
+        ("ScaledObject", ("spec",), {"maxReplicas": 4}),
+        ("ScaledObject", ("spec", "triggers", 0, "metadata"), {"lagThreshold": 10}),  # metadata values are strings
+    ],
+)
 def test_validation_rejects_typos(manifests, kind, path, bad):
     doc = copy.deepcopy(by_kind(manifests, kind)[0])
     node = doc
@@ -63,7 +79,10 @@ def test_statefulset_shape(manifests):
     assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["runAsUser"] != 0
     assert pod["terminationGracePeriodSeconds"] >= 30
     c = _container(manifests)
-    assert c["securityContext"]["readOnlyRootFilesystem"] is True and c["securityContext"]["allowPrivilegeEscalation"] is False
+    assert (
+        c["securityContext"]["readOnlyRootFilesystem"] is True
+        and c["securityContext"]["allowPrivilegeEscalation"] is False
+    )
     assert {"requests", "limits"} <= set(c["resources"])
     mounts = {m["mountPath"] for m in c["volumeMounts"]}
     assert "/tmp" in mounts and "/data" in mounts  # the only writable places with a read-only root
@@ -96,7 +115,9 @@ def test_env_names_exist_in_the_code(manifests):
     assert not unknown, f"manifests set env vars the code never reads: {unknown}"
     secrets = {e["name"] for e in c["env"] if "secretKeyRef" in e.get("valueFrom", {})}
     assert secrets == {"FLTS_STORAGE__ACCESS_KEY", "FLTS_STORAGE__SECRET_KEY", "FLTS_SERVING__ADMIN_TOKEN"}
-    assert not {"FLTS_STORAGE__ACCESS_KEY", "FLTS_STORAGE__SECRET_KEY"} & set(cm["data"]), "credentials belong in the Secret"
+    assert not {"FLTS_STORAGE__ACCESS_KEY", "FLTS_STORAGE__SECRET_KEY"} & set(cm["data"]), (
+        "credentials belong in the Secret"
+    )
 
 
 def test_keda_targets_the_statefulset_group_and_partitions(manifests):
@@ -119,7 +140,10 @@ def test_keda_scales_on_admission_not_only_latency(manifests):
     """Shedding keeps accepted latency bounded, so only an in-flight trigger sees overload."""
     (so,) = by_kind(manifests, "ScaledObject")
     (cm,) = by_kind(manifests, "ConfigMap")
-    (in_flight,) = [t["metadata"] for t in so["spec"]["triggers"]
-                    if t["type"] == "prometheus" and promql_metrics(t["metadata"]["query"]) == {"flts_http_predictions_in_flight"}]
+    (in_flight,) = [
+        t["metadata"]
+        for t in so["spec"]["triggers"]
+        if t["type"] == "prometheus" and promql_metrics(t["metadata"]["query"]) == {"flts_http_predictions_in_flight"}
+    ]
     # Scale out well before a replica sheds: at most half its admission limit on average.
     assert 0 < float(in_flight["threshold"]) <= int(cm["data"]["FLTS_SERVING__MAX_IN_FLIGHT"]) / 2

@@ -1,4 +1,5 @@
 """The README's two commands start in the Makefile: a supported Python or one clear line, torch's CPU build on Linux."""
+
 from __future__ import annotations
 
 import shutil
@@ -21,8 +22,9 @@ def checkout(tmp_path) -> Path:
 
 
 def _make(checkout: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(["make", "--no-print-directory", "-C", str(checkout), *args], capture_output=True, text=True,
-                          timeout=60)
+    return subprocess.run(
+        ["make", "--no-print-directory", "-C", str(checkout), *args], capture_output=True, text=True, timeout=60
+    )
 
 
 def test_an_unsupported_python_stops_with_one_line_before_any_install(checkout):

@@ -1,12 +1,11 @@
 """Alert rules and the Grafana dashboard: well-formed, current, and reading only metrics we export."""
+
 from __future__ import annotations
 
 import importlib.util
 import json
 
-
 from tests.test_deploy.helpers import DASHBOARD, ROOT, alert_rules, dashboard_exprs, exported_samples, promql_metrics
-
 
 
 def _balanced(expr: str) -> bool:
@@ -25,7 +24,13 @@ def _balanced(expr: str) -> bool:
 def test_alert_rules_are_complete_and_read_exported_metrics():
     rules = alert_rules()
     names = {r["alert"] for r in rules}
-    assert {"FltsPredictLatencyHigh", "FltsPredictErrorRatio", "FltsPredictShedding", "FltsConsumerLagHigh", "FltsNoModel"} <= names
+    assert {
+        "FltsPredictLatencyHigh",
+        "FltsPredictErrorRatio",
+        "FltsPredictShedding",
+        "FltsConsumerLagHigh",
+        "FltsNoModel",
+    } <= names
     exported = exported_samples()
     for rule in rules:
         assert set(rule) == {"alert", "expr", "for", "labels", "annotations"}, rule["alert"]
@@ -46,9 +51,18 @@ def test_dashboard_is_current_and_reads_exported_metrics():
     for expr in exprs:
         assert _balanced(expr) and promql_metrics(expr) <= exported_samples(), expr
     titles = " ".join(p["title"] for p in json.loads(DASHBOARD.read_text())["panels"]).lower()
-    for topic in ("request rate", "latency", "429", "batch size", "claim throughput", "lag", "model in use", "buffer depth"):
+    for topic in (
+        "request rate",
+        "latency",
+        "429",
+        "batch size",
+        "claim throughput",
+        "lag",
+        "model in use",
+        "buffer depth",
+    ):
         assert topic in titles
 
 
 def test_metric_name_check_can_fail():
-    assert promql_metrics('rate(flts_http_requests_totl[1m])') - exported_samples() == {"flts_http_requests_totl"}
+    assert promql_metrics("rate(flts_http_requests_totl[1m])") - exported_samples() == {"flts_http_requests_totl"}

@@ -1,4 +1,5 @@
 """Helpers shared by the unit tests of flts_streams."""
+
 from __future__ import annotations
 
 from flts_streams.forecasting.demo import demo_frame
@@ -13,6 +14,14 @@ from flts_streams.forecasting.spec import FEATURES, ModelSpec
 def model(seed: int = 0) -> LoadedModel:
     """A small untrained forecaster on the demo features (fast to build; its forecasts are valid numbers)."""
     frame = prepare_frame(demo_frame(days=1, seed=3), required=FEATURES, impute=True)
-    spec = ModelSpec(kind="lstm", features=FEATURES, targets=("down",), window=30, horizon=30, cadence_s=120.0,
-                     scaler=Scaler.fit(FEATURES, frame.select(FEATURES)), time_features=("minute_of_day",))
+    spec = ModelSpec(
+        kind="lstm",
+        features=FEATURES,
+        targets=("down",),
+        window=30,
+        horizon=30,
+        cadence_s=120.0,
+        scaler=Scaler.fit(FEATURES, frame.select(FEATURES)),
+        time_features=("minute_of_day",),
+    )
     return LoadedModel(Forecaster(spec, build_net(spec, seed)), f"test:/model-{seed}", f"run-{seed}")

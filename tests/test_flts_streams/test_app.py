@@ -1,4 +1,5 @@
 """App composition: exact autodiscovered set, our packages, code hygiene rules."""
+
 from __future__ import annotations
 
 import ast
@@ -14,10 +15,21 @@ def test_discovers_exactly_our_agents_tables_and_pages():
     app.discover()
     assert sorted(app.agents) == ["agents.claims.claims", "agents.models.models"]
     assert sorted(app.tables) == ["champions", "latest_frames"]
-    assert sorted(str(p) for p in app.web.views) == sorted([
-        "/admin/reload", "/docs", "/docs/static/{name}", "/frames/{identifier}", "/healthz", "/metrics", "/openapi.json",
-        "/predict", "/predict/{identifier}", "/predict_ping", "/readyz",
-    ])
+    assert sorted(str(p) for p in app.web.views) == sorted(
+        [
+            "/admin/reload",
+            "/docs",
+            "/docs/static/{name}",
+            "/frames/{identifier}",
+            "/healthz",
+            "/metrics",
+            "/openapi.json",
+            "/predict",
+            "/predict/{identifier}",
+            "/predict_ping",
+            "/readyz",
+        ]
+    )
 
 
 def test_top_level_packages_are_ours():
@@ -30,7 +42,9 @@ def test_app_is_typed_composition_root():
     assert isinstance(app, FltsApp)
     assert app.conf.id == "flts-streams"
     assert str(app.conf.store) == "rocksdb:"
-    assert app.kafka_topics.inference.value_serializer == "raw"  # we decode claims ourselves (docs/ARCHITECTURE.md, "Known traps")
+    assert (
+        app.kafka_topics.inference.value_serializer == "raw"
+    )  # we decode claims ourselves (docs/ARCHITECTURE.md, "Known traps")
 
 
 def _sources():

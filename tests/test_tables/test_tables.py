@@ -1,4 +1,5 @@
 """Table declarations: changelog names, co-partitioning with the claims topic, value codecs."""
+
 from __future__ import annotations
 
 import numpy as np

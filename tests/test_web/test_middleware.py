@@ -1,4 +1,5 @@
 """The error middleware on a bare aiohttp app (aiohttp's test client): shedding, status mapping, 500s."""
+
 from __future__ import annotations
 
 import asyncio
@@ -29,6 +30,7 @@ def _serve(check: Check, handlers: dict[str, Callable[[web.Request], Awaitable[w
         async def wrapped(request: web.Request) -> web.StreamResponse:
             called.append(path)
             return await handler(request)
+
         return wrapped
 
     async def run() -> None:

@@ -1,10 +1,13 @@
-"""Faust's table routing, which web/predict.py works around for cached POST /predict (docs/ARCHITECTURE.md, "Known traps").
+"""Faust's table routing, which web/predict.py works around for cached POST /predict.
+
+(docs/ARCHITECTURE.md, "Known traps")
 
 Faust forwards a routed request to the owner with the method and headers but not the body, so
 the owner waits for a body that never comes. web/predict.py therefore forwards cached requests to
 the owner's GET /predict/{identifier} (identifier in the path, horizon in the query); that path
 is proven on two real workers in tests/integration/test_routing.py.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -40,7 +43,9 @@ async def test_faust_table_routing_forwards_a_post_without_its_body():
         try:
             async with TestClient(TestServer(front, host="127.0.0.1")) as client:
                 try:
-                    await asyncio.wait_for(client.post("/predict", data=BODY, headers={"Content-Type": "application/json"}), 2.0)
+                    await asyncio.wait_for(
+                        client.post("/predict", data=BODY, headers={"Content-Type": "application/json"}), 2.0
+                    )
                 except TimeoutError:
                     pass  # the owner is still waiting for the body the router never sent
         finally:

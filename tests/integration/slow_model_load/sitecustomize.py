@@ -3,6 +3,7 @@
 Python imports ``sitecustomize`` at start-up; the delay (seconds) comes from SLOW_MODEL_LOAD_S.
 Used by tests/integration/test_reliability.py to hold a restarted worker in its initial model load.
 """
+
 import os
 import time
 

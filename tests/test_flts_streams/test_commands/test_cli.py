@@ -1,4 +1,5 @@
 """The flts command line: demo data, settings table, evaluate on small data."""
+
 from __future__ import annotations
 
 import pandas as pd
@@ -31,7 +32,9 @@ def test_evaluate_reports_model_and_baselines(tmp_path, mlflow_store):
     full = demo_frame(days=4, seed=8, gaps=0, blanks=0)
     full.iloc[:-600].to_csv(history, index=False)
     full.iloc[-600:].to_csv(test, index=False)
-    reg = train_and_register(history, "ev", TrainConfig(epochs=2, hidden_size=16), registry_prefix="flts-", alias="champion", progress=False)
+    reg = train_and_register(
+        history, "ev", TrainConfig(epochs=2, hidden_size=16), registry_prefix="flts-", alias="champion", progress=False
+    )
     ev = evaluate(reg.model_uri, test, history, stride=5, plot=tmp_path / "p.png")
     assert [s.name for s in ev.scores] == ["model", "persistence", "seasonal_naive"]
     assert ev.origins > 50 and all(s.mae.shape == (30,) for s in ev.scores)

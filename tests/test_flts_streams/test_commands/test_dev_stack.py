@@ -1,4 +1,5 @@
 """`flts dev`'s worker supervision and process plumbing, with real child processes."""
+
 from __future__ import annotations
 
 import os
@@ -16,7 +17,9 @@ def test_a_worker_that_crashes_is_restarted_and_one_that_keeps_failing_is_given_
     monkeypatch.setattr(dev_stack, "QUICK_EXIT_S", 0.5)
     said: list[str] = []
     # Runs 0.7 s (longer than a quick exit), then "crashes" with 3; stopped on the third start.
-    sup = dev_stack.Supervisor([sys.executable, "-c", "import time; time.sleep(0.7); raise SystemExit(3)"], dict(os.environ), said.append)
+    sup = dev_stack.Supervisor(
+        [sys.executable, "-c", "import time; time.sleep(0.7); raise SystemExit(3)"], dict(os.environ), said.append
+    )
     starts = []
     original = sup.start
 
@@ -38,9 +41,11 @@ def test_a_worker_that_crashes_is_restarted_and_one_that_keeps_failing_is_given_
 
 def test_a_child_started_with_die_with_parent_dies_with_it():
     # The middle process starts a sleeper that should die with it, prints its pid, then is killed.
-    code = ("import subprocess, sys; from flts_streams.core.processes import die_with_parent; "
-            "p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'], preexec_fn=die_with_parent()); "
-            "print(p.pid, flush=True); import time; time.sleep(60)")
+    code = (
+        "import subprocess, sys; from flts_streams.core.processes import die_with_parent; "
+        "p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'], preexec_fn=die_with_parent()); "
+        "print(p.pid, flush=True); import time; time.sleep(60)"
+    )
     middle = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     child = int(middle.stdout.readline())
     middle.kill()

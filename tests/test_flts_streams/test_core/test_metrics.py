@@ -1,4 +1,5 @@
 """Metrics: series the alerts read exist before their first event."""
+
 from prometheus_client import generate_latest
 
 from flts_streams.core.metrics import REPAIR_ACTIONS, Metrics

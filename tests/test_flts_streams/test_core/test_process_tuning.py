@@ -1,4 +1,5 @@
 """Start-up heap handling of the worker: frozen heap, rarer young collections."""
+
 from __future__ import annotations
 
 import gc

@@ -1,4 +1,5 @@
 """Settings: the only environment reader, frozen, no clash with Faust's own settings."""
+
 from __future__ import annotations
 
 import ast
@@ -78,5 +79,9 @@ def test_readme_documents_every_setting():
 def test_agents_never_set_the_stream_current_event():
     """stream._set_current_event inside take_events corrupts the batch's event list (a claim lost, another doubled)."""
     for path in (ROOT / "agents").glob("*.py"):
-        calls = [n for n in ast.walk(ast.parse(path.read_text())) if isinstance(n, ast.Attribute) and n.attr == "_set_current_event"]
+        calls = [
+            n
+            for n in ast.walk(ast.parse(path.read_text()))
+            if isinstance(n, ast.Attribute) and n.attr == "_set_current_event"
+        ]
         assert not calls, f"{path}:{calls[0].lineno}"

@@ -1,4 +1,5 @@
 """Calendar features and the JSON scaler."""
+
 from __future__ import annotations
 
 import json

@@ -1,4 +1,5 @@
 """Forecast API: timestamp placement, original units, horizon errors, determinism."""
+
 from __future__ import annotations
 
 import time
@@ -25,8 +26,16 @@ def frame():
 
 
 def _spec(frame, kind="lstm", time_features=("minute_of_day",)):
-    return ModelSpec(kind=kind, features=FEATURES, targets=("down", "up"), window=30, horizon=10, cadence_s=120.0,
-                     scaler=Scaler.fit(FEATURES, frame.select(FEATURES)), time_features=time_features)
+    return ModelSpec(
+        kind=kind,
+        features=FEATURES,
+        targets=("down", "up"),
+        window=30,
+        horizon=10,
+        cadence_s=120.0,
+        scaler=Scaler.fit(FEATURES, frame.select(FEATURES)),
+        time_features=time_features,
+    )
 
 
 def _forecaster(frame, kind="lstm", seed=0):
@@ -64,8 +73,13 @@ def test_errors(frame):
         f.forecast(frame.tail(30), 11)
     with pytest.raises(NotEnoughRows, match="at least 30 rows"):
         f.forecast(frame.tail(10))
-    coarse = prepare_frame({"ts": [f"2024-01-01 {h:02d}:00:00" for h in range(24)] + [f"2024-01-02 {h:02d}:00:00" for h in range(24)],
-                            **{c: [1.0] * 48 for c in FEATURES}}, required=FEATURES)
+    coarse = prepare_frame(
+        {
+            "ts": [f"2024-01-01 {h:02d}:00:00" for h in range(24)] + [f"2024-01-02 {h:02d}:00:00" for h in range(24)],
+            **{c: [1.0] * 48 for c in FEATURES},
+        },
+        required=FEATURES,
+    )
     with pytest.raises(InvalidInput, match="cadence"):
         f.forecast(coarse)
 
@@ -90,16 +104,21 @@ def test_serving_inputs_equal_training_inputs(frame):
     inputs = [f.make_input(frame.rows(t - w, t)) for t in origins]
     np.testing.assert_allclose(f.predict_inputs(inputs), expected, rtol=1e-6)
     for t, item in zip(origins, inputs):
-        assert (f.future_timestamps(item) == frame.timestamps[t:t + h]).all()
+        assert (f.future_timestamps(item) == frame.timestamps[t : t + h]).all()
 
 
 @pytest.mark.parametrize("targets", [("down",), ("down", "up")])
 def test_records_name_each_target(frame, targets):
     f = _forecaster(frame)
-    fc = Forecast(f.future_timestamps(f.make_input(frame.tail(30)))[:3], targets, np.arange(3.0 * len(targets)).reshape(3, -1))
+    fc = Forecast(
+        f.future_timestamps(f.make_input(frame.tail(30)))[:3], targets, np.arange(3.0 * len(targets)).reshape(3, -1)
+    )
     recs = fc.records("ts")
     assert [list(r) for r in recs] == [["ts", *targets]] * 3
-    assert recs[1] == {"ts": str(np.datetime_as_string(fc.timestamps[1], unit="s")), **{t: float(fc.values[1, j]) for j, t in enumerate(targets)}}
+    assert recs[1] == {
+        "ts": str(np.datetime_as_string(fc.timestamps[1], unit="s")),
+        **{t: float(fc.values[1, j]) for j, t in enumerate(targets)},
+    }
 
 
 @pytest.mark.parametrize("targets", [("down",), ("down", "up"), ('q"uote', "é,],[x", "ü\\n")])
@@ -127,16 +146,19 @@ def test_records_json_of_an_empty_forecast(targets, n):
     assert fc.records_json() == orjson.dumps(fc.records())
 
 
-@pytest.mark.parametrize("start,step_s,n", [
-    ("2024-02-28T22:00:00", 120, 30),      # across midnight and a leap day
-    ("2024-02-28T23:58:00", 120, 2000),    # several days: tables are chained
-    ("1969-12-31T23:30:00", 120, 40),      # before the epoch (floor division)
-    ("2024-01-01T00:00:00", 1800, 5),
-    ("2024-01-01T00:01:00", 120, 10),      # off the 2-minute grid: numpy
-    ("2024-01-01T00:00:00", 1, 10),        # too fine for day tables: numpy
-    ("2024-01-01T00:00:00", 7, 10),        # does not divide the day: numpy
-    ("2024-01-01T00:00:00", 120, 1),
-])
+@pytest.mark.parametrize(
+    "start,step_s,n",
+    [
+        ("2024-02-28T22:00:00", 120, 30),  # across midnight and a leap day
+        ("2024-02-28T23:58:00", 120, 2000),  # several days: tables are chained
+        ("1969-12-31T23:30:00", 120, 40),  # before the epoch (floor division)
+        ("2024-01-01T00:00:00", 1800, 5),
+        ("2024-01-01T00:01:00", 120, 10),  # off the 2-minute grid: numpy
+        ("2024-01-01T00:00:00", 1, 10),  # too fine for day tables: numpy
+        ("2024-01-01T00:00:00", 7, 10),  # does not divide the day: numpy
+        ("2024-01-01T00:00:00", 120, 1),
+    ],
+)
 def test_grid_iso_strings_equal_numpys(start, step_s, n):
     from flts_streams.forecasting.forecast import GridIso, iso_seconds
 
@@ -151,7 +173,9 @@ def test_grid_iso_falls_back_for_irregular_and_foreign_timestamps():
     from flts_streams.forecasting.forecast import GridIso, iso_seconds
 
     iso = GridIso(np.timedelta64(120, "s"))
-    ts = (np.datetime64("2024-01-01T00:00:00") + np.array([0, 120, 360, 480]) * np.timedelta64(1, "s")).astype("datetime64[ns]")
+    ts = (np.datetime64("2024-01-01T00:00:00") + np.array([0, 120, 360, 480]) * np.timedelta64(1, "s")).astype(
+        "datetime64[ns]"
+    )
     assert iso(ts) == iso_seconds(ts)
     coarse = np.array(["2024-01-01T00:00", "2024-01-01T00:02"], dtype="datetime64[m]")  # not ns
     assert iso(coarse) == iso_seconds(coarse)
@@ -166,8 +190,14 @@ def test_forecasts_render_records_with_the_forecasters_formatter(frame):
     assert [r["ts"] for r in fc.records()] == np.datetime_as_string(fc.timestamps, unit="s").tolist()
 
 
-@pytest.mark.parametrize("kind,time_feats", [("lstm", ("minute_of_day",)), ("gru", ("minute_of_day", "day_of_week")),
-                                             ("lstm", ("minute_of_day", "day_of_year"))])
+@pytest.mark.parametrize(
+    "kind,time_feats",
+    [
+        ("lstm", ("minute_of_day",)),
+        ("gru", ("minute_of_day", "day_of_week")),
+        ("lstm", ("minute_of_day", "day_of_year")),
+    ],
+)
 def test_the_serving_graph_equals_the_numpy_path_and_the_eager_network(frame, kind, time_feats):
     spec = _spec(frame, kind, time_feats)
     f = Forecaster(spec, build_net(spec, 0))
@@ -218,5 +248,6 @@ def test_models_built_on_parallel_threads_all_work_and_agree(frame):
         built = list(pool.map(lambda i: Forecaster(spec, nets[i % 4]), range(32)))
     window = frame.tail(30)
     for i, f in enumerate(built):
-        np.testing.assert_array_equal(f.forecast(window, horizon=5).values, built[i % 4].forecast(window, horizon=5).values)
-
+        np.testing.assert_array_equal(
+            f.forecast(window, horizon=5).values, built[i % 4].forecast(window, horizon=5).values
+        )

@@ -1,4 +1,5 @@
 """Frame preparation: every validation error, imputation, cadence inference."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -24,10 +25,16 @@ def test_happy_path_sorts_and_infers_cadence():
     assert f.cadence == np.timedelta64(120, "s")
 
 
-@pytest.mark.parametrize("names,index_col,expected", [
-    (["time", "down"], None, "time"), (["ts", "time"], None, "ts"), (["x", "when"], "when", "when"),
-    (["timestamp", "date"], None, "timestamp"), (["date"], None, "date"),
-])
+@pytest.mark.parametrize(
+    "names,index_col,expected",
+    [
+        (["time", "down"], None, "time"),
+        (["ts", "time"], None, "ts"),
+        (["x", "when"], "when", "when"),
+        (["timestamp", "date"], None, "timestamp"),
+        (["date"], None, "date"),
+    ],
+)
 def test_time_column_choice(names, index_col, expected):
     assert find_time_column(names, index_col) == expected
 
@@ -110,7 +117,9 @@ def test_impute_rejects_long_gaps_and_all_blank_columns():
 
 
 def test_cadence_inference_uses_most_common_step():
-    ts = np.array(["2024-01-01T00:00", "2024-01-01T00:02", "2024-01-01T00:04", "2024-01-01T00:08"], dtype="datetime64[ns]")
+    ts = np.array(
+        ["2024-01-01T00:00", "2024-01-01T00:02", "2024-01-01T00:04", "2024-01-01T00:08"], dtype="datetime64[ns]"
+    )
     assert infer_cadence(ts) == np.timedelta64(120, "s")
     with pytest.raises(BadTimestamps):
         infer_cadence(ts[:1])
@@ -120,23 +129,36 @@ def _hostile_variants(seed: int = 11, count: int = 400):
     """Column data with one or two realistic defects each (or none)."""
     rng = np.random.default_rng(seed)
     defects = [
-        lambda d, i: d["down"].__setitem__(i, None), lambda d, i: d["down"].__setitem__(i, "1.5"),
-        lambda d, i: d["down"].__setitem__(i, "abc"), lambda d, i: d["up"].__setitem__(i, True),
-        lambda d, i: d["up"].__setitem__(i, float("nan")), lambda d, i: d["up"].__setitem__(i, float("-inf")),
-        lambda d, i: d["up"].__setitem__(i, 10**400), lambda d, i: d["up"].__setitem__(i, 1e308),
-        lambda d, i: d["up"].__setitem__(i, [1.0]), lambda d, i: d["up"].__setitem__(i, {"a": 1}),
-        lambda d, i: d["ts"].__setitem__(i, d["ts"][i - 1]), lambda d, i: d["ts"].__setitem__(i, "not a time"),
-        lambda d, i: d["ts"].__setitem__(i, None), lambda d, i: d["ts"].__setitem__(i, "2024-01-01 00:03:00"),
-        lambda d, i: d["ts"].__setitem__(i, 5), lambda d, i: d["ts"].__setitem__(i, "2024-01-01T00:00:00+02:00"),
-        lambda d, i: d["ts"].reverse(), lambda d, i: d["up"].pop(), lambda d, i: d.pop("up"),
-        lambda d, i: d.__setitem__("up", 3.0), lambda d, i: d.__setitem__("ts", d["ts"][:1]),
+        lambda d, i: d["down"].__setitem__(i, None),
+        lambda d, i: d["down"].__setitem__(i, "1.5"),
+        lambda d, i: d["down"].__setitem__(i, "abc"),
+        lambda d, i: d["up"].__setitem__(i, True),
+        lambda d, i: d["up"].__setitem__(i, float("nan")),
+        lambda d, i: d["up"].__setitem__(i, float("-inf")),
+        lambda d, i: d["up"].__setitem__(i, 10**400),
+        lambda d, i: d["up"].__setitem__(i, 1e308),
+        lambda d, i: d["up"].__setitem__(i, [1.0]),
+        lambda d, i: d["up"].__setitem__(i, {"a": 1}),
+        lambda d, i: d["ts"].__setitem__(i, d["ts"][i - 1]),
+        lambda d, i: d["ts"].__setitem__(i, "not a time"),
+        lambda d, i: d["ts"].__setitem__(i, None),
+        lambda d, i: d["ts"].__setitem__(i, "2024-01-01 00:03:00"),
+        lambda d, i: d["ts"].__setitem__(i, 5),
+        lambda d, i: d["ts"].__setitem__(i, "2024-01-01T00:00:00+02:00"),
+        lambda d, i: d["ts"].reverse(),
+        lambda d, i: d["up"].pop(),
+        lambda d, i: d.pop("up"),
+        lambda d, i: d.__setitem__("up", 3.0),
+        lambda d, i: d.__setitem__("ts", d["ts"][:1]),
         lambda d, i: [d[k].__setitem__(slice(None), d[k][:1]) for k in d],
     ]
     for _ in range(count):
         d = _data(n=int(rng.integers(2, 12)))
         for _ in range(int(rng.integers(0, 3))):
             try:
-                defects[int(rng.integers(len(defects)))](d, int(rng.integers(1, len(d["ts"])) if len(d["ts"]) > 1 else 0))
+                defects[int(rng.integers(len(defects)))](
+                    d, int(rng.integers(1, len(d["ts"])) if len(d["ts"]) > 1 else 0)
+                )
             except (IndexError, KeyError, TypeError, AttributeError):
                 pass  # a defect that does not apply to this variant
         yield d
@@ -176,14 +198,19 @@ def test_fast_path_result_equals_the_full_checks(rows):
     d = _data(n=rows)
     fast = _regular_clean(d, "ts", ["down", "up"])
     assert fast is not None and (rows * 2 > _PACK_MAX) == (rows == 30_000)
-    assert repr(_outcome(lambda: fast)) == repr(_outcome(lambda: _prepare_checked(d, "ts", ["down", "up"], False, 30, None)))
+    assert repr(_outcome(lambda: fast)) == repr(
+        _outcome(lambda: _prepare_checked(d, "ts", ["down", "up"], False, 30, None))
+    )
 
 
 def test_only_iso_8601_timestamps_are_accepted():
-    """pandas' format="mixed" took free-form cells ("Feb 05 2018 11:40PM") at 0.82 s of event-loop CPU per 20,000 rows."""
+    """pandas' format="mixed" read free-form cells ("Feb 05 2018 11:40PM") at 0.82 s of loop CPU per 20,000 rows."""
     from flts_streams.forecasting.frame import parse_timestamps
 
     with pytest.raises(BadTimestamps, match="rows 0, 1, 2, 3, 4 and 19995 more; use ISO-8601"):
         parse_timestamps(["Feb 05 2018 11:40PM"] * 20_000)
     zoned = parse_timestamps(["2018-02-05T23:40:00+01:00", "2018-02-05T22:42:00Z"])  # offsets: to UTC
-    assert zoned.tolist() == [np.datetime64("2018-02-05T22:40:00", "ns").astype(int), np.datetime64("2018-02-05T22:42:00", "ns").astype(int)]
+    assert zoned.tolist() == [
+        np.datetime64("2018-02-05T22:40:00", "ns").astype(int),
+        np.datetime64("2018-02-05T22:42:00", "ns").astype(int),
+    ]

@@ -2,6 +2,7 @@
 
 These tests skip, saying why, where the files are absent: they are not redistributed with the repository.
 """
+
 from __future__ import annotations
 
 import orjson
@@ -19,8 +20,14 @@ from flts_streams.serving.predict_request import parse_predict, request_frame
 @pytest.mark.parametrize("site", ["ElBorn", "PobleSec"])
 def test_a_short_training_on_real_data_beats_persistence_and_seasonal_naive(real_data, mlflow_store, site):
     torch.set_num_threads(1)  # as `flts train` on a 2-core machine (FLTS_TRAINING__TORCH_THREADS)
-    reg = train_and_register(real_data / f"{site}.csv", site, TrainConfig(epochs=6), registry_prefix="flts-",
-                             alias="champion", progress=False)
+    reg = train_and_register(
+        real_data / f"{site}.csv",
+        site,
+        TrainConfig(epochs=6),
+        registry_prefix="flts-",
+        alias="champion",
+        progress=False,
+    )
     ev = evaluate(reg.model_uri, real_data / f"{site}_test.csv", real_data / f"{site}.csv", stride=10)
     mae = {s.name: s.mean_mae for s in ev.scores}
     # Measured 2026-12-05: gains of 16.6% (ElBorn) and 15.1% (PobleSec) over persistence after 6 epochs.
@@ -31,8 +38,9 @@ def test_a_short_training_on_real_data_beats_persistence_and_seasonal_naive(real
 
 def test_the_real_files_rows_as_the_original_client_posts_them_make_a_frame(real_data):
     rows = pd.read_csv(real_data / "ElBorn_test.csv").iloc[100:130]
-    body = orjson.dumps({"identifier": "ElBorn", "index_col": "time",
-                         "data": {c: rows[c].tolist() for c in rows.columns}})
+    body = orjson.dumps(
+        {"identifier": "ElBorn", "index_col": "time", "data": {c: rows[c].tolist() for c in rows.columns}}
+    )
     req = parse_predict(body, "application/json", {}, ServingSettings())
     assert req.native is not None, "the real files' rows take the native path"
     spec = type("Spec", (), {"features": FEATURES, "window": 30, "cadence_s": 120.0})()

@@ -1,4 +1,5 @@
 """Training and MLflow packaging: determinism, logging, registry/champion, reload in a fresh process."""
+
 from __future__ import annotations
 
 import json
@@ -56,7 +57,9 @@ def test_logged_model_reloads_in_a_fresh_process(tmp_path, frame, mlflow_store):
         "print(json.dumps(m.forecaster.forecast(f.tail(30)).values.tolist()))\n"
     )
     for uri in (reg.model_uri, "models:/flts-site-a@champion"):
-        out = subprocess.run([sys.executable, "-c", script, mlflow_store, uri], capture_output=True, text=True, check=True)
+        out = subprocess.run(
+            [sys.executable, "-c", script, mlflow_store, uri], capture_output=True, text=True, check=True
+        )
         np.testing.assert_allclose(np.array(json.loads(out.stdout.strip().splitlines()[-1])), here, rtol=1e-6)
 
 
@@ -66,7 +69,9 @@ def test_champion_moves_only_when_beaten_or_forced(tmp_path, mlflow_store):
     first = train_and_register(data, "site-b", FAST, registry_prefix="flts-", alias="champion", progress=False)
     same = train_and_register(data, "site-b", FAST, registry_prefix="flts-", alias="champion", progress=False)
     assert first.promoted and not same.promoted and "does not beat" in same.reason
-    forced = train_and_register(data, "site-b", FAST, registry_prefix="flts-", alias="champion", promote=True, progress=False)
+    forced = train_and_register(
+        data, "site-b", FAST, registry_prefix="flts-", alias="champion", promote=True, progress=False
+    )
     assert forced.promoted
     assert str(MlflowClient().get_model_version_by_alias("flts-site-b", "champion").version) == forced.version
 

@@ -1,4 +1,5 @@
 """Flow sensor: consumer lag counts from the later of what this process processed and the group's commit."""
+
 from faust.types import TP
 
 from flts_streams.core.metrics import Metrics

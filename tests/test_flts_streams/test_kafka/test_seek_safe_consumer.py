@@ -1,4 +1,5 @@
 """Which partitions the consumer rewinds after a rebalance, and that the app uses that seek_safe_consumer."""
+
 from __future__ import annotations
 
 import asyncio
@@ -12,10 +13,18 @@ from flts_streams.kafka import seek_safe_consumer
 
 
 def test_never_committed_picks_stream_partitions_without_an_offset():
-    committed = {TP("inference-data", 1): -1, TP("inference-data", 0): None, TP("inference-data", 2): 0,
-                 TP("inference-data", 3): 17, TP("flts-streams-latest_frames-changelog", 0): -1}
+    committed = {
+        TP("inference-data", 1): -1,
+        TP("inference-data", 0): None,
+        TP("inference-data", 2): 0,
+        TP("inference-data", 3): 17,
+        TP("flts-streams-latest_frames-changelog", 0): -1,
+    }
     assert seek_safe_consumer.never_committed(committed, ["flts-streams-latest_frames-changelog"]) == [
-        TP("inference-data", 0), TP("inference-data", 1), TP("inference-data", 2)]
+        TP("inference-data", 0),
+        TP("inference-data", 1),
+        TP("inference-data", 2),
+    ]
 
 
 def test_never_committed_is_empty_once_everything_is_committed():
@@ -40,7 +49,8 @@ def _consumer_with(tp: TP, acked: list[int], committed: int | None = None, expec
 
 
 def test_faust_still_commits_past_a_missing_head_offset():
-    # The trap the consumer guards (docs/ARCHITECTURE.md, "Known traps"): if Faust fixes it, this fails and the guard can go.
+    # The trap the consumer guards (docs/ARCHITECTURE.md, "Known traps"): if Faust fixes it, this fails
+    # and the guard can go.
     tp = TP("inference-data", 2)
     assert faust_aiokafka.Consumer._new_offset(_consumer_with(tp, [1]), tp) == 2  # never committed: 0 skipped
     tp = TP("inference-data", 3)
@@ -197,3 +207,15 @@ def test_committed_offsets_prefer_the_last_commit_over_the_seek():
         for tp in (a, b, c):
             cons._flts_expected.pop(tp, None)
             cons._committed_offset.pop(tp, None)
+
+
+def test_the_private_faust_api_the_consumer_relies_on_is_still_there():
+    """Canary: seek_safe_consumer overrides or calls these private names; an upgrade that renames one fails here."""
+    import inspect
+
+    from faust.transport import consumer as faust_consumer
+    from faust.transport.drivers import aiokafka as faust_aiokafka
+
+    assert list(inspect.signature(faust_consumer.Consumer._new_offset).parameters) == ["self", "tp"]
+    assert callable(faust_aiokafka.AIOKafkaConsumerThread._ensure_consumer)
+    assert inspect.iscoroutinefunction(faust_aiokafka.AIOKafkaConsumerThread.call_thread)

@@ -1,4 +1,5 @@
 """Topic declarations, and the Faust decoding behaviour that makes them raw (docs/ARCHITECTURE.md, "Known traps")."""
+
 from __future__ import annotations
 
 import faust
@@ -11,8 +12,17 @@ JSON_BYTES = b'{"identifier": "PobleSec", "object_key": "claims/a.parquet"}'
 
 
 def _message(value: bytes) -> Message:
-    return Message(topic="t", partition=0, offset=0, timestamp=0.0, timestamp_type=0, headers=[], key=b"k",
-                   value=value, checksum=None)
+    return Message(
+        topic="t",
+        partition=0,
+        offset=0,
+        timestamp=0.0,
+        timestamp_type=0,
+        headers=[],
+        key=b"k",
+        value=value,
+        checksum=None,
+    )
 
 
 def _app() -> faust.App:

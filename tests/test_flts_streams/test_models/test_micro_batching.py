@@ -1,4 +1,5 @@
 """MicroBatcher: idle requests go at once, concurrent ones share a forward, failures reach every caller."""
+
 from __future__ import annotations
 
 import asyncio
@@ -90,6 +91,7 @@ def test_under_load_the_batcher_waits_to_fill_a_batch():
         async def trickle(i: int) -> np.ndarray:
             await asyncio.sleep(0.002 * i)
             return await batcher.submit(model, float(i))
+
         return await asyncio.gather(*(trickle(i) for i in range(5)))
 
     asyncio.run(_with_batcher(0.2, body))
@@ -187,6 +189,7 @@ def test_no_window_is_stranded_when_the_queue_runs_dry_as_new_windows_arrive():
                     await asyncio.sleep(0)
                 outs.append(float((await asyncio.wait_for(batcher.submit(model, float(c * 1000 + i)), 5))[0][0]))
             return outs
+
         return await asyncio.gather(*(client(c) for c in range(3)))
 
     outs = asyncio.run(_with_batcher(0.0005, body, max_batch=2))
@@ -214,7 +217,9 @@ def test_windows_of_different_models_in_one_batch_get_their_own_model():
     a, b = _Forecaster(), _Forecaster()
 
     async def body(batcher):
-        return await asyncio.gather(batcher.submit(_model(a), 1.0), batcher.submit(_model(b), 2.0), batcher.submit(_model(a), 3.0))
+        return await asyncio.gather(
+            batcher.submit(_model(a), 1.0), batcher.submit(_model(b), 2.0), batcher.submit(_model(a), 3.0)
+        )
 
     outs = asyncio.run(_with_batcher(0.01, body))
     assert [o[0][0] for o in outs] == [1.0, 2.0, 3.0] and a.items == [1.0, 3.0] and b.items == [2.0]

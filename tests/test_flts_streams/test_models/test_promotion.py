@@ -1,4 +1,5 @@
 """Champion decisions: forced, first, same run, no data, backtest winner; event decoding and payloads."""
+
 from __future__ import annotations
 
 import json
@@ -64,7 +65,8 @@ def test_backtest_picks_the_lower_mae(frame):
 
 def test_smoke_test_rejects_wrong_features(frame):
     smoke_test(model().forecaster, frame)
-    narrow = prepare_frame({"time": [str(t) for t in frame.timestamps[:40].astype("datetime64[s]")],
-                            "down": frame.column("down")[:40]})
+    narrow = prepare_frame(
+        {"time": [str(t) for t in frame.timestamps[:40].astype("datetime64[s]")], "down": frame.column("down")[:40]}
+    )
     with pytest.raises(InvalidInput):
         smoke_test(model().forecaster, narrow)

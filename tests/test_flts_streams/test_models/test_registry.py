@@ -1,4 +1,5 @@
 """Model registry resolution: a missing model that may still come is transient, one that will not is NoModel."""
+
 from __future__ import annotations
 
 import pytest
@@ -31,8 +32,10 @@ def test_no_model_while_loading_is_transient_then_permanent_once_settled(tmp_pat
 
 async def test_an_unreachable_registry_keeps_a_missing_model_transient(tmp_path, monkeypatch):
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-    p = ModelRegistry(Settings(paths={"var_dir": tmp_path / "var"}, model={"tracking_uri": f"http://127.0.0.1:{free_port()}"}),
-                  Metrics())
+    p = ModelRegistry(
+        Settings(paths={"var_dir": tmp_path / "var"}, model={"tracking_uri": f"http://127.0.0.1:{free_port()}"}),
+        Metrics(),
+    )
     packaging.configure(p.settings.mlflow_tracking_uri)
     try:
         assert await p.follow_registry() == 0
@@ -60,7 +63,9 @@ def test_load_tells_a_broken_uri_from_an_unreachable_registry(tmp_path, monkeypa
 
 
 async def test_a_registry_outage_defers_the_default_model_and_a_later_follow_loads_it(tmp_path, monkeypatch):
-    p = ModelRegistry(Settings(paths={"var_dir": tmp_path / "var"}, model={"default_uri": "models:/flts-demo@champion"}), Metrics())
+    p = ModelRegistry(
+        Settings(paths={"var_dir": tmp_path / "var"}, model={"default_uri": "models:/flts-demo@champion"}), Metrics()
+    )
     calls = []
 
     def flaky(uri: str):

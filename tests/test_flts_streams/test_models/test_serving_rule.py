@@ -1,4 +1,5 @@
 """The serving rule's words: every answer says which model answered and why."""
+
 from __future__ import annotations
 
 

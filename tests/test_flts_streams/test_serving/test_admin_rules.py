@@ -1,4 +1,5 @@
 """Admin route rules: an empty or short token disables them, Bearer is required, only registry model URIs load."""
+
 from __future__ import annotations
 
 import pytest

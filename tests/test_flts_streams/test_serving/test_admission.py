@@ -1,4 +1,5 @@
 """Admission control: a slot per prediction, a cheap capacity check before any body is read."""
+
 from __future__ import annotations
 
 import pytest

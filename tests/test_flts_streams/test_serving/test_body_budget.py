@@ -1,4 +1,5 @@
 """Request bodies in progress: a byte budget across them and a deadline for each."""
+
 from __future__ import annotations
 
 import asyncio
@@ -29,4 +30,5 @@ async def test_a_body_that_does_not_arrive_in_time_is_a_body_timeout():
 
     async def prompt() -> bytes:
         return b"{}"
+
     assert await read_within(prompt(), 1.0) == b"{}"

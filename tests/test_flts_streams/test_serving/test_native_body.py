@@ -1,4 +1,5 @@
 """The native body parser reads what it accepts exactly as the Python path does, and gives up on the rest."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -37,6 +38,7 @@ def _column(parsed, name: str) -> np.ndarray:
     cols = parsed.data
     return cols.values[:, cols.names.index(name)] if name in cols.names else cols.times[name][0]
 
+
 # A one-row window: the row minimum checked first would otherwise answer most hostile bodies alike.
 ANY_WINDOW = SimpleNamespace(features=FEATURES, window=1, cadence_s=120.0)
 
@@ -62,16 +64,40 @@ def test_the_usual_payloads_take_the_native_path_and_give_the_same_frame(monkeyp
     for i in range(20):
         body = orjson.dumps(pool.payload(identifier=f"site-{i}", inference_length=1 + i))
         req = parse_predict(body, "application/json", {}, LIMITS)
-        assert req.native is not None and req.native.regular_frame(FEATURES, None) is not None, "no fallback for the usual body"
+        assert req.native is not None and req.native.regular_frame(FEATURES, None) is not None, (
+            "no fallback for the usual body"
+        )
         assert _outcome(body, True, monkeypatch) == _outcome(body, False, monkeypatch)
         assert _outcome(body, True, monkeypatch)[0] == "ok"
 
 
 def _number_tokens(rng: random.Random) -> list[str]:
     """Decimal texts across magnitudes and lengths, plus values near the halfway point between two doubles."""
-    tokens = ["0", "-0", "0.0", "-0.0", "-0e3", "1", "-1", "1e23", "9007199254740993", "123456789012345678",
-              "1234567890123456789", "12345678901234567890123", "4.35e-320", "2.2250738585072014e-308", "1.7976931348623157e308",
-              "0.1", "0.3", "5e-324", "1E5", "1e+5", "1.5E-3", "0.000001234", "100000000000000000000000000000"]
+    tokens = [
+        "0",
+        "-0",
+        "0.0",
+        "-0.0",
+        "-0e3",
+        "1",
+        "-1",
+        "1e23",
+        "9007199254740993",
+        "123456789012345678",
+        "1234567890123456789",
+        "12345678901234567890123",
+        "4.35e-320",
+        "2.2250738585072014e-308",
+        "1.7976931348623157e308",
+        "0.1",
+        "0.3",
+        "5e-324",
+        "1E5",
+        "1e+5",
+        "1.5E-3",
+        "0.000001234",
+        "100000000000000000000000000000",
+    ]
     for _ in range(3000):
         kind = rng.randrange(5)
         if kind == 0:
@@ -79,7 +105,7 @@ def _number_tokens(rng: random.Random) -> list[str]:
         elif kind == 1:
             tokens.append(repr(rng.uniform(0, 1) * 10.0 ** rng.randint(-30, 30)))
         elif kind == 2:
-            tokens.append(str(rng.randint(-10**rng.randint(1, 22), 10**rng.randint(1, 22))))
+            tokens.append(str(rng.randint(-(10 ** rng.randint(1, 22)), 10 ** rng.randint(1, 22))))
         elif kind == 3:
             digits = "".join(rng.choice("0123456789") for _ in range(rng.randint(1, 20)))
             point = rng.randint(0, len(digits))
@@ -95,8 +121,11 @@ def test_numbers_read_bit_for_bit_as_orjson():
     tokens = _number_tokens(random.Random(5))
     native = 0
     for chunk in range(0, len(tokens), 50):
-        part = tokens[chunk:chunk + 50]
-        body = b'{"data": {"ts": %s, "x": [%s]}}' % (json.dumps(_timestamps(len(part))).encode(), ",".join(part).encode())
+        part = tokens[chunk : chunk + 50]
+        body = b'{"data": {"ts": %s, "x": [%s]}}' % (
+            json.dumps(_timestamps(len(part))).encode(),
+            ",".join(part).encode(),
+        )
         parsed = parse_body(body)
         expected = orjson.loads(body)["data"]["x"]
         if parsed is None:  # only when some value is not a finite double
@@ -120,10 +149,31 @@ def _random_timestamp(rng: random.Random) -> str:
     return text
 
 
-@pytest.mark.parametrize("bad", ["2023-02-29", "1900-02-29", "2100-02-29", "2024-13-01", "2024-00-10", "2024-04-31", "2024-01-01 24:00", "2024-01-01 10:60",
-                                 "2024-01-01 10:00:60", "1677-12-31", "2262-01-01", "2024-1-01", "2024-01-01 10", "2024-01-01 ",
-                                 "2024-01-01T10:00:00Z", "2024-01-01T10:00:00+01:00", "2024-01-01 10:00:00.", "20240101",
-                                 "2024-01-01 10:00:00.1234567890", "１９９９-01-01"])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "2023-02-29",
+        "1900-02-29",
+        "2100-02-29",
+        "2024-13-01",
+        "2024-00-10",
+        "2024-04-31",
+        "2024-01-01 24:00",
+        "2024-01-01 10:60",
+        "2024-01-01 10:00:60",
+        "1677-12-31",
+        "2262-01-01",
+        "2024-1-01",
+        "2024-01-01 10",
+        "2024-01-01 ",
+        "2024-01-01T10:00:00Z",
+        "2024-01-01T10:00:00+01:00",
+        "2024-01-01 10:00:00.",
+        "20240101",
+        "2024-01-01 10:00:00.1234567890",
+        "１９９９-01-01",
+    ],
+)
 def test_timestamps_outside_the_strict_format_fall_back(bad, monkeypatch):
     body = _body({"ts": ["2024-01-01 00:00:00", bad], "down": [1.0, 2.0]})
     assert parse_body(body) is None
@@ -132,7 +182,11 @@ def test_timestamps_outside_the_strict_format_fall_back(bad, monkeypatch):
 
 def test_timestamps_read_as_numpy_reads_them():
     rng = random.Random(11)
-    texts = [_random_timestamp(rng) for _ in range(3000)] + ["2000-02-29", "1900-02-28", "2024-02-29 23:59:59.999999999"]
+    texts = [_random_timestamp(rng) for _ in range(3000)] + [
+        "2000-02-29",
+        "1900-02-28",
+        "2024-02-29 23:59:59.999999999",
+    ]
     parsed = parse_body(_body({"ts": texts}))
     assert parsed is not None
     np.testing.assert_array_equal(_column(parsed, "ts"), np.array(texts, dtype="datetime64[ns]"))
@@ -141,32 +195,63 @@ def test_timestamps_read_as_numpy_reads_them():
 def _hostile_bodies(rng: random.Random) -> list[bytes]:
     good = orjson.dumps(BODY)
     handmade = [
-        b"", b"{}", b"[]", b"null", b'{"data": null}', b'{"data": {}}', b'{"identifier": "A"} x', b'{"identifier": "A",}',
-        b'{"identifier": "A", "identifier": "B"}', b'{"identifier": "\\u0041"}', b'{"identifier": ""}',
-        b'{"identifier": "%s"}' % (b"x" * 201), b'{"identifier": 5}', b'{"inference_length": 0}', b'{"inference_length": -0}',
-        b'{"inference_length": 10001}', b'{"inference_length": 5.0}', b'{"inference_length": 05}', b'{"extra": 1}',
-        b'{"identifier": "\xff"}', b'{"identifier": "\xed\xa0\x80"}', b'\xef\xbb\xbf{}', b'{"index_col": "time"}',
-        _body({"ts": _timestamps(3), "down": [1, 2, None]}), _body({"ts": _timestamps(3), "down": [1, 2]}),
-        _body({"ts": _timestamps(3), "down": []}), _body({"ts": _timestamps(3), "down": [1, 2, "3"]}),
-        _body({"ts": _timestamps(3), "down": [1, 2, [3]]}), _body({"ts": _timestamps(3)[::-1], "down": [1, 2, 3]}),
-        _body({"ts": _timestamps(3)[:1] * 3, "down": [1, 2, 3]}), _body({"ts": [1, 2, 3], "down": [1, 2, 3]}),
-        _body({"time": _timestamps(3), "down": [1, 2, 3]}, index_col="time"), _body({"down": [1, 2, 3]}),
+        b"",
+        b"{}",
+        b"[]",
+        b"null",
+        b'{"data": null}',
+        b'{"data": {}}',
+        b'{"identifier": "A"} x',
+        b'{"identifier": "A",}',
+        b'{"identifier": "A", "identifier": "B"}',
+        b'{"identifier": "\\u0041"}',
+        b'{"identifier": ""}',
+        b'{"identifier": "%s"}' % (b"x" * 201),
+        b'{"identifier": 5}',
+        b'{"inference_length": 0}',
+        b'{"inference_length": -0}',
+        b'{"inference_length": 10001}',
+        b'{"inference_length": 5.0}',
+        b'{"inference_length": 05}',
+        b'{"extra": 1}',
+        b'{"identifier": "\xff"}',
+        b'{"identifier": "\xed\xa0\x80"}',
+        b"\xef\xbb\xbf{}",
+        b'{"index_col": "time"}',
+        _body({"ts": _timestamps(3), "down": [1, 2, None]}),
+        _body({"ts": _timestamps(3), "down": [1, 2]}),
+        _body({"ts": _timestamps(3), "down": []}),
+        _body({"ts": _timestamps(3), "down": [1, 2, "3"]}),
+        _body({"ts": _timestamps(3), "down": [1, 2, [3]]}),
+        _body({"ts": _timestamps(3)[::-1], "down": [1, 2, 3]}),
+        _body({"ts": _timestamps(3)[:1] * 3, "down": [1, 2, 3]}),
+        _body({"ts": [1, 2, 3], "down": [1, 2, 3]}),
+        _body({"time": _timestamps(3), "down": [1, 2, 3]}, index_col="time"),
+        _body({"down": [1, 2, 3]}),
         _body({"ts": _timestamps(3), "down": [1, 2, 3], "site": ["a", "b", "c"]}),
-        _body({"ts": _timestamps(3), "dówn": [1, 2, 3]}), _body({"ts": _timestamps(1), "down": [1]}),
-        b'{"data": {"ts": ["2024-01-01", "2024-01-02"], "down": [1, NaN]}}', b'{"data": {"ts": ["2024-01-01"], "down": [1e400]}}',
-        b'{"data": {"ts": ["2024-01-01"], "down": [-Infinity]}}', b'{"data": {"ts": ["2024-01-01"], "ts": ["2024-01-02"]}}',
+        _body({"ts": _timestamps(3), "dówn": [1, 2, 3]}),
+        _body({"ts": _timestamps(1), "down": [1]}),
+        b'{"data": {"ts": ["2024-01-01", "2024-01-02"], "down": [1, NaN]}}',
+        b'{"data": {"ts": ["2024-01-01"], "down": [1e400]}}',
+        b'{"data": {"ts": ["2024-01-01"], "down": [-Infinity]}}',
+        b'{"data": {"ts": ["2024-01-01"], "ts": ["2024-01-02"]}}',
         b'{"data": {"ts": ["2024-01-01", "2024-01-02"], "down": [1, 2]}, "data": null}',
-        b'{"data": {"ts": ["2024-01-01", "2024-01-02"], "down": [1, 2.]}}', b'{"data": {"ts": ["2024-01-01", "2024-01-02"], "down": [1, .5]}}',
-        b'{"data": {"ts": ["2024-01-01", "2024-01-02"], "down": [1, +5]}}', b'{"data": {"ts": ["2024-01-01", "2024-01-02"], "down": [1, 0x5]}}',
+        b'{"data": {"ts": ["2024-01-01", "2024-01-02"], "down": [1, 2.]}}',
+        b'{"data": {"ts": ["2024-01-01", "2024-01-02"], "down": [1, .5]}}',
+        b'{"data": {"ts": ["2024-01-01", "2024-01-02"], "down": [1, +5]}}',
+        b'{"data": {"ts": ["2024-01-01", "2024-01-02"], "down": [1, 0x5]}}',
         b' \t\r\n{ "data" : { "ts" : [ "2024-01-01" , "2024-01-02" ] , "down" : [ 1 , 2 ] } } \n',
-        good, good[:-1], good + b",", good.replace(b'"down"', b'"up"', 1),
+        good,
+        good[:-1],
+        good + b",",
+        good.replace(b'"down"', b'"up"', 1),
     ]
     truncated = [good[:i] for i in range(0, len(good), 13)]
     alphabet = b'\\{}[],:-+.eE0123456789 "\x00\xff\n'
     mutated = []
     for _ in range(1500):
         i = rng.randrange(len(good))
-        mutated.append(good[:i] + bytes([rng.choice(alphabet)]) + good[i + rng.randint(0, 2):])
+        mutated.append(good[:i] + bytes([rng.choice(alphabet)]) + good[i + rng.randint(0, 2) :])
     return handmade + truncated + mutated
 
 
@@ -193,7 +278,7 @@ def test_anything_but_bytes_is_a_type_error():
 
 
 def test_a_bounded_fuzz_run_under_asan_and_ubsan_finds_nothing():
-    """tests/fuzz_native_body.py (`make fuzz-body-parser` runs it longer); before the fix it aborted on a 19-digit inference_length."""
+    """tests/fuzz_native_body.py (`make fuzz-body-parser` runs longer); it once aborted on a 19-digit horizon."""
     from tests.fuzz_native_body import run
 
     result = run(seconds=8, seed=20261205)

@@ -1,4 +1,5 @@
 """Readiness decisions and broker-outage tracking (pure logic)."""
+
 from __future__ import annotations
 
 from types import SimpleNamespace
@@ -32,13 +33,20 @@ def test_readiness_needs_recovery_and_a_model():
     assert status == 503 and "recovery" in body["detail"]
     body, status = readiness(True, False, w, 0, True)
     assert status == 503 and body["detail"] == "no model loaded yet"
-    assert readiness(True, True, w, 0, True) == ({"ready": True, "recovered": True, "model_loaded": True,
-                                                 "broker_connected": True, "broker_unreachable_s": 0.0}, 200)
+    assert readiness(True, True, w, 0, True) == (
+        {"ready": True, "recovered": True, "model_loaded": True, "broker_connected": True, "broker_unreachable_s": 0.0},
+        200,
+    )
 
 
 def test_coordinator_known_reads_the_aiokafka_consumer():
     def consumer(coordinator_id):
-        return SimpleNamespace(_thread=SimpleNamespace(_consumer=SimpleNamespace(_coordinator=SimpleNamespace(coordinator_id=coordinator_id))))
+        return SimpleNamespace(
+            _thread=SimpleNamespace(
+                _consumer=SimpleNamespace(_coordinator=SimpleNamespace(coordinator_id=coordinator_id))
+            )
+        )
+
     assert coordinator_known(consumer(111)) is True
     assert coordinator_known(consumer(None)) is False
     assert coordinator_known(SimpleNamespace(_thread=SimpleNamespace(_consumer=None))) is None

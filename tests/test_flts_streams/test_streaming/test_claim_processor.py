@@ -1,7 +1,6 @@
 """Claim micro-batches: one outcome per claim, fetch once per object, results with coordinates, logs, retries."""
-from __future__ import annotations
 
-from tests.test_flts_streams.helpers import model
+from __future__ import annotations
 
 import asyncio
 import io
@@ -22,6 +21,7 @@ from flts_streams.streaming.claim_messages import ClaimInput, Coordinates
 from flts_streams.streaming.claim_processor import ClaimProcessor
 from flts_streams.streaming.frame_codec import decode_frame
 from flts_streams.streaming.object_store import LocalStore
+from tests.test_flts_streams.helpers import model
 
 
 class CountingStore(LocalStore):
@@ -48,10 +48,17 @@ def _parquet(days: int = 1, seed: int = 0) -> bytes:
     return buf.getvalue()
 
 
-def _claim(identifier: str, key: str, offset: int, *, msg_key: bytes | None = None, headers=None, **extra) -> ClaimInput:
+def _claim(
+    identifier: str, key: str, offset: int, *, msg_key: bytes | None = None, headers=None, **extra
+) -> ClaimInput:
     value = json.dumps({"identifier": identifier, "object_key": key, "claim_id": f"c{offset}", **extra}).encode()
-    return ClaimInput(value, identifier.encode() if msg_key is None else msg_key, headers or [],
-                      Coordinates("inference-data", 1, offset), time.time() - 0.5)
+    return ClaimInput(
+        value,
+        identifier.encode() if msg_key is None else msg_key,
+        headers or [],
+        Coordinates("inference-data", 1, offset),
+        time.time() - 0.5,
+    )
 
 
 @pytest.fixture
@@ -92,13 +99,27 @@ async def test_mixed_batch_gets_one_outcome_per_claim(tmp_path, predictor):
     ]
     batch = await _processor(tmp_path, predictor, store).process_batch(inputs)
     assert [o.status for o in batch.outcomes] == [
-        "processed", "dead_lettered", "processed", "processed", "dead_lettered", "expired", "repartitioned",
-        "dead_lettered", "dead_lettered"]
+        "processed",
+        "dead_lettered",
+        "processed",
+        "processed",
+        "dead_lettered",
+        "expired",
+        "repartitioned",
+        "dead_lettered",
+        "dead_lettered",
+    ]
     assert sorted(store.gets) == ["a.parquet", "b.parquet", "missing.parquet"]  # each object read once
     assert batch.outcomes[6].forward_key == b"C"
     first = json.loads(batch.outcomes[0].result)
-    assert first["claim"] == {"topic": "inference-data", "partition": 1, "offset": 10, "claim_id": "c10",
-                              "bucket": None, "object_key": "a.parquet"}
+    assert first["claim"] == {
+        "topic": "inference-data",
+        "partition": 1,
+        "offset": 10,
+        "claim_id": "c10",
+        "bucket": None,
+        "object_key": "a.parquet",
+    }
     assert first["model_identifier"] == DEFAULT_KEY and first["fallback_model"] is True
     assert first["synthetic_model"] is False and "no model is trained for 'A'" in first["model_reason"]
     assert predictor.metrics.fallbacks.labels("default")._value.get() == 2  # one forecast per (identifier, object)
@@ -168,14 +189,21 @@ async def test_oversized_poison_is_dead_lettered_small_with_the_original_stored(
     store.put("flts", "a.parquet", _parquet())
     junk = bytes(range(256)) * 3125  # 800,000 bytes, not JSON
     big_key = b"k" * 1_000_000
-    inputs = [_claim("A", "a.parquet", 1), ClaimInput(junk, big_key, [], Coordinates("inference-data", 2, 7), time.time()),
-              _claim("A", "a.parquet", 3, claim_id="x" * 900_000), _claim("A", "a.parquet", 4)]
+    inputs = [
+        _claim("A", "a.parquet", 1),
+        ClaimInput(junk, big_key, [], Coordinates("inference-data", 2, 7), time.time()),
+        _claim("A", "a.parquet", 3, claim_id="x" * 900_000),
+        _claim("A", "a.parquet", 4),
+    ]
     batch = await _processor(tmp_path, predictor, store).process_batch(inputs)
     assert [o.status for o in batch.outcomes] == ["processed", "dead_lettered", "dead_lettered", "processed"]
     dead = json.loads(batch.outcomes[1].dead_letter)
     assert len(batch.outcomes[1].dead_letter) < 100_000 and dead["truncated"] is True and dead["value_size"] == 800_000
-    assert dead["original"] == {"bucket": "flts", "value_object": "dead-letters/inference-data/2-7.value",
-                                "key_object": "dead-letters/inference-data/2-7.key"}
+    assert dead["original"] == {
+        "bucket": "flts",
+        "value_object": "dead-letters/inference-data/2-7.value",
+        "key_object": "dead-letters/inference-data/2-7.key",
+    }
     assert store.get("flts", dead["original"]["value_object"]) == junk
     assert store.get("flts", dead["original"]["key_object"]) == big_key
     too_long = json.loads(batch.outcomes[2].dead_letter)
@@ -194,8 +222,9 @@ async def test_the_table_keeps_only_the_models_columns_and_refuses_a_frame_above
     batch = await _processor(tmp_path, predictor, store).process_batch([_claim("W", "wide.parquet", 1)])
     assert batch.outcomes[0].status == "processed"
     assert decode_frame(batch.frames["W"][1]).columns == FEATURES  # not the 200 extra columns
-    small = ClaimProcessor(Settings(paths={"var_dir": tmp_path / "var"}), store, predictor.metrics, predictor,
-                           max_record_bytes=10_000)
+    small = ClaimProcessor(
+        Settings(paths={"var_dir": tmp_path / "var"}), store, predictor.metrics, predictor, max_record_bytes=10_000
+    )
     refused = await small.process_batch([_claim("W", "wide.parquet", 2)])
     assert refused.outcomes[0].status == "dead_lettered" and refused.frames == {}
     assert "record limit" in json.loads(refused.outcomes[0].dead_letter)["error"]

@@ -1,4 +1,5 @@
 """Claims decoding, deadlines, dead letters, object keys, local store, frame codec."""
+
 from __future__ import annotations
 
 import base64
@@ -25,7 +26,9 @@ def test_decode_claim_accepts_object_alias():
     assert decode_claim(b'{"identifier": "A", "object_key": "k"}').object_key == "k"
 
 
-@pytest.mark.parametrize("raw", [b"", b"not json", b"[]", b'{"identifier": "A"}', b'{"identifier": 5, "object_key": "k"}'])
+@pytest.mark.parametrize(
+    "raw", [b"", b"not json", b"[]", b'{"identifier": "A"}', b'{"identifier": 5, "object_key": "k"}']
+)
 def test_decode_claim_rejects_bad_messages(raw):
     with pytest.raises(SchemaError):
         decode_claim(raw)
@@ -100,12 +103,18 @@ def test_object_limits_are_checked_before_decoding():
     from flts_streams.streaming.claim_objects import ObjectLimits, read_table
 
     rows = 10_000_000
-    small = _parquet_bytes(pa.table({"time": pa.array(np.zeros(rows, dtype="datetime64[s]")), "down": pa.array(np.ones(rows))}))
+    small = _parquet_bytes(
+        pa.table({"time": pa.array(np.zeros(rows, dtype="datetime64[s]")), "down": pa.array(np.ones(rows))})
+    )
     assert len(small) < 2_000_000
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    with pytest.raises(ObjectTooLarge, match=r"10000000 rows, above the limit of 100000 \(FLTS_STREAMING__OBJECT_MAX_ROWS\)"):
+    with pytest.raises(
+        ObjectTooLarge, match=r"10000000 rows, above the limit of 100000 \(FLTS_STREAMING__OBJECT_MAX_ROWS\)"
+    ):
         read_table(small, "bomb.parquet", ObjectLimits(max_rows=100_000))
-    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 100_000, "KiB: refused from the footer, not decoded"
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 100_000, (
+        "KiB: refused from the footer, not decoded"
+    )
     wide = _parquet_bytes(pa.table({f"c{i}": pa.array([1.0]) for i in range(300)}))
     with pytest.raises(ObjectTooLarge, match="300 columns, above the limit of 256"):
         read_table(wide, "wide.parquet")

@@ -1,4 +1,5 @@
 """Sending claim outcomes: a record the producer refuses becomes a small dead letter; nothing escapes."""
+
 from __future__ import annotations
 
 import json
@@ -39,7 +40,11 @@ def test_a_size_refusal_is_permanent_and_a_timeout_is_retried():
 
 
 async def test_a_refused_result_becomes_a_small_dead_letter_and_a_transient_failure_is_retried():
-    results, dead, forward = Topic([_refusal(MessageSizeTooLargeError())]), Topic([_refusal(KafkaTimeoutError())]), Topic()
+    results, dead, forward = (
+        Topic([_refusal(MessageSizeTooLargeError())]),
+        Topic([_refusal(KafkaTimeoutError())]),
+        Topic(),
+    )
     metrics = Metrics()
     delivery = Delivery(results.send, dead.send, forward.send, metrics, retry_backoff_s=0.001)
     inp = ClaimInput(b'{"identifier": "A"}', b"A", [], Coordinates("inference-data", 0, 5), time.time())
@@ -48,7 +53,9 @@ async def test_a_refused_result_becomes_a_small_dead_letter_and_a_transient_fail
     letter = json.loads(dead.sent[0]["value"])
     assert letter["error_type"] == "ProducerSendError" and "MessageSizeTooLarge" in letter["error"]
     assert letter["source"]["offset"] == 5
-    assert metrics.claims.labels("send_refused")._value.get() == 1 and metrics.claims.labels("retried")._value.get() == 1
+    assert (
+        metrics.claims.labels("send_refused")._value.get() == 1 and metrics.claims.labels("retried")._value.get() == 1
+    )
 
 
 async def test_a_dead_letter_refused_too_is_counted_and_nothing_escapes():
