@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import requests
 
-from flts_bench import rss_mb
+from flts_bench.worker import rss_mb
 from flts_streams.forecasting.demo import demo_frame
 from tests.integration.harness import ADMIN_TOKEN, Worker, metric, post_predict, predict_payload, start_broker
 
