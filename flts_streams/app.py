@@ -62,7 +62,7 @@ class FltsApp(faust.App):
     def _new_transport(self) -> TransportT:
         """Faust's consumer transport, with our safe seek-back when it is the aiokafka one."""
         cls = transport.by_url(self.conf.broker_consumer[0])
-        cls = seek_safe_consumer.Transport if cls is faust_aiokafka.Transport else cls
+        cls = seek_safe_consumer.SeekSafeTransport if cls is faust_aiokafka.Transport else cls
         return cls(self.conf.broker_consumer, self)
 
     def on_webserver_init(self, web: Any) -> None:

@@ -41,7 +41,7 @@ def head_missing(acked: list[int], expected: int | None) -> bool:
     return bool(acked) and expected is not None and min(acked) > expected
 
 
-class Consumer(faust_aiokafka.Consumer):
+class SeekSafeConsumer(faust_aiokafka.Consumer):
     """Faust's aiokafka consumer that never commits past a record it did not process.
 
     1. After every (re)assignment Faust "seeks stream partitions to committed offsets" to re-read what
@@ -186,7 +186,7 @@ class Consumer(faust_aiokafka.Consumer):
         )
 
 
-class Transport(faust_aiokafka.Transport):
+class SeekSafeTransport(faust_aiokafka.Transport):
     """The aiokafka transport with the consumer above."""
 
-    Consumer = Consumer
+    Consumer = SeekSafeConsumer

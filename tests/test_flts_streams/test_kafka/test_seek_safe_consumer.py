@@ -32,7 +32,7 @@ def test_never_committed_is_empty_once_everything_is_committed():
 
 
 def test_app_consumes_through_the_rewinding_consumer():
-    assert app.transport.Consumer is seek_safe_consumer.Consumer
+    assert app.transport.Consumer is seek_safe_consumer.SeekSafeConsumer
 
 
 def _consumer_with(tp: TP, acked: list[int], committed: int | None = None, expected: int | None = None):
