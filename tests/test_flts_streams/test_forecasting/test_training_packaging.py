@@ -19,7 +19,7 @@ from flts_streams.forecasting.pipeline import train_and_register
 from flts_streams.forecasting.spec import FEATURES
 from flts_streams.forecasting.training import TrainConfig, train
 
-FAST = TrainConfig(epochs=2, hidden_size=16, window=30, horizon=10)
+FAST = TrainConfig(epochs=2, hidden_size=16, window=30, horizon=10, members=1)
 
 
 @pytest.fixture(scope="module")
