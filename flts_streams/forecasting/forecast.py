@@ -204,6 +204,10 @@ class Forecaster:
         series = frame.column(spec.targets[0])[-spec.history_rows :] if history is None else history
         return ModelInput(window, last_ns, self.history_of(series[-spec.history_rows :]))
 
+    def target_space(self, values: np.ndarray) -> np.ndarray:
+        """Values of the first target (original units) in the network's scaled units."""
+        return self._target_space(np.asarray(values, dtype=np.float64))
+
     def history_of(self, series: np.ndarray) -> np.ndarray:
         """(K,) history features of one series of the first target (original units) ending at the window's last row."""
         spec = self.spec
@@ -254,7 +258,7 @@ class Forecaster:
         x = torch.from_numpy(np.concatenate([scaled, calendar[:, :w]], axis=2))
         fut = torch.from_numpy(np.ascontiguousarray(calendar[:, w:]))
         with torch.inference_mode():
-            out = self._run(x, fut, torch.from_numpy(history)).numpy().astype(np.float64)
+            out = self._run(x, fut, torch.from_numpy(history)).numpy().astype(np.float64) + spec.output_offsets
         mean, scale = spec.scaler.params(spec.targets)
         out = out * scale[:, None] + mean[:, None]
         if spec.quantiles:

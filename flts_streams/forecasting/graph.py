@@ -43,6 +43,7 @@ class ServingGraph(nn.Module):
     target_mean: torch.Tensor
     target_scale: torch.Tensor
     offsets: torch.Tensor
+    output_offsets: torch.Tensor
 
     def __init__(self, net: Net, spec: ModelSpec, offsets_ns: np.ndarray) -> None:
         super().__init__()
@@ -52,6 +53,7 @@ class ServingGraph(nn.Module):
         self.log_columns = list(spec.target_index) if spec.log_targets else []
         self.log_targets = spec.log_targets
         self.sort_quantiles = bool(spec.quantiles)
+        self.register_buffer("output_offsets", torch.from_numpy(spec.output_offsets), persistent=False)
         for name, values in (
             ("mean", spec.scaler.params(spec.features)[0]),
             ("scale", spec.scaler.params(spec.features)[1]),
@@ -76,7 +78,7 @@ class ServingGraph(nn.Module):
             raw = raw.index_copy(2, torch.tensor(self.log_columns), logs)
         scaled = ((raw - self.mean) / self.scale).float()
         x = torch.cat([scaled, calendar[:, : self.window]], dim=2)
-        out = self.net(x, calendar[:, self.window :].contiguous(), history).double()
+        out = self.net(x, calendar[:, self.window :].contiguous(), history).double() + self.output_offsets
         out = out * self.target_scale.view(1, 1, -1, 1) + self.target_mean.view(1, 1, -1, 1)
         if self.sort_quantiles:  # quantiles never cross
             out = torch.cat([out[..., :1], torch.sort(out[..., 1:], dim=-1).values], dim=-1)

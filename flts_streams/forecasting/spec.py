@@ -48,6 +48,9 @@ class ModelSpec:
     profile_halfwidth: int = 7  # rows each side of a time-of-day slot averaged in the history profile
     log_targets: bool = False  # targets modelled as log values: daily shapes become ratios; medians are kept
     members: int = 1  # networks trained from different seeds whose outputs are averaged
+    # Added to each quantile output in the network's scaled units: the calibration on the validation
+    # split (training.calibrate); empty: none.
+    quantile_offsets: tuple[float, ...] = ()
 
     @property
     def cadence(self) -> np.timedelta64:
@@ -70,6 +73,13 @@ class ModelSpec:
         return 1 + len(self.quantiles)
 
     @property
+    def output_offsets(self) -> np.ndarray:
+        """(outputs,) scaled-unit offsets: 0 for the point forecast, then each quantile's calibration."""
+        offsets = np.zeros(self.outputs)
+        offsets[1 : 1 + len(self.quantile_offsets)] = self.quantile_offsets
+        return offsets
+
+    @property
     def target_index(self) -> list[int]:
         """Positions of the targets within the features."""
         return [self.features.index(t) for t in self.targets]
@@ -85,7 +95,7 @@ class ModelSpec:
         """Inverse of to_json."""
         d: dict[str, Any] = json.loads(text)
         d["scaler"] = Scaler.from_dict(d["scaler"])
-        for key in ("features", "targets", "time_features", "quantiles"):
+        for key in ("features", "targets", "time_features", "quantiles", "quantile_offsets"):
             if key in d:
                 d[key] = tuple(d[key])
         return cls(**d)
