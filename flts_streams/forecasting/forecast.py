@@ -15,7 +15,7 @@ from flts_streams.core.errors import HorizonTooLong, InvalidInput, NotEnoughRows
 from flts_streams.forecasting.features import time_features
 from flts_streams.forecasting.frame import PreparedFrame
 from flts_streams.forecasting.graph import LOG_FLOOR, serving_graph, traced_net
-from flts_streams.forecasting.history import history_features
+from flts_streams.forecasting.history import history_features, window_only_features
 from flts_streams.forecasting.model import Net, build_net
 from flts_streams.forecasting.spec import ModelSpec
 
@@ -212,6 +212,9 @@ class Forecaster:
         """(K,) history features of one series of the first target (original units) ending at the window's last row."""
         spec = self.spec
         y = self._target_space(np.asarray(series, dtype=np.float64))
+        short = window_only_features(y, window=spec.window, horizon=spec.horizon, per_day=spec.rows_per_day)
+        if short is not None:
+            return short
         return history_features(
             y,
             np.array([y.shape[0]]),

@@ -62,3 +62,27 @@ def test_many_origins_at_once_equal_one_at_a_time():
     together = _features(y, at, days=3, halfwidth=2)
     alone = np.concatenate([_features(y[:t], [t], days=3, halfwidth=2) for t in at])
     np.testing.assert_allclose(together, alone, rtol=1e-6)
+
+
+def test_the_cheap_path_for_short_series_equals_the_general_one():
+    from flts_streams.forecasting.history import window_only_features
+
+    y = np.random.default_rng(2).normal(size=DAY - W - 1)
+    cheap = window_only_features(y, window=W, horizon=H, per_day=DAY)
+    assert cheap is not None
+    np.testing.assert_allclose(cheap, _features(y, [len(y)], days=2, halfwidth=1)[0], rtol=1e-6)
+    assert window_only_features(np.zeros(DAY), window=W, horizon=H, per_day=DAY) is None  # long enough: general
+
+
+def test_origins_are_taken_in_chunks_with_the_same_result():
+    y = np.random.default_rng(3).normal(size=3 * DAY)
+    at = np.arange(W, len(y))
+    from flts_streams.forecasting import history
+
+    whole = _features(y, at, days=2, halfwidth=1)
+    real = history._chunks
+    try:
+        history._chunks = lambda a, size=7: real(a, size)  # noqa: SLF001 - force many small chunks
+        np.testing.assert_array_equal(_features(y, at, days=2, halfwidth=1), whole)
+    finally:
+        history._chunks = real
