@@ -51,6 +51,7 @@ class ModelSpec:
     # Added to each quantile output in the network's scaled units: the calibration on the validation
     # split (training.calibrate); empty: none.
     quantile_offsets: tuple[float, ...] = ()
+    distilled_from: int = 0  # members of the ensemble this one network was trained to reproduce (0: none)
 
     @property
     def cadence(self) -> np.timedelta64:
