@@ -14,6 +14,7 @@ from flts_streams.streaming.claim_processor import ClaimProcessor
 from flts_streams.streaming.object_store import open_store
 from flts_streams.streaming.result_delivery import Delivery
 from tables.latest_frames import latest_frames
+from tables.target_history import target_history
 
 RECORD_MARGIN_BYTES = 16 * 1024  # below the producer's max request size: headers and record framing
 
@@ -50,6 +51,7 @@ async def claims(stream: StreamT) -> None:
         app.metrics,
         app.predictor,
         max_record_bytes=app.conf.producer_max_request_size - RECORD_MARGIN_BYTES,
+        history_of=target_history.get,
     )
     delivery = Delivery(
         app.kafka_topics.results.send,
@@ -72,3 +74,6 @@ async def claims(stream: StreamT) -> None:
         for identifier, (index, frame) in batch.frames.items():
             with event_context(events[index]):
                 latest_frames[identifier] = frame
+        for identifier, (index, history) in batch.histories.items():
+            with event_context(events[index]):
+                target_history[identifier] = history

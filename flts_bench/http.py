@@ -28,6 +28,8 @@ ROUNDS = 3  # every level of every server is measured once per round (see _inter
 SLOT_WARMUP_S = 0.5
 ADMITTED = 64  # the worker's max_in_flight here: 64 connections is its sustainable load, 256 is 4x it
 WORKER, MLFLOW, BARE = "flts worker", "mlflow models serve", "bare aiohttp"
+HISTORY = "flts worker, 7-day body"  # 5,040 rows: the most history the models read (a row of its own, no ratio)
+HISTORY_ROWS = 5_040
 IDLE_AFTER_S = 5.0  # how long the worker idles before its memory is read again
 
 
@@ -58,6 +60,13 @@ def _payloads() -> tuple[bytes, bytes]:
     rows = [[body["data"][c][i] for c in cols] for i in range(30)]
     mlflow_body = {"dataframe_split": {"columns": cols, "data": rows}}
     return json.dumps(body).encode(), json.dumps(mlflow_body).encode()
+
+
+def _history_payload() -> bytes:
+    from flts_bench.payloads import PayloadPool
+
+    body = PayloadPool(rows=HISTORY_ROWS, seed=2, days=HISTORY_ROWS // 720 + 2).payload(identifier="bench")
+    return json.dumps(body).encode()
 
 
 def run(out_dir: Path, seconds: float, docs: Path, rounds: int = ROUNDS) -> dict:
@@ -114,6 +123,7 @@ def run(out_dir: Path, seconds: float, docs: Path, rounds: int = ROUNDS) -> dict
             Target(WORKER, f"http://127.0.0.1:{wport}/predict", ours_body),
             Target(MLFLOW, f"http://127.0.0.1:{mport}/invocations", mlflow_body),
             Target(BARE, f"http://127.0.0.1:{bport}/predict", ours_body),
+            Target(HISTORY, f"http://127.0.0.1:{wport}/predict", _history_payload()),
         ]
         by_round = _interleaved(targets, seconds / rounds, rounds)
         health, loaded = drive(_health_under_load(targets[0], wport, seconds))

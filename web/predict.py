@@ -3,6 +3,7 @@
 from typing import cast
 
 import aiohttp
+import numpy as np
 import orjson
 from aiohttp import web
 from faust.web import Request, Response, View
@@ -12,11 +13,19 @@ from flts_streams.core import errors as e
 from flts_streams.forecasting.frame import PreparedFrame
 from flts_streams.forecasting.spec import ModelSpec
 from flts_streams.models.answers import prediction_json
-from flts_streams.models.predictor import FrameSource
+from flts_streams.models.predictor import FrameSource, HistorySource
 from flts_streams.serving.body_budget import read_within
-from flts_streams.serving.predict_request import check_body_encoding, horizon_query, parse_predict, request_frame
+from flts_streams.serving.predict_request import (
+    check_body_encoding,
+    horizon_query,
+    parse_predict,
+    quantiles_query,
+    request_frame,
+)
 from flts_streams.streaming.frame_codec import decode_frame
+from flts_streams.streaming.target_history import decode_history
 from tables.latest_frames import latest_frames
+from tables.target_history import target_history
 from web.paths import PREDICT_PATH
 
 DEADLINE_HEADER = "X-Deadline-Ms"  # optional per-request budget in milliseconds
@@ -54,11 +63,24 @@ def _json(body: bytes) -> Response:
 
 
 async def _forecast(
-    identifier: str, frame_for: FrameSource, horizon: int | None, *, cached: bool, budget: float
+    identifier: str,
+    frame_for: FrameSource,
+    horizon: int | None,
+    *,
+    cached: bool,
+    budget: float,
+    quantiles: tuple[float, ...] | None = None,
 ) -> bytes:
     with app.admission.admit():
         try:
-            prediction = await app.predictor.predict(identifier, frame_for, horizon, timeout=budget)
+            prediction = await app.predictor.predict(
+                identifier,
+                frame_for,
+                horizon,
+                timeout=budget,
+                quantiles=quantiles,
+                history=_cached_history(identifier) if cached else None,
+            )
         except TimeoutError as exc:
             app.metrics.rejected.labels("deadline").inc()
             raise e.DeadlineExceeded(
@@ -79,12 +101,32 @@ def _cached_frame(identifier: str) -> FrameSource:
     return load
 
 
-async def _forward_cached(identifier: str, horizon: int | None, budget: float) -> bytes:
+def _cached_history(identifier: str) -> HistorySource:
+    """The identifier's recent values of the model's first target kept from its claims (tables/target_history.py)."""
+
+    def load(spec: ModelSpec) -> np.ndarray | None:
+        payload = target_history.get(identifier)
+        if payload is None:
+            return None
+        kept = decode_history(payload)
+        return kept.values if kept.column == spec.targets[0] else None
+
+    return load
+
+
+async def _forward_cached(
+    identifier: str, horizon: int | None, budget: float, quantiles: tuple[float, ...] | None
+) -> bytes:
     """Ask the worker that owns ``identifier`` (routing drops bodies, so use the GET route); its answer as is."""
     owner = app.router.key_store(latest_frames.name, identifier)
     if owner == app.conf.canonical_url:
-        return await _forecast(identifier, _cached_frame(identifier), horizon, cached=True, budget=budget)
-    url = owner.with_path(f"/predict/{identifier}").with_query({"inference_length": horizon} if horizon else {})
+        return await _forecast(
+            identifier, _cached_frame(identifier), horizon, cached=True, budget=budget, quantiles=quantiles
+        )
+    query = {"inference_length": str(horizon)} if horizon else {}
+    if quantiles:
+        query["quantiles"] = ",".join(f"{q:g}" for q in quantiles)
+    url = owner.with_path(f"/predict/{identifier}").with_query(query)
     timeout = aiohttp.ClientTimeout(total=budget)
     try:
         async with aiohttp.ClientSession(timeout=timeout) as session, session.get(url) as resp:
@@ -128,11 +170,16 @@ class Predict(View):
         identifier = req.identifier or app.settings.serving.default_identifier
         budget = _budget(request)
         if not req.has_data:
-            return _json(await _forward_cached(identifier, req.inference_length, budget))
+            return _json(await _forward_cached(identifier, req.inference_length, budget, req.quantiles))
 
         return _json(
             await _forecast(
-                identifier, lambda spec: request_frame(req, spec), req.inference_length, cached=False, budget=budget
+                identifier,
+                lambda spec: request_frame(req, spec),
+                req.inference_length,
+                cached=False,
+                budget=budget,
+                quantiles=req.quantiles,
             )
         )
 
@@ -144,6 +191,14 @@ class PredictCached(View):
     @app.table_route(table=latest_frames, match_info="identifier")  # type: ignore[arg-type]  # faust's hint omits match_info arguments
     async def get(self, request: Request, identifier: str) -> Response:
         horizon = horizon_query(request.query)
+        quantiles = quantiles_query(request.query["quantiles"]) if "quantiles" in request.query else None
         return _json(
-            await _forecast(identifier, _cached_frame(identifier), horizon, cached=True, budget=_budget(request))
+            await _forecast(
+                identifier,
+                _cached_frame(identifier),
+                horizon,
+                cached=True,
+                budget=_budget(request),
+                quantiles=quantiles,
+            )
         )

@@ -57,6 +57,9 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
         horizon=args.horizon,
         targets=tuple(args.targets.split(",")),
         seed=args.seed,
+        quantiles=tuple(float(q) for q in args.quantiles.split(",") if q.strip()),
+        history_days=args.history_days,
+        members=args.members,
     )
     reg = train_and_register(
         Path(args.data),
@@ -90,24 +93,37 @@ def _publish_success(settings: Settings, run_id: str, model_uri: str, identifier
 
 
 def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
-    """Backtest a model against baselines."""
+    """The forecast-quality benchmark: the model against baselines (and a reference) at the same origins."""
     from flts_streams.forecasting.pipeline import evaluate
 
     _tracking(settings)
-    ev = evaluate(
+    r = evaluate(
         args.model,
         Path(args.data),
         Path(args.history) if args.history else None,
         stride=args.stride,
+        history_rows=args.history_rows,
+        reference=args.reference,
         plot=Path(args.plot) if args.plot else None,
     )
-    model = next(s for s in ev.scores if s.name == "model")
-    _say(f"target={ev.target} origins={ev.origins} horizon=1..{ev.horizon}")
-    _say(f"| method | MAE (mean h1..{ev.horizon}) | RMSE (mean) | MAE h1 | MAE h{ev.horizon} | model gain |")
-    _say("|---|---|---|---|---|---|")
-    for s in ev.scores:
-        gain = "" if s is model else f"{100 * (1 - model.mean_mae / s.mean_mae):.1f}%"
-        _say(f"| {s.name} | {s.mean_mae:.4g} | {s.mean_rmse:.4g} | {s.mae[0]:.4g} | {s.mae[-1]:.4g} | {gain} |")
+    h = r.truth.shape[1]
+    _say(f"target={r.target} origins={len(r.origins)} (every {args.stride} rows) horizon=1..{h}")
+    _say(f"history: at most {args.history_rows} rows before each origin, for every method")
+    _say(f"| method | MAE (h1..{h}) | MAE h1 | MAE h{h} | model gain |")
+    _say("|---|---|---|---|---|")
+    model = r.mae("model")
+    for name in r.forecasts:
+        mae, by_h = r.mae(name), r.mae_by_horizon(name)
+        gain = "" if name == "model" else f"{100 * (1 - model / mae):.1f}%"
+        _say(f"| {name} | {mae:.4g} | {by_h[0]:.4g} | {by_h[-1]:.4g} | {gain} |")
+    levels = sorted(r.quantiles)
+    if len(levels) >= 2:
+        cover = r.coverage(levels[0], levels[-1])
+        _say(
+            f"coverage of the {levels[0]:g}-{levels[-1]:g} interval: {cover.mean():.3f} overall; by horizon "
+            + " ".join(f"{c:.2f}" for c in cover)
+        )
+        _say("pinball loss: " + ", ".join(f"q{q:g}={r.pinball(q):.4g}" for q in levels))
     return 0
 
 
@@ -150,7 +166,7 @@ def ensure_demo_model(settings: Settings, epochs: int = 8) -> str:
     train_and_register(
         path,
         DEMO_IDENTIFIER,
-        TrainConfig(epochs=epochs, synthetic_data=True),
+        TrainConfig(epochs=epochs, synthetic_data=True, members=1),  # one network: the first start stays quick
         registry_prefix=settings.model.registry_prefix,
         alias=settings.model.champion_alias,
     )
@@ -287,16 +303,27 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--horizon", type=int, default=30)
     tr.add_argument("--targets", default="down", help="comma-separated target columns")
     tr.add_argument("--seed", type=int, default=42)
+    tr.add_argument(
+        "--quantiles",
+        default="0.1,0.5,0.9",
+        help="comma-separated quantile levels forecast besides the point ('' for none)",
+    )
+    tr.add_argument(
+        "--history-days", type=int, default=7, help="days of the target's history the model reads (0: window only)"
+    )
+    tr.add_argument("--members", type=int, default=5, help="networks trained from consecutive seeds and averaged")
     tr.add_argument("--promote", action="store_true", help="make it the champion regardless of score")
     tr.add_argument("--quiet", action="store_true", help="no progress bar")
     tr.add_argument("--publish", action="store_true", help="publish a model-training SUCCESS event to the broker")
     tr.set_defaults(func=cmd_train)
-    ev = sub.add_parser("evaluate", help="rolling-origin backtest against persistence and seasonal-naive")
+    ev = sub.add_parser("evaluate", help="forecast-quality benchmark against baselines (docs/MODEL.md)")
     ev.add_argument("--model", required=True, help="runs:/<id>/model or models:/<name>@champion")
-    ev.add_argument("--data", required=True)
-    ev.add_argument("--history", help="data just before --data (context and seasonal-naive)")
-    ev.add_argument("--stride", type=int, default=1)
-    ev.add_argument("--plot", help="PNG path")
+    ev.add_argument("--data", required=True, help="the test file: origins from its first row")
+    ev.add_argument("--history", help="the rows just before --data (the training file)")
+    ev.add_argument("--stride", type=int, default=20, help="rows between origins")
+    ev.add_argument("--history-rows", type=int, default=5_040, help="rows before an origin any method may read")
+    ev.add_argument("--reference", choices=["lightgbm"], help="also fit the reference model (the 'reference' extra)")
+    ev.add_argument("--plot", help="PNG path: error by hour and horizon, fan chart")
     ev.set_defaults(func=cmd_evaluate)
     dd = sub.add_parser("demo-data", help="write a synthetic dataset")
     dd.add_argument("--out", default="var/demo/demo.csv")

@@ -25,6 +25,7 @@ def parse_message(model: type[M], raw: bytes | None, what: str) -> M:
 IDENTIFIER_MAX = 200  # characters
 CLAIM_FIELD_MAX = 1024  # characters of a claim's bucket, object key, claim id and config hash
 HORIZON_MAX = 10_000  # steps a request may ask for (the model's own horizon is usually far lower)
+QUANTILES_MAX = 20  # quantile levels a request may ask for (a model answers only those it was trained for)
 
 
 class PredictRequest(BaseModel):
@@ -36,6 +37,12 @@ class PredictRequest(BaseModel):
     data: dict[str, list[Any]] | None = None
     index_col: str | None = None
     inference_length: int | None = Field(None, ge=1, le=HORIZON_MAX)
+    quantiles: list[float] | None = Field(
+        None,
+        min_length=1,
+        max_length=QUANTILES_MAX,
+        description="quantile levels to forecast besides the point forecast",
+    )
 
 
 class Claim(BaseModel):

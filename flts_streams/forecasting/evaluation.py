@@ -54,14 +54,23 @@ def seasonal_naive(y: np.ndarray, at: np.ndarray, horizon: int, season: int) -> 
     return y[idx]
 
 
-def model_predictions(forecaster: Forecaster, frame: PreparedFrame, at: np.ndarray, chunk: int = 1024) -> np.ndarray:
-    """(origins, H, targets) model forecasts, batched."""
-    w = forecaster.spec.window
+def model_outputs(
+    forecaster: Forecaster, frame: PreparedFrame, at: np.ndarray, chunk: int = 1024, history_rows: int | None = None
+) -> np.ndarray:
+    """(origins, H, targets, outputs) model forecasts, batched; each origin reads up to ``history_rows`` rows
+    before it (default: what the model reads), as a request carrying them would."""
+    spec = forecaster.spec
+    rows = spec.history_rows if history_rows is None else max(history_rows, spec.window)
     out = []
     for lo in range(0, at.shape[0], chunk):
-        inputs = [forecaster.make_input(frame.rows(t - w, t)) for t in at[lo : lo + chunk]]
+        inputs = [forecaster.make_input(frame.rows(max(0, t - rows), t)) for t in at[lo : lo + chunk]]
         out.append(forecaster.predict_inputs(inputs))
     return np.concatenate(out, axis=0)
+
+
+def model_predictions(forecaster: Forecaster, frame: PreparedFrame, at: np.ndarray, chunk: int = 1024) -> np.ndarray:
+    """(origins, H, targets) point forecasts, batched."""
+    return model_outputs(forecaster, frame, at, chunk)[..., 0]
 
 
 def score(name: str, pred: np.ndarray, truth: np.ndarray) -> Scores:

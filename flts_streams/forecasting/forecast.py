@@ -14,8 +14,9 @@ import torch
 from flts_streams.core.errors import HorizonTooLong, InvalidInput, NotEnoughRows
 from flts_streams.forecasting.features import time_features
 from flts_streams.forecasting.frame import PreparedFrame
-from flts_streams.forecasting.graph import serving_graph, traced_net
-from flts_streams.forecasting.model import ForecastNet
+from flts_streams.forecasting.graph import LOG_FLOOR, serving_graph, traced_net
+from flts_streams.forecasting.history import history_features, window_only_features
+from flts_streams.forecasting.model import Net, build_net
 from flts_streams.forecasting.spec import ModelSpec
 
 _NS = np.dtype("datetime64[ns]")
@@ -78,12 +79,14 @@ class GridIso:
 
 @dataclass(frozen=True)
 class Forecast:
-    """Future timestamps and target values (original units)."""
+    """Future timestamps and target values (original units), with quantiles when the model has them."""
 
     timestamps: np.ndarray  # datetime64[ns], len h
     targets: tuple[str, ...]
     values: np.ndarray  # (h, len(targets)) float64
     format_ts: Callable[[np.ndarray], list[str]] = field(default=iso_seconds, repr=False, compare=False)
+    quantile_levels: tuple[float, ...] = ()
+    quantiles: np.ndarray | None = field(default=None, compare=False)  # (h, len(targets), len(levels)) float64
 
     def records(self, time_key: str = "ts") -> list[dict[str, Any]]:
         """Row-oriented JSON-ready records with ISO-8601 timestamps."""
@@ -94,6 +97,11 @@ class Forecast:
             return [{time_key: t, name: v} for t, v in zip(iso, values)]
         keys = (time_key, *self.targets)
         return [dict(zip(keys, row)) for row in zip(iso, *columns)]
+
+    def quantile_forecast(self, position: int) -> Forecast:
+        """The forecast of the quantile at ``position`` in quantile_levels, as a point forecast of its own."""
+        assert self.quantiles is not None, "the model forecasts no quantiles"
+        return Forecast(self.timestamps, self.targets, self.quantiles[:, :, position], self.format_ts)
 
     def records_json(self, time_key: str = "ts") -> bytes:
         """``orjson.dumps(self.records(time_key))``, byte for byte, spliced from one dump of all values.
@@ -128,15 +136,18 @@ class ModelInput:
 
     window: np.ndarray  # (W, F) float64, original units
     last_ns: int  # timestamp of the window's last row, ns since the epoch
+    history: np.ndarray | None = None  # (K,) float32 history features in model units (None: the model reads none)
 
 
 class Forecaster:
     """A trained network plus its spec; stateless and safe to call from threads."""
 
-    def __init__(self, spec: ModelSpec, net: ForecastNet) -> None:
+    def __init__(self, spec: ModelSpec, net: Net) -> None:
         self.spec = spec
         self.net = net.eval()  # the trainable module (state dicts); serving runs the traced forms below
         self._mean, self._scale = spec.scaler.params(spec.features)
+        self._log_columns = spec.target_index if spec.log_targets else []
+        self._y_mean, self._y_scale = (float(v[0]) for v in spec.scaler.params(spec.targets[:1]))
         self._cadence = spec.cadence  # a property that builds a timedelta64: not per request
         self.iso = GridIso(spec.cadence)
         # Window and horizon timestamps relative to the last row: frames are regular by construction.
@@ -148,7 +159,7 @@ class Forecaster:
     @classmethod
     def from_state(cls, spec: ModelSpec, state: dict[str, torch.Tensor]) -> Forecaster:
         """Rebuild from a state dict saved by training."""
-        net = ForecastNet(spec)
+        net = build_net(spec)
         net.load_state_dict(state)
         return cls(spec, net)
 
@@ -161,8 +172,23 @@ class Forecaster:
             )
         return h
 
-    def make_input(self, frame: PreparedFrame) -> ModelInput:
-        """Check the frame against the model and take its last W rows of the model's features."""
+    def check_quantiles(self, requested: Sequence[float] | None) -> tuple[int, ...]:
+        """Positions in spec.quantiles of the requested levels; InvalidInput naming the trained ones otherwise."""
+        if not requested:
+            return ()
+        trained = [round(q, 6) for q in self.spec.quantiles]
+        unknown = [q for q in requested if round(float(q), 6) not in trained]
+        if unknown:
+            offer = f"this model forecasts {trained}" if trained else "this model forecasts no quantiles"
+            raise InvalidInput(f"quantiles {unknown} were not trained; {offer}")
+        return tuple(dict.fromkeys(trained.index(round(float(q), 6)) for q in requested))
+
+    def make_input(self, frame: PreparedFrame, history: np.ndarray | None = None) -> ModelInput:
+        """Check the frame against the model and take its last W rows of the model's features.
+
+        A model that reads history takes it from the frame's first target, or from ``history`` (the
+        target's values up to the frame's last row, e.g. kept by the service for an identifier).
+        """
         spec = self.spec
         if len(frame) < spec.window:
             raise NotEnoughRows(f"need at least {spec.window} rows (the model's input window); got {len(frame)}")
@@ -171,42 +197,95 @@ class Forecaster:
                 f"data cadence is {frame.cadence.astype('timedelta64[s]')} but the model was trained on "
                 f"{spec.cadence.astype('timedelta64[s]')} steps"
             )
-        return ModelInput(frame.select(spec.features)[-spec.window :], int(frame.timestamps.view(np.int64)[-1]))
+        window = frame.select(spec.features)[-spec.window :]
+        last_ns = int(frame.timestamps.view(np.int64)[-1])
+        if not spec.history_days:
+            return ModelInput(window, last_ns)
+        series = frame.column(spec.targets[0])[-spec.history_rows :] if history is None else history
+        return ModelInput(window, last_ns, self.history_of(series[-spec.history_rows :]))
+
+    def target_space(self, values: np.ndarray) -> np.ndarray:
+        """Values of the first target (original units) in the network's scaled units."""
+        return self._target_space(np.asarray(values, dtype=np.float64))
+
+    def history_of(self, series: np.ndarray) -> np.ndarray:
+        """(K,) history features of one series of the first target (original units) ending at the window's last row."""
+        spec = self.spec
+        y = self._target_space(np.asarray(series, dtype=np.float64))
+        short = window_only_features(y, window=spec.window, horizon=spec.horizon, per_day=spec.rows_per_day)
+        if short is not None:
+            return short
+        return history_features(
+            y,
+            np.array([y.shape[0]]),
+            window=spec.window,
+            horizon=spec.horizon,
+            per_day=spec.rows_per_day,
+            days=spec.history_days,
+            halfwidth=spec.profile_halfwidth,
+        )[0]
+
+    def _target_space(self, y: np.ndarray) -> np.ndarray:
+        """The first target as the network reads it: log when the model is log-space, then scaled."""
+        if self.spec.log_targets:
+            y = np.log(np.maximum(y, LOG_FLOOR))
+        return (y - self._y_mean) / self._y_scale
 
     def future_timestamps(self, item: ModelInput) -> np.ndarray:
         """The H timestamps a window's forecast is for."""
         return (item.last_ns + self._offsets_ns[self.spec.window :]).view("datetime64[ns]")
 
     def predict_inputs(self, inputs: Sequence[ModelInput]) -> np.ndarray:
-        """One batched forward: (B, H, targets) in original units."""
+        """One batched forward: (B, H, targets, outputs) in original units (outputs: the point, then each quantile)."""
         raw = np.stack([i.window for i in inputs])  # (B, W, F); stack and fromiter keep the GIL
         last = np.fromiter((i.last_ns for i in inputs), np.int64, len(inputs))
+        if self.spec.history_days:
+            history = np.stack([i.history for i in inputs])  # type: ignore[misc]  # (B, K): set by make_input
+        else:
+            history = np.zeros((len(inputs), 0), dtype=np.float32)
         if self._graph is None:
-            return self._predict_numpy(raw, last)
+            return self._predict_numpy(raw, last, history)
         with torch.inference_mode():
-            return self._graph(torch.from_numpy(raw), torch.from_numpy(last)).numpy()
+            return self._graph(torch.from_numpy(raw), torch.from_numpy(last), torch.from_numpy(history)).numpy()
 
-    def _predict_numpy(self, raw: np.ndarray, last: np.ndarray) -> np.ndarray:
+    def _predict_numpy(self, raw: np.ndarray, last: np.ndarray, history: np.ndarray) -> np.ndarray:
         """The same forward with scaling and calendar features in numpy (any time feature)."""
-        w = self.spec.window
+        spec, w = self.spec, self.spec.window
         grid = last[:, None] + self._offsets_ns
-        calendar = time_features(grid.reshape(-1).view("datetime64[ns]"), self.spec.time_features)
-        calendar = calendar.reshape(raw.shape[0], grid.shape[1], 2 * len(self.spec.time_features))
+        calendar = time_features(grid.reshape(-1).view("datetime64[ns]"), spec.time_features)
+        calendar = calendar.reshape(raw.shape[0], grid.shape[1], 2 * len(spec.time_features))
+        if self._log_columns:
+            raw = raw.copy()
+            raw[:, :, self._log_columns] = np.log(np.maximum(raw[:, :, self._log_columns], LOG_FLOOR))
         scaled = ((raw - self._mean) / self._scale).astype(np.float32)
         x = torch.from_numpy(np.concatenate([scaled, calendar[:, :w]], axis=2))
         fut = torch.from_numpy(np.ascontiguousarray(calendar[:, w:]))
         with torch.inference_mode():
-            out = self._run(x, fut).numpy().astype(np.float64)
-        return self.spec.scaler.inverse(out, self.spec.targets)
+            out = self._run(x, fut, torch.from_numpy(history)).numpy().astype(np.float64) + spec.output_offsets
+        mean, scale = spec.scaler.params(spec.targets)
+        out = out * scale[:, None] + mean[:, None]
+        if spec.quantiles:
+            out[..., 1:] = np.sort(out[..., 1:], axis=-1)  # quantiles never cross
+        return np.exp(out) if spec.log_targets else out
+
+    def forecast_of(self, item: ModelInput, values: np.ndarray, h: int) -> Forecast:
+        """The Forecast of one input from its (H, targets, outputs) values, cut to ``h`` steps."""
+        quantiles = values[:h, :, 1:] if self.spec.quantiles else None
+        return Forecast(
+            self.future_timestamps(item)[:h],
+            self.spec.targets,
+            values[:h, :, 0],
+            self.iso,
+            self.spec.quantiles,
+            quantiles,
+        )
 
     def forecast_batch(self, frames: Sequence[PreparedFrame], horizon: int | None = None) -> list[Forecast]:
         """Forecast many frames with one forward pass."""
         h = self.check_horizon(horizon)
         inputs = [self.make_input(f) for f in frames]
         values = self.predict_inputs(inputs)
-        return [
-            Forecast(self.future_timestamps(i)[:h], self.spec.targets, v[:h], self.iso) for i, v in zip(inputs, values)
-        ]
+        return [self.forecast_of(i, v, h) for i, v in zip(inputs, values)]
 
     def forecast(self, frame: PreparedFrame, horizon: int | None = None) -> Forecast:
         """Forecast one frame: timestamps strictly after its last row, at its cadence."""

@@ -22,7 +22,8 @@ import torch
 from torch import nn
 
 from flts_streams.forecasting.features import NS_DAY
-from flts_streams.forecasting.model import ForecastNet
+from flts_streams.forecasting.history import history_size
+from flts_streams.forecasting.model import Net
 from flts_streams.forecasting.spec import ModelSpec
 
 IN_GRAPH = ("minute_of_day", "day_of_week")  # calendar features computed inside; others use the numpy path
@@ -30,6 +31,7 @@ IN_GRAPH = ("minute_of_day", "day_of_week")  # calendar features computed inside
 # unordered_map::at"; seen in CI when a promotion and the champion-follow timer loaded models
 # together, which crashed the models agent). Process-wide, like the tracer state it guards.
 TRACE_LOCK = threading.Lock()
+LOG_FLOOR = 1.0  # log-space models read max(value, 1): traffic in bits is far above it, a zero stays finite
 
 
 class ServingGraph(nn.Module):
@@ -41,12 +43,17 @@ class ServingGraph(nn.Module):
     target_mean: torch.Tensor
     target_scale: torch.Tensor
     offsets: torch.Tensor
+    output_offsets: torch.Tensor
 
-    def __init__(self, net: ForecastNet, spec: ModelSpec, offsets_ns: np.ndarray) -> None:
+    def __init__(self, net: Net, spec: ModelSpec, offsets_ns: np.ndarray) -> None:
         super().__init__()
         self.net = net
         self.window = spec.window
         self.time_features = tuple(spec.time_features)
+        self.log_columns = list(spec.target_index) if spec.log_targets else []
+        self.log_targets = spec.log_targets
+        self.sort_quantiles = bool(spec.quantiles)
+        self.register_buffer("output_offsets", torch.from_numpy(spec.output_offsets), persistent=False)
         for name, values in (
             ("mean", spec.scaler.params(spec.features)[0]),
             ("scale", spec.scaler.params(spec.features)[1]),
@@ -58,7 +65,7 @@ class ServingGraph(nn.Module):
             "offsets", torch.from_numpy(np.asarray(offsets_ns, dtype=np.int64).copy()), persistent=False
         )
 
-    def forward(self, raw: torch.Tensor, last_ns: torch.Tensor) -> torch.Tensor:
+    def forward(self, raw: torch.Tensor, last_ns: torch.Tensor, history: torch.Tensor) -> torch.Tensor:
         """One batched forecast; the layout of every intermediate matches Forecaster's numpy path."""
         grid = last_ns.unsqueeze(1) + self.offsets  # (B, W+H) ns timestamps
         columns = []
@@ -66,10 +73,16 @@ class ServingGraph(nn.Module):
             angle = (2 * math.pi) * self._phase(grid, name)
             columns += [torch.sin(angle).float(), torch.cos(angle).float()]
         calendar = torch.stack(columns, dim=2)  # (B, W+H, 2 * features): sin, cos per feature
+        if self.log_columns:  # Python constants: the trace keeps the branch taken for this model
+            logs = torch.log(torch.clamp(raw[:, :, self.log_columns], min=LOG_FLOOR))
+            raw = raw.index_copy(2, torch.tensor(self.log_columns), logs)
         scaled = ((raw - self.mean) / self.scale).float()
         x = torch.cat([scaled, calendar[:, : self.window]], dim=2)
-        out = self.net(x, calendar[:, self.window :].contiguous()).double()
-        return out * self.target_scale + self.target_mean
+        out = self.net(x, calendar[:, self.window :].contiguous(), history).double() + self.output_offsets
+        out = out * self.target_scale.view(1, 1, -1, 1) + self.target_mean.view(1, 1, -1, 1)
+        if self.sort_quantiles:  # quantiles never cross
+            out = torch.cat([out[..., :1], torch.sort(out[..., 1:], dim=-1).values], dim=-1)
+        return torch.exp(out) if self.log_targets else out
 
     @staticmethod
     def _phase(ns: torch.Tensor, name: str) -> torch.Tensor:
@@ -80,19 +93,31 @@ class ServingGraph(nn.Module):
         return torch.remainder(torch.div(ns, NS_DAY, rounding_mode="floor") + 3, 7).double() / 7.0
 
 
-def serving_graph(net: ForecastNet, spec: ModelSpec, offsets_ns: np.ndarray) -> torch.jit.ScriptModule | None:
+def serving_graph(net: Net, spec: ModelSpec, offsets_ns: np.ndarray) -> torch.jit.ScriptModule | None:
     """The traced graph for ``spec``, or None when a calendar feature is only available in numpy."""
     if not set(spec.time_features) <= set(IN_GRAPH):
         return None
-    example = (torch.zeros(2, spec.window, len(spec.features), dtype=torch.float64), torch.zeros(2, dtype=torch.int64))
+    example = (
+        torch.zeros(2, spec.window, len(spec.features), dtype=torch.float64),
+        torch.zeros(2, dtype=torch.int64),
+        torch.zeros(2, _history_width(spec)),
+    )
     return _trace(ServingGraph(net, spec, offsets_ns).eval(), example)
 
 
-def traced_net(net: ForecastNet, spec: ModelSpec) -> torch.jit.ScriptModule:
+def traced_net(net: Net, spec: ModelSpec) -> torch.jit.ScriptModule:
     """The network alone as TorchScript (the numpy path's forward): one GIL release instead of one per op."""
     n_time = 2 * len(spec.time_features)
-    example = (torch.zeros(2, spec.window, len(spec.features) + n_time), torch.zeros(2, spec.horizon, n_time))
+    example = (
+        torch.zeros(2, spec.window, len(spec.features) + n_time),
+        torch.zeros(2, spec.horizon, n_time),
+        torch.zeros(2, _history_width(spec)),
+    )
     return _trace(net, example)
+
+
+def _history_width(spec: ModelSpec) -> int:
+    return history_size(spec.horizon) if spec.history_days else 0
 
 
 def _trace(module: nn.Module, example: tuple[torch.Tensor, ...]) -> torch.jit.ScriptModule:

@@ -1,4 +1,4 @@
-"""PyTorch direct multi-horizon forecasters (LSTM and GRU)."""
+"""PyTorch direct multi-horizon forecasters (LSTM and GRU), alone or as an ensemble of seeds."""
 
 from __future__ import annotations
 
@@ -6,16 +6,18 @@ import torch
 from torch import nn
 
 from flts_streams.core.errors import InvalidInput
+from flts_streams.forecasting.history import history_size
 from flts_streams.forecasting.spec import ModelSpec
 
 KINDS = ("lstm", "gru")
 
 
 class ForecastNet(nn.Module):
-    """Window of W rows (features + time features) -> H future steps of the targets.
+    """Window of W rows (features + time features) and history features -> H future steps of the targets.
 
-    The head also sees the calendar features of the H future steps (they are known
-    in advance) and predicts the departure from the window's mean target level.
+    The head also sees the calendar features of the H future steps (they are known in advance) and,
+    when the model reads history, the history features (forecasting/history.py); it predicts the
+    departure from the window's mean target level of the point forecast and of each quantile.
     """
 
     target_index: torch.Tensor  # a buffer (annotated for the type checker)
@@ -25,6 +27,7 @@ class ForecastNet(nn.Module):
         if spec.kind not in KINDS:
             raise InvalidInput(f"unknown model kind {spec.kind!r}; choose one of {list(KINDS)}")
         n_time = 2 * len(spec.time_features)
+        n_history = history_size(spec.horizon) if spec.history_days else 0
         rnn_cls = nn.LSTM if spec.kind == "lstm" else nn.GRU
         self.rnn = rnn_cls(
             input_size=len(spec.features) + n_time,
@@ -34,27 +37,44 @@ class ForecastNet(nn.Module):
             batch_first=True,
         )
         self.head = nn.Sequential(
-            nn.Linear(spec.hidden_size + spec.horizon * n_time, spec.hidden_size),
+            nn.Linear(spec.hidden_size + spec.horizon * n_time + n_history, spec.hidden_size),
             nn.ReLU(),
-            nn.Linear(spec.hidden_size, spec.horizon * len(spec.targets)),
+            nn.Linear(spec.hidden_size, spec.horizon * len(spec.targets) * spec.outputs),
         )
         self.horizon = spec.horizon
         self.n_targets = len(spec.targets)
+        self.outputs = spec.outputs
         self.register_buffer("target_index", torch.tensor(spec.target_index, dtype=torch.long), persistent=False)
 
-    def forward(self, window: torch.Tensor, future_time: torch.Tensor) -> torch.Tensor:
-        """(B, W, F+T), (B, H, T) -> (B, H, targets) in scaled units."""
+    def forward(self, window: torch.Tensor, future_time: torch.Tensor, history: torch.Tensor) -> torch.Tensor:
+        """(B, W, F+T), (B, H, T), (B, K) -> (B, H, targets, outputs) in scaled units (K = 0: no history)."""
         out, _ = self.rnn(window)
-        z = torch.cat([out[:, -1], future_time.flatten(1)], dim=1)
-        delta = self.head(z).view(-1, self.horizon, self.n_targets)
+        z = torch.cat([out[:, -1], future_time.flatten(1), history], dim=1)
+        delta = self.head(z).view(-1, self.horizon, self.n_targets, self.outputs)
         # Anchor on the window mean, not the last value: the targets are noisy and
         # a single last reading is a poor level estimate.
-        level = window.index_select(2, self.target_index).mean(dim=1, keepdim=True)
+        level = window.index_select(2, self.target_index).mean(dim=1).view(-1, 1, self.n_targets, 1)
         return level + delta
 
 
-def build_net(spec: ModelSpec, seed: int | None = None) -> ForecastNet:
-    """A fresh network for spec, deterministic when seeded."""
+class ForecastEnsemble(nn.Module):
+    """Networks of one spec trained from different seeds; the forecast is their mean (less seed-to-seed noise)."""
+
+    def __init__(self, spec: ModelSpec) -> None:
+        super().__init__()
+        self.members = nn.ModuleList(ForecastNet(spec) for _ in range(spec.members))
+
+    def forward(self, window: torch.Tensor, future_time: torch.Tensor, history: torch.Tensor) -> torch.Tensor:
+        """The members' mean forecast, same shapes as ForecastNet."""
+        outs = [m(window, future_time, history) for m in self.members]
+        return torch.stack(outs).mean(dim=0)
+
+
+Net = ForecastNet | ForecastEnsemble
+
+
+def build_net(spec: ModelSpec, seed: int | None = None) -> Net:
+    """A fresh network for spec (an ensemble when spec.members > 1), deterministic when seeded."""
     if seed is not None:
         torch.manual_seed(seed)
-    return ForecastNet(spec)
+    return ForecastEnsemble(spec) if spec.members > 1 else ForecastNet(spec)

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
 from flts_streams.core.errors import InvalidInput
-from flts_streams.forecasting import packaging
-from flts_streams.forecasting.evaluation import Scores, backtest
+from flts_streams.forecasting import benchmark, packaging
+from flts_streams.forecasting.benchmark import BenchmarkResult
 from flts_streams.forecasting.frame import PreparedFrame, prepare_frame
+from flts_streams.forecasting.reference import lightgbm_reference
 from flts_streams.forecasting.training import TrainConfig, train
 
 log = logging.getLogger(__name__)
@@ -58,55 +59,74 @@ def train_and_register(
     return packaging.register(run_id, uri, name, alias, frame, result.val_start, result.forecaster, force=promote)
 
 
-@dataclass(frozen=True)
-class Evaluation:
-    """Backtest scores plus the series needed for a plot."""
-
-    scores: list[Scores]
-    target: str
-    horizon: int
-    origins: int
-
-
 def evaluate(
-    model_uri: str, data: Path, history: Path | None, *, stride: int = 1, plot: Path | None = None
-) -> Evaluation:
-    """Rolling-origin backtest over ``data`` (with ``history`` before it for context and seasonality)."""
+    model_uri: str,
+    data: Path,
+    history: Path | None,
+    *,
+    stride: int = 20,
+    history_rows: int = 5_040,
+    reference: str | None = None,
+    plot: Path | None = None,
+) -> BenchmarkResult:
+    """The forecast-quality benchmark on ``data`` (after ``history``; blank cells forward-filled): docs/MODEL.md."""
     loaded = packaging.load(model_uri)
     spec = loaded.forecaster.spec
     test = read_table_file(data)
     joined = pd.concat([read_table_file(history), test], ignore_index=True) if history else test
-    frame = prepare_frame(joined, required=spec.features, impute=True)
-    start = len(frame) - len(prepare_frame(test, required=spec.features, impute=True))
-    target = spec.targets[0]
-    scores, preds = backtest(loaded.forecaster, frame, start, target, stride=stride)
+    frame = prepare_frame(joined.ffill(), required=spec.features, impute=True)
+    start = len(frame) - len(prepare_frame(test.ffill(), required=spec.features, impute=True))
+    ref = None
+    if reference == "lightgbm":
+        ref = lightgbm_reference(spec.targets[0], history_rows=history_rows, per_day=spec.rows_per_day)
+    elif reference:
+        raise InvalidInput(f"unknown reference {reference!r}; the one available is 'lightgbm'")
+    result = benchmark.run(loaded.forecaster, frame, start, stride=stride, history_rows=history_rows, reference=ref)
     if plot:
-        _plot(frame, preds, target, spec.horizon, plot)
-    return Evaluation(scores, target, spec.horizon, int(preds["origins"].shape[0]))
+        _plot(result, plot)
+    return result
 
 
-def _plot(frame: PreparedFrame, preds: dict[str, np.ndarray], target: str, horizon: int, path: Path) -> None:
-    """Forecasts vs actuals at horizons 1 and H, and MAE per horizon."""
+def _plot(result: BenchmarkResult, path: Path) -> None:
+    """MAE by hour of day and by horizon step for every method, and a fan chart of the model's quantiles."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    at = preds["origins"]
-    y = frame.column(target)
-    fig, axes = plt.subplots(2, 1, figsize=(12, 7))
-    for h in (1, horizon):
-        axes[0].plot(frame.timestamps[at + h - 1], preds["model"][:, h - 1], lw=0.8, label=f"model h={h}")
-    axes[0].plot(frame.timestamps[at], y[at], color="black", lw=0.6, alpha=0.6, label="actual")
-    axes[0].set_title(f"{target}: forecasts vs actuals")
-    axes[0].legend(loc="upper right")
-    truth = y[at[:, None] + np.arange(horizon)[None, :]]
-    for name in ("model", "persistence", "seasonal_naive"):
-        axes[1].plot(np.arange(1, horizon + 1), np.abs(preds[name] - truth).mean(axis=0), marker=".", label=name)
-    axes[1].set_xlabel("horizon (steps)")
-    axes[1].set_ylabel("MAE")
-    axes[1].legend()
+    fig, axes = plt.subplots(3, 1, figsize=(12, 11))
+    for name in result.forecasts:
+        axes[0].plot(np.arange(24), result.mae_by_hour(name), marker=".", label=name)
+        axes[1].plot(np.arange(1, result.truth.shape[1] + 1), result.mae_by_horizon(name), marker=".", label=name)
+    axes[0].set(xlabel="hour of day of the forecast step", ylabel="MAE", title=f"{result.target}: error by hour")
+    axes[1].set(xlabel="horizon (steps)", ylabel="MAE", title="error by horizon")
+    axes[0].legend(fontsize=8)
+    _fan(axes[2], result)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=90)
     plt.close(fig)
+
+
+def _fan(ax: Any, result: BenchmarkResult) -> None:
+    """Forecasts of consecutive origins laid end to end (one horizon each): median and quantile bands."""
+    step = result.truth.shape[1]
+    picks = [i for i in range(len(result.origins)) if (result.origins[i] - result.origins[0]) % step == 0][:24]
+    if not picks:
+        picks = list(range(min(24, len(result.origins))))
+    stamps = result.stamps[picks].ravel()
+    ax.plot(stamps, result.truth[picks].ravel(), color="black", lw=0.8, label="actual")
+    ax.plot(stamps, result.forecasts["model"][picks].ravel(), lw=0.9, label="model")
+    levels = sorted(result.quantiles)
+    for low, high in zip(levels, reversed(levels)):
+        if low >= high:
+            break
+        ax.fill_between(
+            stamps,
+            result.quantiles[low][picks].ravel(),
+            result.quantiles[high][picks].ravel(),
+            alpha=0.25,
+            label=f"{low:g}-{high:g}",
+        )
+    ax.set(title=f"{result.target}: fan chart (non-overlapping forecasts)", ylabel=result.target)
+    ax.legend(fontsize=8)

@@ -42,11 +42,43 @@ class ModelSpec:
     dropout: float = 0.0
     metrics: dict[str, float] = field(default_factory=dict)
     synthetic_data: bool = False  # trained on generated data (absent from older specs: real)
+    # Absent from older specs, whose defaults below reproduce them: a point forecast from the window alone.
+    quantiles: tuple[float, ...] = ()  # forecast besides the point forecast (pinball loss), ascending
+    history_days: int = 0  # days of the first target's history read besides the window (0: the window only)
+    profile_halfwidth: int = 7  # rows each side of a time-of-day slot averaged in the history profile
+    log_targets: bool = False  # targets modelled as log values: daily shapes become ratios; medians are kept
+    members: int = 1  # networks trained from different seeds whose outputs are averaged
+    # Added to each quantile output in the network's scaled units: the calibration on the validation
+    # split (training.calibrate); empty: none.
+    quantile_offsets: tuple[float, ...] = ()
+    distilled_from: int = 0  # members of the ensemble this one network was trained to reproduce (0: none)
 
     @property
     def cadence(self) -> np.timedelta64:
         """Cadence as timedelta64[ns]."""
         return np.timedelta64(int(round(self.cadence_s * 1e9)), "ns")
+
+    @property
+    def rows_per_day(self) -> int:
+        """Rows in one day at the model's cadence."""
+        return max(1, int(round(86_400 / self.cadence_s)))
+
+    @property
+    def history_rows(self) -> int:
+        """Rows of the first target the model reads (the window alone when it reads no history)."""
+        return max(self.window, self.history_days * self.rows_per_day)
+
+    @property
+    def outputs(self) -> int:
+        """Values per target and step: the point forecast, then each quantile."""
+        return 1 + len(self.quantiles)
+
+    @property
+    def output_offsets(self) -> np.ndarray:
+        """(outputs,) scaled-unit offsets: 0 for the point forecast, then each quantile's calibration."""
+        offsets = np.zeros(self.outputs)
+        offsets[1 : 1 + len(self.quantile_offsets)] = self.quantile_offsets
+        return offsets
 
     @property
     def target_index(self) -> list[int]:
@@ -64,6 +96,7 @@ class ModelSpec:
         """Inverse of to_json."""
         d: dict[str, Any] = json.loads(text)
         d["scaler"] = Scaler.from_dict(d["scaler"])
-        for key in ("features", "targets", "time_features"):
-            d[key] = tuple(d[key])
+        for key in ("features", "targets", "time_features", "quantiles", "quantile_offsets"):
+            if key in d:
+                d[key] = tuple(d[key])
         return cls(**d)

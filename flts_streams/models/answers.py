@@ -14,13 +14,37 @@ if TYPE_CHECKING:
 
 def prediction_body(identifier: str, prediction: Prediction, *, cached: bool) -> dict[str, Any]:
     """Response JSON of a successful forecast (values in original units)."""
-    return {**_prediction_head(identifier, prediction, cached=cached), "predictions": prediction.forecast.records("ts")}
+    body = {**_prediction_head(identifier, prediction, cached=cached), "predictions": prediction.forecast.records("ts")}
+    if prediction.quantile_index:
+        forecast = prediction.forecast
+        body["quantiles"] = {
+            quantile_key(forecast.quantile_levels[i]): forecast.quantile_forecast(i).records("ts")
+            for i in prediction.quantile_index
+        }
+    return body
 
 
 def prediction_json(identifier: str, prediction: Prediction, *, cached: bool) -> bytes:
-    """``orjson.dumps(prediction_body(...))``, with the predictions spliced in as bytes (the /predict hot path)."""
+    """``orjson.dumps(prediction_body(...))``, with the forecasts spliced in as bytes (the /predict hot path)."""
     head = orjson.dumps(_prediction_head(identifier, prediction, cached=cached))
-    return head[:-1] + b',"predictions":' + prediction.forecast.records_json("ts") + b"}"
+    forecast = prediction.forecast
+    parts = [head[:-1], b',"predictions":', forecast.records_json("ts")]
+    if prediction.quantile_index:
+        for n, i in enumerate(prediction.quantile_index):
+            key = orjson.dumps(quantile_key(forecast.quantile_levels[i]))
+            parts += [
+                b',"quantiles":{' if n == 0 else b",",
+                key,
+                b":",
+                forecast.quantile_forecast(i).records_json("ts"),
+            ]
+        parts.append(b"}")
+    return b"".join(parts) + b"}"
+
+
+def quantile_key(level: float) -> str:
+    """The answer's key of a quantile level: ``0.1`` -> ``"0.1"``."""
+    return f"{level:g}"
 
 
 def _prediction_head(identifier: str, prediction: Prediction, *, cached: bool) -> dict[str, Any]:

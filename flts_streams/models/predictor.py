@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -24,6 +24,9 @@ from flts_streams.models.registry import ModelRegistry
 log = logging.getLogger(__name__)
 FALLBACK_LOG_LIMIT = 1000  # identifiers whose first fallback is logged; beyond, the metric alone counts them
 FrameSource = Callable[[ModelSpec], PreparedFrame]  # the model's spec (features, window) -> frame
+Quantiles = Sequence[float] | Literal["all"] | None  # levels to answer: those asked for, every trained one, none
+# The model's spec -> the identifier's recent values of its first target (None: take them from the frame).
+HistorySource = Callable[[ModelSpec], np.ndarray | None]
 
 
 @dataclass(frozen=True)
@@ -33,6 +36,7 @@ class Prediction:
     forecast: Forecast
     model: LoadedModel
     model_identifier: str  # whose model answered ("*" for the default)
+    quantile_index: tuple[int, ...] = ()  # positions in forecast.quantile_levels the answer includes
 
 
 class Predictor(Service):
@@ -64,20 +68,31 @@ class Predictor(Service):
         horizon: int | None,
         source: str = "http",
         timeout: float | None = None,
+        *,
+        quantiles: Quantiles = None,
+        history: HistorySource | None = None,
     ) -> Prediction:
         """Forecast with the identifier's model; ``frame_for`` builds the frame for that model's spec.
 
-        Raises TimeoutError when the forecast is not back within ``timeout`` seconds.
+        ``history``: the identifier's recent values of the first target, kept by the service (cached
+        forecasts); otherwise a model that reads history takes it from the frame. Raises TimeoutError
+        when the forecast is not back within ``timeout`` seconds.
         """
         model, owner = self.registry.resolve(identifier)  # resolved once: a swap mid-request cannot mix models
         forecaster = model.forecaster
         if owner != identifier:
             self._count_fallback(identifier, model)
         h = forecaster.check_horizon(horizon)
-        item = forecaster.make_input(frame_for(forecaster.spec))
+        wanted = (
+            tuple(range(len(forecaster.spec.quantiles)))
+            if quantiles == "all"
+            else forecaster.check_quantiles(quantiles)
+        )
+        spec = forecaster.spec
+        series = history(spec) if history is not None and spec.history_days else None
+        item = forecaster.make_input(frame_for(spec), series)
         values: np.ndarray = await self._batcher.submit(model, item, source, timeout)
-        forecast = Forecast(forecaster.future_timestamps(item)[:h], forecaster.spec.targets, values[:h], forecaster.iso)
-        return Prediction(forecast, model, owner)
+        return Prediction(forecaster.forecast_of(item, values, h), model, owner, wanted)
 
     def _count_fallback(self, identifier: str, model: LoadedModel) -> None:
         """Count a forecast by a model not trained for ``identifier``; log the first one per identifier."""

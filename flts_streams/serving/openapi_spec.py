@@ -76,7 +76,15 @@ def _predict_description(limits: ServingSettings) -> str:
         "unparseable timestamps; finite numbers only (no NaN, no Infinity).\n\n"
         "Forecasts start one step after the last row, in original units. `inference_length` (body or query) is the "
         "number of steps, at most the model's horizon. Every answer names the model that answered and why "
-        "(`model_reason`); `synthetic_model: true` means the demo model, trained on synthetic data, answered."
+        "(`model_reason`); `synthetic_model: true` means the demo model, trained on synthetic data, answered.\n\n"
+        "**History.** The models this project trains also read up to 7 days of the first target before the "
+        "window (a time-of-day profile, the day before, rolling means): send up to that many rows "
+        f"({limits.max_rows} at most) for the best forecast; 30 rows get the best forecast the window allows. "
+        "Cached forecasts use the history the service keeps from the identifier's claims.\n\n"
+        "**Quantiles.** `quantiles` (body list, or query `?quantiles=0.1,0.9`) asks for quantile forecasts "
+        "besides the point forecast: a subset of the levels the model was trained for (0.1, 0.5, 0.9 by default; "
+        "others are a 400 naming them). They come in `quantiles`, one list per level in the shape of "
+        "`predictions`, which keeps its meaning (the point forecast)."
     )
 
 
@@ -99,14 +107,24 @@ def _prediction_schema() -> dict[str, Any]:
             "model_reason": {"type": "string", "description": "why this model answered, in words"},
             "cached": {"type": "boolean"},
             "freq": {"type": "string"},
-            "predictions": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "properties": {"ts": {"type": "string", "format": "date-time"}},
-                    "additionalProperties": {"type": "number"},
-                },
+            "predictions": _steps("the point forecast, one object per step"),
+            "quantiles": {
+                "type": "object",
+                "description": 'only when asked for: level ("0.1") -> that quantile\'s forecast, per step',
+                "additionalProperties": _steps("one object per step"),
             },
+        },
+    }
+
+
+def _steps(description: str) -> dict[str, Any]:
+    return {
+        "type": "array",
+        "description": description,
+        "items": {
+            "type": "object",
+            "properties": {"ts": {"type": "string", "format": "date-time"}},
+            "additionalProperties": {"type": "number"},
         },
     }
 
@@ -148,6 +166,13 @@ def openapi_document(version: str, limits: ServingSettings | None = None) -> dic
         "schema": {"type": "integer", "minimum": 1, "maximum": HORIZON_MAX},
     }
     ident = {"name": "identifier", "in": "path", "required": True, "schema": {"type": "string"}}
+    quantiles = {
+        "name": "quantiles",
+        "in": "query",
+        "required": False,
+        "description": "comma-separated quantile levels, e.g. 0.1,0.9 (a subset of the model's trained levels)",
+        "schema": {"type": "string"},
+    }
     pred = _json({"$ref": "#/components/schemas/Prediction"}, "forecast in original units")
     pred["content"]["application/json"]["example"] = example_answer()
     return {
@@ -162,7 +187,7 @@ def openapi_document(version: str, limits: ServingSettings | None = None) -> dic
                 "post": {
                     "summary": "Forecast from posted data, or from the cached frame when data is omitted",
                     "description": _predict_description(limits),
-                    "parameters": [horizon],
+                    "parameters": [horizon, quantiles],
                     "requestBody": {
                         "required": False,
                         "content": {
@@ -178,7 +203,7 @@ def openapi_document(version: str, limits: ServingSettings | None = None) -> dic
             "/predict/{identifier}": {
                 "get": {
                     "summary": "Forecast from the identifier's cached frame (routed to its owner)",
-                    "parameters": [ident, horizon],
+                    "parameters": [ident, horizon, quantiles],
                     "responses": {"200": pred, **_errors("400", "404", "429", "503", "504")},
                 }
             },
@@ -241,6 +266,7 @@ def _request_schema() -> dict[str, Any]:
         "data": "columns of rows: a timestamp column and the model's features (see the operation's rules)",
         "index_col": "name of the timestamp column (default: the first of ts, time, timestamp, date)",
         "inference_length": "steps to forecast (default and maximum: the model's horizon)",
+        "quantiles": "quantile levels to forecast besides the point forecast (a subset of the model's trained ones)",
     }
     for name, note in notes.items():
         schema["properties"][name]["description"] = note

@@ -30,9 +30,9 @@ class ParsedRequest(NamedTuple):
     data: dict[str, list[Any]] | None = None
     index_col: str | None = None
     inference_length: int | None = None
-    native: NativeColumns | None = (
-        None  # the data instead, when the native parser read the body (flts_streams/serving/native_body.py)
-    )
+    # The data instead, when the native parser read the body (flts_streams/serving/native_body.py).
+    native: NativeColumns | None = None
+    quantiles: tuple[float, ...] | None = None  # quantile levels asked for (body field or ?quantiles=0.1,0.9)
 
     @property
     def has_data(self) -> bool:
@@ -63,6 +63,8 @@ def parse_predict(body: bytes, content_type: str, query: Mapping[str, str], limi
     if "inference_length" in query and req.inference_length is None:
         horizon = _validate({"inference_length": _int_query(query["inference_length"])}).inference_length
         req = req._replace(inference_length=horizon)
+    if "quantiles" in query and req.quantiles is None:
+        req = req._replace(quantiles=quantiles_query(query["quantiles"]))
     if req.rows > limits.max_rows:
         raise RequestTooLarge(
             f"{req.rows} rows exceed the limit of {limits.max_rows}; send only the recent rows the model needs"
@@ -88,7 +90,8 @@ def _plain_fields(identifier: Any, index_col: Any, horizon: Any) -> bool:
 
 
 def _from_model(model: PredictRequest) -> ParsedRequest:
-    return ParsedRequest(model.identifier, model.data, model.index_col, model.inference_length)
+    quantiles = tuple(model.quantiles) if model.quantiles is not None else None
+    return ParsedRequest(model.identifier, model.data, model.index_col, model.inference_length, quantiles=quantiles)
 
 
 def _parse_explaining(body: bytes) -> ParsedRequest:
@@ -128,6 +131,16 @@ def _int_query(raw: str) -> int:
         return int(raw)
     except ValueError as exc:
         raise SchemaError(f"inference_length must be an integer; got {raw!r}") from exc
+
+
+def quantiles_query(raw: str) -> tuple[float, ...]:
+    """``0.1,0.9`` -> (0.1, 0.9), validated as the body field is."""
+    try:
+        levels = [float(x) for x in raw.split(",") if x.strip()]
+    except ValueError as exc:
+        raise SchemaError(f"quantiles must be comma-separated numbers, e.g. 0.1,0.9; got {raw[:100]!r}") from exc
+    parsed = _validate({"quantiles": levels}).quantiles
+    return tuple(parsed) if parsed is not None else ()
 
 
 def horizon_query(query: Mapping[str, str]) -> int | None:

@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import struct
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import TypeVar
+
+import numpy as np
 
 from flts_streams.core.backoff import backoff_s
 from flts_streams.core.errors import FltsError, InvalidInput, TransientError
@@ -17,6 +20,7 @@ from flts_streams.core.metrics import Metrics
 from flts_streams.core.schemas import Claim
 from flts_streams.core.settings import Settings
 from flts_streams.forecasting.frame import PreparedFrame
+from flts_streams.forecasting.spec import ModelSpec
 from flts_streams.models.answers import prediction_body
 from flts_streams.models.predictor import Prediction, Predictor
 from flts_streams.streaming.claim_messages import (
@@ -32,6 +36,7 @@ from flts_streams.streaming.claim_objects import ObjectLimits, frame_from_object
 from flts_streams.streaming.dead_letters import DEAD_LETTER_KEY_INLINE, dead_letter, needs_spill, spill_key
 from flts_streams.streaming.frame_codec import encode_frame
 from flts_streams.streaming.object_store import ObjectStore, allowed_bucket, validate_key
+from flts_streams.streaming.target_history import TargetHistory, decode_history, encode_history, extend
 
 log = logging.getLogger(__name__)
 # Below Faust's producer_max_request_size (1,000,000): a record the producer refuses is never built.
@@ -51,10 +56,16 @@ class _Pending:
 
 @dataclass
 class BatchResult:
-    """Outcomes in input order, plus the newest frame tail per identifier for latest_frames."""
+    """Outcomes in input order, plus per identifier the newest frame tail (latest_frames) and its target's
+    extended recent values (target_history; only for models that read history)."""
 
     outcomes: list[ClaimOutcome]
     frames: dict[str, tuple[int, bytes]] = field(default_factory=dict)  # identifier -> (input index, frame)
+    histories: dict[str, tuple[int, bytes]] = field(default_factory=dict)  # identifier -> (input index, history)
+
+
+def _no_history(identifier: str) -> bytes | None:
+    return None
 
 
 class ClaimProcessor:
@@ -67,12 +78,14 @@ class ClaimProcessor:
         metrics: Metrics,
         predictor: Predictor,
         max_record_bytes: int = RECORD_MAX_BYTES,
+        history_of: Callable[[str], bytes | None] = _no_history,
     ) -> None:
         self.settings = settings
         self.store = store
         self.metrics = metrics
         self.predictor = predictor
         self.max_record_bytes = max_record_bytes  # results and table values above this are dead letters
+        self.history_of = history_of  # identifier -> its target_history value (the agent reads the table)
 
     async def process_batch(self, inputs: Sequence[ClaimInput]) -> BatchResult:
         """Process a micro-batch; every input gets exactly one outcome, even if a step fails unexpectedly."""
@@ -116,9 +129,10 @@ class ClaimProcessor:
         done = [p for p in pending if outcomes[p.index] is None]
         kept = self._table_frames(done, frames, predictions, outcomes)
         await self._results([p for p in done if outcomes[p.index] is None], predictions, outcomes)
-        for p in done:
-            if outcomes[p.index] is not None and outcomes[p.index].status == "processed":  # type: ignore[union-attr]
-                result.frames[p.claim.identifier] = (p.index, kept[_ref(p)])
+        processed = [p for p in done if outcomes[p.index] is not None and outcomes[p.index].status == "processed"]  # type: ignore[union-attr]
+        for p in processed:
+            result.frames[p.claim.identifier] = (p.index, kept[_ref(p)])
+        result.histories = self._histories(processed, frames, predictions)
         result.outcomes = [o for o in outcomes if o is not None]
         assert len(result.outcomes) == len(inputs), "every claim needs exactly one outcome"
         self.metrics.claim_duration.observe(time.perf_counter() - started)
@@ -220,10 +234,43 @@ class ClaimProcessor:
 
     async def _forecast(self, identifier: str, frame: PreparedFrame) -> Prediction:
         """One forecast; a transient failure (models still loading, registry down) is retried, never dead-lettered."""
+
+        last_ns = int(frame.timestamps.astype("datetime64[ns]").view(np.int64)[-1])
+
+        def history(spec: ModelSpec) -> np.ndarray | None:
+            series = extend(self._kept_history(identifier), frame, spec.targets[0], spec.history_rows)
+            return series.values if series.last_ns == last_ns else None  # an older object: its own rows only
+
         return await self._retry(
-            lambda: self.predictor.predict(identifier, lambda _spec: frame, None, source="claims"),
+            lambda: self.predictor.predict(
+                identifier, lambda _spec: frame, None, source="claims", quantiles="all", history=history
+            ),
             f"forecast {identifier}",
         )
+
+    def _kept_history(self, identifier: str) -> TargetHistory | None:
+        """The identifier's target_history value, None when absent or unreadable (then the frame alone counts)."""
+        payload = self.history_of(identifier)
+        if payload is None:
+            return None
+        try:
+            return decode_history(payload)
+        except (InvalidInput, struct.error):
+            log.warning("unreadable target_history value ignored identifier=%s", identifier)
+            return None
+
+    def _histories(self, processed: list[_Pending], frames: dict, predictions: dict) -> dict[str, tuple[int, bytes]]:
+        """target_history values: each identifier's kept series extended by its processed frames, in input order."""
+        extended: dict[str, tuple[int, TargetHistory | None]] = {}
+        for p in processed:
+            ref = _ref(p)
+            spec = predictions[ref].model.forecaster.spec
+            if not spec.history_days:
+                continue
+            identifier = p.claim.identifier
+            kept = extended[identifier][1] if identifier in extended else self._kept_history(identifier)
+            extended[identifier] = (p.index, extend(kept, frames[ref[1:]], spec.targets[0], spec.history_rows))
+        return {k: (i, encode_history(h)) for k, (i, h) in extended.items() if h is not None}
 
     def _table_frames(
         self, done: list[_Pending], frames: dict, predictions: dict, outcomes: list[ClaimOutcome | None]

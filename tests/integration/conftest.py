@@ -41,7 +41,7 @@ def trained(tmp_path_factory) -> tuple[Path, str]:
     train_and_register(
         data,
         "demo",
-        TrainConfig(epochs=2, hidden_size=16, synthetic_data=True),
+        TrainConfig(epochs=2, hidden_size=16, synthetic_data=True, members=1),
         registry_prefix="flts-",
         alias="champion",
         progress=False,

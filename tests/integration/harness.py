@@ -295,8 +295,9 @@ def assert_nothing_lost(results: list[dict], ids: list[str]) -> Counter:
     return Counter(c["claim_id"] for c in results) - Counter(set(ids))
 
 
-def predict_payload(rows: int = 30, seed: int = 0, identifier: str = "PobleSec", **extra) -> dict:
-    df = demo_frame(days=1, seed=seed, gaps=0, blanks=0).tail(rows).rename(columns={"time": "ts"})
+def predict_payload(rows: int = 30, seed: int = 0, identifier: str = "PobleSec", days: int = 1, **extra) -> dict:
+    """A valid /predict body: the last ``rows`` rows of ``days`` of demo data; ``extra`` fields added."""
+    df = demo_frame(days=days, seed=seed, gaps=0, blanks=0).tail(rows).rename(columns={"time": "ts"})
     return {"identifier": identifier, "data": {c: df[c].tolist() for c in df.columns}, **extra}
 
 

@@ -36,6 +36,29 @@ def test_predict_with_data_returns_original_units_after_the_input(worker):
     assert np.all(down > 1e6), "values must be in original units, not scaled"
 
 
+def test_quantiles_when_asked_and_the_trained_levels_named_otherwise(worker):
+    body = predict_payload(inference_length=5, quantiles=[0.1, 0.9])
+    r = post_predict(worker, body)
+    assert r.status_code == 200, r.text
+    out = r.json()
+    assert list(out["quantiles"]) == ["0.1", "0.9"] and len(out["predictions"]) == 5
+    for low, point, high in zip(out["quantiles"]["0.1"], out["predictions"], out["quantiles"]["0.9"]):
+        assert low["ts"] == point["ts"] == high["ts"] and low["down"] <= high["down"]
+    by_query = requests.post(worker.url + "/predict", params={"quantiles": "0.5"}, json=predict_payload(), timeout=30)
+    assert list(by_query.json()["quantiles"]) == ["0.5"]
+    assert "quantiles" not in post_predict(worker, predict_payload()).json()  # old clients: nothing new
+    bad = post_predict(worker, predict_payload(quantiles=[0.3]))
+    assert bad.status_code == 400 and "[0.1, 0.5, 0.9]" in bad.json()["detail"]
+
+
+def test_a_week_of_history_in_the_body_is_read(worker):
+    week = post_predict(worker, predict_payload(rows=5_040, days=8))
+    window = post_predict(worker, predict_payload(rows=30, days=8))
+    assert week.status_code == 200 and window.status_code == 200, week.text
+    assert week.json()["predictions"][0]["ts"] == window.json()["predictions"][0]["ts"]
+    assert week.json()["predictions"] != window.json()["predictions"]  # the history changed the forecast
+
+
 def test_query_inference_length_and_longer_payloads(worker):
     r = requests.post(
         worker.url + "/predict", params={"inference_length": 3}, json=predict_payload(rows=200), timeout=30
@@ -128,7 +151,12 @@ def test_hot_swap_under_concurrent_load_fails_no_request(worker, trained):
     data = var / "swap.csv"
     demo_frame(days=3, seed=77).to_csv(data, index=False)
     new = train_and_register(
-        data, "swap", TrainConfig(epochs=1, hidden_size=16), registry_prefix="flts-", alias="champion", progress=False
+        data,
+        "swap",
+        TrainConfig(epochs=1, hidden_size=16, members=1),
+        registry_prefix="flts-",
+        alias="champion",
+        progress=False,
     )
     body = json.dumps(predict_payload(inference_length=2))
     with ThreadPoolExecutor(8) as pool:

@@ -110,14 +110,22 @@ def test_burst_every_claim_gets_one_result_or_one_dead_letter(broker, worker):
 
     one = next(r["value"] for r in results if r["value"]["claim"]["claim_id"] == valid[0])
     assert one["identifier"] == idents[0] and one["run_id"] and len(one["predictions"]) == 30
+    # Results carry every trained quantile, per step, beside the point forecast.
+    assert set(one["quantiles"]) == {"0.1", "0.5", "0.9"} and all(len(v) == 30 for v in one["quantiles"].values())
+    low, high = one["quantiles"]["0.1"][0]["down"], one["quantiles"]["0.9"][0]["down"]
+    assert low <= high
     assert one["claim"]["topic"] == "inference-data" and isinstance(one["claim"]["offset"], int)
     # Prediction logs: new objects per identifier and batch; together they hold every result exactly once.
     logged = []
     for path in (worker.var_dir / "objects" / "flts" / "inference-logs").glob(f"{run}-*/*/*/*.jsonl"):
         logged += [json.loads(line)["claim"]["claim_id"] for line in path.read_text().splitlines()]
     assert sorted(logged) == sorted(valid) if exact else set(logged) == set(valid)
-    # The newest frame of each identifier is cached and serves cached forecasts.
-    assert requests.get(f"{worker.url}/predict/{idents[2]}", timeout=10).json()["cached"] is True
+    # The newest frame of each identifier is cached and serves cached forecasts, with the history kept
+    # from its claims (one day of objects here: 720 rows of the first target).
+    cached = requests.get(f"{worker.url}/predict/{idents[2]}", params={"quantiles": "0.9"}, timeout=10).json()
+    assert cached["cached"] is True and list(cached["quantiles"]) == ["0.9"]
+    history = requests.get(f"{worker.url}/frames/{idents[2]}", timeout=10).json()["history"]
+    assert history["column"] == "down" and history["rows"] >= 720 and history["bytes"] < 21_000
 
 
 def test_training_events_promote_and_reach_a_second_worker(tmp_path, trained):
@@ -148,7 +156,7 @@ def test_training_events_promote_and_reach_a_second_worker(tmp_path, trained):
         demo_frame(days=3, seed=401).to_csv(data, index=False)
         packaging.configure(tracking)
         packaging.ensure_experiment("flts-training", var_models / "mlartifacts")
-        cfg = TrainConfig(epochs=1, hidden_size=16)
+        cfg = TrainConfig(epochs=1, hidden_size=16, members=1)
         # Logged, not registered: the worker that handles the event decides, registers and moves the alias.
         run_id, _ = packaging.log_model(train(load_frame(data, cfg.features), cfg), cfg, ident, data.name)
         produce(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from flts_streams.commands.cli import main
@@ -33,9 +34,18 @@ def test_evaluate_reports_model_and_baselines(tmp_path, mlflow_store):
     full.iloc[:-600].to_csv(history, index=False)
     full.iloc[-600:].to_csv(test, index=False)
     reg = train_and_register(
-        history, "ev", TrainConfig(epochs=2, hidden_size=16), registry_prefix="flts-", alias="champion", progress=False
+        history,
+        "ev",
+        TrainConfig(epochs=2, hidden_size=16, members=1),
+        registry_prefix="flts-",
+        alias="champion",
+        progress=False,
     )
-    ev = evaluate(reg.model_uri, test, history, stride=5, plot=tmp_path / "p.png")
-    assert [s.name for s in ev.scores] == ["model", "persistence", "seasonal_naive"]
-    assert ev.origins > 50 and all(s.mae.shape == (30,) for s in ev.scores)
+    ev = evaluate(reg.model_uri, test, history, stride=5, reference="lightgbm", plot=tmp_path / "p.png")
+    methods = ["model", "persistence", "seasonal_naive", "window_mean", "profile_7d", "blend", "reference"]
+    assert list(ev.forecasts) == methods
+    assert len(ev.origins) > 50 and all(ev.mae_by_horizon(m).shape == (30,) for m in methods)
+    assert ev.origins[0] == len(full) - 600 and np.all(np.diff(ev.origins) == 5)  # from the first test row
+    assert sorted(ev.quantiles) == [0.1, 0.5, 0.9] and 0 <= ev.coverage(0.1, 0.9).mean() <= 1
+    assert ev.mae("reference") < ev.mae("persistence")  # a fitted reference, not noise
     assert (tmp_path / "p.png").stat().st_size > 1000

@@ -25,7 +25,11 @@ def frame():
     return prepare_frame(demo_frame(days=2, seed=1), required=FEATURES, impute=True)
 
 
-def _spec(frame, kind="lstm", time_features=("minute_of_day",)):
+# The model this project trains since issue 25: history, quantiles, log targets, an ensemble.
+RICH = {"history_days": 1, "quantiles": (0.1, 0.9), "log_targets": True, "members": 2}
+
+
+def _spec(frame, kind="lstm", time_features=("minute_of_day",), **extra):
     return ModelSpec(
         kind=kind,
         features=FEATURES,
@@ -33,9 +37,20 @@ def _spec(frame, kind="lstm", time_features=("minute_of_day",)):
         window=30,
         horizon=10,
         cadence_s=120.0,
-        scaler=Scaler.fit(FEATURES, frame.select(FEATURES)),
+        scaler=Scaler.fit(FEATURES, _model_space(frame, extra.get("log_targets", False))),
         time_features=time_features,
+        **extra,
     )
+
+
+def _model_space(frame, log_targets: bool) -> np.ndarray:
+    """The features as a log-space model reads them (targets down and up as logs), for fitting its scaler."""
+    values = frame.select(FEATURES).copy()
+    if log_targets:
+        for column in ("down", "up"):
+            j = FEATURES.index(column)
+            values[:, j] = np.log(np.maximum(values[:, j], 1.0))
+    return values
 
 
 def _forecaster(frame, kind="lstm", seed=0):
@@ -90,19 +105,25 @@ def test_seeded_nets_are_identical(frame):
         assert torch.equal(pa, pb)
 
 
-def test_serving_inputs_equal_training_inputs(frame):
-    """Per-batch scaling and calendar features (serving) match training's per-row tensors for the same origins."""
+@pytest.mark.parametrize("extra", [{}, RICH], ids=["window-only", "history-quantiles-log-ensemble"])
+def test_serving_inputs_equal_training_inputs(frame, extra):
+    """Per-batch scaling, calendar and history features (serving) match training's tensors for the same origins."""
     from flts_streams.forecasting.training import gather, tensors
 
-    f = _forecaster(frame)
+    spec = _spec(frame, **extra)
+    f = Forecaster(spec, build_net(spec, 0))
     w, h = f.spec.window, f.spec.horizon
-    origins = [w, w + 7, len(frame) - h]
-    x, tf, _ = tensors(frame, f.spec)
-    past, fut, _ = gather(x, tf, tf, torch.tensor(origins), w, h)
+    origins = [w, w + 7, 800, len(frame) - h]  # no history, some, a day of it
+    past, fut, hist, _ = gather(tensors(frame, f.spec), torch.tensor(origins), w, h)
     with torch.inference_mode():
-        expected = f.spec.scaler.inverse(f.net(past, fut).numpy().astype(np.float64), f.spec.targets)
-    inputs = [f.make_input(frame.rows(t - w, t)) for t in origins]
-    np.testing.assert_allclose(f.predict_inputs(inputs), expected, rtol=1e-6)
+        out = f.net(past, fut, hist).numpy().astype(np.float64)
+    mean, scale = f.spec.scaler.params(f.spec.targets)
+    expected = out * scale[:, None] + mean[:, None]
+    expected[..., 1:] = np.sort(expected[..., 1:], axis=-1)
+    expected = np.exp(expected) if f.spec.log_targets else expected
+    rows = f.spec.history_rows
+    inputs = [f.make_input(frame.rows(max(0, t - rows), t)) for t in origins]
+    np.testing.assert_allclose(f.predict_inputs(inputs), expected, rtol=1e-5)
     for t, item in zip(origins, inputs):
         assert (f.future_timestamps(item) == frame.timestamps[t : t + h]).all()
 
@@ -191,26 +212,30 @@ def test_forecasts_render_records_with_the_forecasters_formatter(frame):
 
 
 @pytest.mark.parametrize(
-    "kind,time_feats",
+    "kind,time_feats,extra",
     [
-        ("lstm", ("minute_of_day",)),
-        ("gru", ("minute_of_day", "day_of_week")),
-        ("lstm", ("minute_of_day", "day_of_year")),
+        ("lstm", ("minute_of_day",), {}),
+        ("gru", ("minute_of_day", "day_of_week"), {}),
+        ("lstm", ("minute_of_day", "day_of_year"), {}),
+        ("lstm", ("minute_of_day",), RICH),
+        ("gru", ("minute_of_day", "day_of_year"), RICH),
     ],
 )
-def test_the_serving_graph_equals_the_numpy_path_and_the_eager_network(frame, kind, time_feats):
-    spec = _spec(frame, kind, time_feats)
+def test_the_serving_graph_equals_the_numpy_path_and_the_eager_network(frame, kind, time_feats, extra):
+    spec = _spec(frame, kind, time_feats, **extra)
     f = Forecaster(spec, build_net(spec, 0))
     assert (f._graph is None) == ("day_of_year" in time_feats)  # numpy-only feature: the numpy path serves
-    inputs = [f.make_input(frame.rows(t - 30, t)) for t in range(30, len(frame), 7)]  # origins across days
+    rows = spec.history_rows
+    inputs = [f.make_input(frame.rows(max(0, t - rows), t)) for t in range(30, len(frame), 7)]  # across days
     for size in (1, 3, len(inputs)):  # traced with a batch of 2: the batch dimension must stay free
         batch = inputs[:size]
         served = f.predict_inputs(batch)
         raw, last = np.stack([i.window for i in batch]), np.array([i.last_ns for i in batch])
-        numpy_path = f._predict_numpy(raw, last)
+        history = np.stack([i.history for i in batch]) if spec.history_days else np.zeros((size, 0), np.float32)
+        numpy_path = f._predict_numpy(raw, last, history)
         run, f._run = f._run, f.net
         try:
-            eager = f._predict_numpy(raw, last)
+            eager = f._predict_numpy(raw, last, history)
         finally:
             f._run = run
         np.testing.assert_array_equal(numpy_path, eager)  # tracing the network changes nothing
@@ -251,3 +276,43 @@ def test_models_built_on_parallel_threads_all_work_and_agree(frame):
         np.testing.assert_array_equal(
             f.forecast(window, horizon=5).values, built[i % 4].forecast(window, horizon=5).values
         )
+
+
+def test_quantiles_come_in_order_beside_an_unchanged_point_forecast(frame):
+    spec = _spec(frame, quantiles=(0.1, 0.5, 0.9))
+    f = Forecaster(spec, build_net(spec, 0))
+    fc = f.forecast(frame.tail(30), horizon=5)
+    assert fc.values.shape == (5, 2) and fc.quantiles is not None and fc.quantiles.shape == (5, 2, 3)
+    assert (np.diff(fc.quantiles, axis=-1) >= 0).all()  # never crossing
+    assert fc.quantile_levels == (0.1, 0.5, 0.9)
+    assert fc.quantile_forecast(2).records()[0]["down"] == fc.quantiles[0, 0, 2]
+
+
+def test_asking_for_untrained_quantiles_names_the_trained_ones(frame):
+    f = Forecaster(_spec(frame, quantiles=(0.1, 0.9)), build_net(_spec(frame, quantiles=(0.1, 0.9)), 0))
+    assert f.check_quantiles([0.9, 0.1, 0.9]) == (1, 0)
+    assert f.check_quantiles(None) == ()
+    with pytest.raises(InvalidInput, match=r"quantiles \[0.5\] were not trained; this model forecasts \[0.1, 0.9\]"):
+        f.check_quantiles([0.1, 0.5])
+    plain = _forecaster(frame)
+    with pytest.raises(InvalidInput, match="this model forecasts no quantiles"):
+        plain.check_quantiles([0.5])
+
+
+def test_a_spec_written_before_quantiles_and_history_loads_as_the_window_only_point_model(frame):
+    import json
+
+    old = json.loads(_spec(frame).to_json())
+    for key in ("quantiles", "history_days", "profile_halfwidth", "log_targets", "members"):
+        del old[key]
+    spec = ModelSpec.from_json(json.dumps(old))
+    assert spec.quantiles == () and spec.history_days == 0 and not spec.log_targets and spec.members == 1
+    assert spec.outputs == 1 and spec.history_rows == spec.window
+
+
+def test_a_30_row_request_to_a_history_model_is_answered_from_the_window(frame):
+    spec = _spec(frame, **RICH)
+    f = Forecaster(spec, build_net(spec, 0))
+    item = f.make_input(frame.tail(30))
+    assert item.history is not None and item.history[-1] == 0.0  # no day of history found
+    assert np.isfinite(f.forecast(frame.tail(30)).values).all()

@@ -23,17 +23,18 @@ def test_a_short_training_on_real_data_beats_persistence_and_seasonal_naive(real
     reg = train_and_register(
         real_data / f"{site}.csv",
         site,
-        TrainConfig(epochs=6),
+        TrainConfig(epochs=6, members=1),
         registry_prefix="flts-",
         alias="champion",
         progress=False,
     )
     ev = evaluate(reg.model_uri, real_data / f"{site}_test.csv", real_data / f"{site}.csv", stride=10)
-    mae = {s.name: s.mean_mae for s in ev.scores}
-    # Measured 2026-12-05: gains of 16.6% (ElBorn) and 15.1% (PobleSec) over persistence after 6 epochs.
+    mae = {name: ev.mae(name) for name in ev.forecasts}
+    # The benchmark of docs/MODEL.md at every 10th row; the full model's figures are there.
     assert mae["model"] < 0.9 * mae["persistence"], mae
     assert mae["model"] < mae["seasonal_naive"], mae
-    assert ev.origins > 90 and ev.horizon == 30
+    assert len(ev.origins) > 90 and ev.truth.shape[1] == 30
+    assert 0.6 < ev.coverage(0.1, 0.9).mean() < 0.95  # loose after 6 epochs; docs/MODEL.md has the full model's
 
 
 def test_the_real_files_rows_as_the_original_client_posts_them_make_a_frame(real_data):

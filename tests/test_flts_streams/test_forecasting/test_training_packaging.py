@@ -19,7 +19,7 @@ from flts_streams.forecasting.pipeline import train_and_register
 from flts_streams.forecasting.spec import FEATURES
 from flts_streams.forecasting.training import TrainConfig, train
 
-FAST = TrainConfig(epochs=2, hidden_size=16, window=30, horizon=10)
+FAST = TrainConfig(epochs=2, hidden_size=16, window=30, horizon=10, members=1)
 
 
 @pytest.fixture(scope="module")
@@ -89,3 +89,43 @@ def test_pyfunc_predict_takes_the_predict_column_frame(tmp_path, mlflow_store):
     out = model.predict(window)
     assert list(out.columns) == ["ts", "down"] and len(out) == 10
     assert out["ts"].iloc[0] == "2024-02-01T01:00:00"
+
+
+def test_quantiles_are_calibrated_on_the_validation_split(frame):
+    from dataclasses import replace
+
+    from flts_streams.forecasting.evaluation import actuals, model_outputs, origins
+
+    result = train(frame, FAST)
+    spec = result.forecaster.spec
+    assert spec.quantiles == (0.1, 0.5, 0.9) and len(spec.quantile_offsets) == 3
+    at = origins(len(frame), result.val_start, spec.window, spec.horizon)
+    truth = actuals(frame.column("down"), at, spec.horizon)
+    out = model_outputs(result.forecaster, frame, at)[:, :, 0, :]
+    below = [(truth <= out[..., 1 + i]).mean() for i in range(3)]
+    np.testing.assert_allclose(below, [0.1, 0.5, 0.9], atol=0.03)  # what calibration promises on its own split
+    uncalibrated = replace(spec, quantile_offsets=())
+    assert uncalibrated.output_offsets.tolist() == [0.0, 0.0, 0.0, 0.0]
+
+
+def test_a_two_member_ensemble_trains_loads_and_forecasts(frame):
+    from flts_streams.forecasting.forecast import Forecaster
+    from flts_streams.forecasting.model import ForecastEnsemble
+
+    result = train(frame, TrainConfig(epochs=1, hidden_size=8, window=30, horizon=10, members=2, distill=False))
+    net = result.forecaster.net
+    assert isinstance(net, ForecastEnsemble) and len(net.members) == 2
+    assert {row["member"] for row in result.history} == {0, 1}
+    reloaded = Forecaster.from_state(result.forecaster.spec, net.state_dict())
+    window = frame.tail(200)
+    np.testing.assert_allclose(reloaded.forecast(window).values, result.forecaster.forecast(window).values, rtol=1e-6)
+
+
+def test_a_distilled_ensemble_serves_one_network(frame):
+    from flts_streams.forecasting.model import ForecastNet
+
+    result = train(frame, TrainConfig(epochs=2, hidden_size=8, window=30, horizon=10, members=2))
+    spec = result.forecaster.spec
+    assert isinstance(result.forecaster.net, ForecastNet) and spec.members == 1 and spec.distilled_from == 2
+    assert {row["member"] for row in result.history} == {0, 1, -1}  # two members, then the distilled network
+    assert np.isfinite(result.forecaster.forecast(frame.tail(200)).values).all()

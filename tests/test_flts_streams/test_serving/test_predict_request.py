@@ -142,3 +142,14 @@ def test_too_few_rows_names_the_model_window_first():
         NotEnoughRows, match=r"need at least 30 rows \(the model's input window, one row every 120s\); got 1"
     ):
         request_frame(req, spec)
+
+
+def test_quantiles_come_from_the_body_or_the_query_and_are_checked_like_the_schema():
+    body = b'{"identifier": "A", "quantiles": [0.1, 0.9]}'
+    assert parse_predict(body, "application/json", {}, LIMITS).quantiles == (0.1, 0.9)
+    query = parse_predict(b'{"identifier": "A"}', "application/json", {"quantiles": "0.1, 0.9"}, LIMITS)
+    assert query.quantiles == (0.1, 0.9)
+    with pytest.raises(SchemaError, match="comma-separated numbers"):
+        parse_predict(b"{}", "application/json", {"quantiles": "low"}, LIMITS)
+    with pytest.raises(SchemaError, match="quantiles"):
+        parse_predict(b'{"quantiles": "0.1"}', "application/json", {}, LIMITS)
