@@ -1,5 +1,6 @@
 """POST /predict (payload or cached) and GET /predict/{identifier} (cached, table-routed)."""
 
+import logging
 from typing import cast
 
 import aiohttp
@@ -28,6 +29,7 @@ from tables.latest_frames import latest_frames
 from tables.target_history import target_history
 from web.paths import PREDICT_PATH
 
+log = logging.getLogger(__name__)
 DEADLINE_HEADER = "X-Deadline-Ms"  # optional per-request budget in milliseconds
 
 
@@ -108,7 +110,11 @@ def _cached_history(identifier: str) -> HistorySource:
         payload = target_history.get(identifier)
         if payload is None:
             return None
-        kept = decode_history(payload)
+        try:
+            kept = decode_history(payload)
+        except e.InvalidInput:  # an unreadable value: forecast from the cached frame alone, as claims do
+            log.warning("unreadable target_history value ignored identifier=%s", identifier)
+            return None
         return kept.values if kept.column == spec.targets[0] else None
 
     return load

@@ -7,6 +7,7 @@ import io
 import json
 import time
 
+import numpy as np
 import pytest
 
 from flts_streams.core.errors import TransientError
@@ -228,3 +229,32 @@ async def test_the_table_keeps_only_the_models_columns_and_refuses_a_frame_above
     refused = await small.process_batch([_claim("W", "wide.parquet", 2)])
     assert refused.outcomes[0].status == "dead_lettered" and refused.frames == {}
     assert "record limit" in json.loads(refused.outcomes[0].dead_letter)["error"]
+
+
+async def test_each_claim_extends_the_identifiers_kept_history(tmp_path):
+    from flts_streams.streaming.target_history import decode_history
+
+    settings = Settings(paths={"var_dir": tmp_path / "var"}, streaming={"retry_backoff_s": 0.01})
+    predictor = _predictor(settings)
+    await predictor.start()
+    predictor.registry.install(DEFAULT_KEY, model(history_days=1, quantiles=(0.1, 0.9)))
+    store = CountingStore(tmp_path / "objects")
+    two_days = demo_frame(days=2, seed=4, gaps=0, blanks=0)
+    for name, part in (("d1", two_days.iloc[:720]), ("d2", two_days.iloc[720:])):
+        buf = io.BytesIO()
+        part.to_parquet(buf)
+        store.put("flts", f"{name}.parquet", buf.getvalue())
+    kept: dict[str, bytes] = {}
+    processor = ClaimProcessor(settings, store, predictor.metrics, predictor, history_of=kept.get)
+    try:
+        first = await processor.process_batch([_claim("A", "d1.parquet", 1)])
+        kept.update({k: v for k, (_, v) in first.histories.items()})
+        second = await processor.process_batch([_claim("A", "d2.parquet", 2)])
+    finally:
+        await predictor.stop()
+    assert len(decode_history(kept["A"]).values) == 720
+    history = decode_history(second.histories["A"][1])
+    # A 1-day model keeps one day: the second object's rows, continuing the first's.
+    np.testing.assert_array_equal(history.values, two_days["down"].to_numpy(np.float32)[720:])
+    result = json.loads(second.outcomes[0].result)
+    assert list(result["quantiles"]) == ["0.1", "0.9"] and len(result["quantiles"]["0.9"]) == 30
