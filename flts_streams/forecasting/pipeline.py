@@ -108,25 +108,31 @@ def _plot(result: BenchmarkResult, path: Path) -> None:
     plt.close(fig)
 
 
-def _fan(ax: Any, result: BenchmarkResult) -> None:
-    """Forecasts of consecutive origins laid end to end (one horizon each): median and quantile bands."""
+def _fan(ax: Any, result: BenchmarkResult, segments: int = 24) -> None:
+    """Forecasts that do not overlap (each origin at least a horizon after the last), each drawn on its own:
+    the actual values, the point forecast and the quantile bands; gaps between them stay gaps."""
     step = result.truth.shape[1]
-    picks = [i for i in range(len(result.origins)) if (result.origins[i] - result.origins[0]) % step == 0][:24]
-    if not picks:
-        picks = list(range(min(24, len(result.origins))))
-    stamps = result.stamps[picks].ravel()
-    ax.plot(stamps, result.truth[picks].ravel(), color="black", lw=0.8, label="actual")
-    ax.plot(stamps, result.forecasts["model"][picks].ravel(), lw=0.9, label="model")
-    levels = sorted(result.quantiles)
-    for low, high in zip(levels, reversed(levels)):
-        if low >= high:
+    picks: list[int] = []
+    for i, origin in enumerate(result.origins):
+        if not picks or origin >= result.origins[picks[-1]] + step:
+            picks.append(i)
+        if len(picks) == segments:
             break
-        ax.fill_between(
-            stamps,
-            result.quantiles[low][picks].ravel(),
-            result.quantiles[high][picks].ravel(),
-            alpha=0.25,
-            label=f"{low:g}-{high:g}",
-        )
-    ax.set(title=f"{result.target}: fan chart (non-overlapping forecasts)", ylabel=result.target)
+    levels = sorted(result.quantiles)
+    bands = [(low, high) for low, high in zip(levels, reversed(levels)) if low < high]
+    for n, i in enumerate(picks):
+        stamps = result.stamps[i]
+        ax.plot(stamps, result.truth[i], color="black", lw=0.8, label="actual" if n == 0 else None)
+        ax.plot(stamps, result.forecasts["model"][i], color="tab:blue", lw=0.9, label="model" if n == 0 else None)
+        for k, (low, high) in enumerate(bands):
+            label = f"{low:g}-{high:g}" if n == 0 else None
+            ax.fill_between(
+                stamps,
+                result.quantiles[low][i],
+                result.quantiles[high][i],
+                color="tab:blue",
+                alpha=0.15 + 0.1 * k,
+                label=label,
+            )
+    ax.set(title=f"{result.target}: fan chart (forecasts that do not overlap)", ylabel=result.target)
     ax.legend(fontsize=8)
