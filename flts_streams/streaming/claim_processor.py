@@ -219,11 +219,14 @@ class ClaimProcessor:
     ) -> dict[tuple[str, str, str], Prediction]:
         """One forecast per (identifier, bucket, object), all submitted together so they share forwards."""
         jobs: dict[tuple[str, str, str], Awaitable[Prediction]] = {}
+        earlier: dict[str, list[PreparedFrame]] = {}  # identifier -> its objects' frames so far, in input order
         for p in pending:
             if outcomes[p.index] is None:
                 ref = (p.claim.identifier, p.bucket, p.claim.object_key)
                 if ref not in jobs:
-                    jobs[ref] = self._forecast(p.claim.identifier, frames[ref[1:]])
+                    before = earlier.setdefault(p.claim.identifier, [])
+                    jobs[ref] = self._forecast(p.claim.identifier, frames[ref[1:]], tuple(before))
+                    before.append(frames[ref[1:]])
         answers = await asyncio.gather(*jobs.values(), return_exceptions=True)
         predictions = dict(zip(jobs, answers))
         for p in pending:
@@ -232,13 +235,21 @@ class ClaimProcessor:
                 outcomes[p.index] = self._dead(p.inp, answer)
         return {k: v for k, v in predictions.items() if not isinstance(v, BaseException)}
 
-    async def _forecast(self, identifier: str, frame: PreparedFrame) -> Prediction:
-        """One forecast; a transient failure (models still loading, registry down) is retried, never dead-lettered."""
+    async def _forecast(
+        self, identifier: str, frame: PreparedFrame, earlier: tuple[PreparedFrame, ...] = ()
+    ) -> Prediction:
+        """One forecast; a transient failure (models still loading, registry down) is retried, never dead-lettered.
 
+        Its history is the identifier's kept series extended by the frames of its ``earlier`` claims in this
+        micro-batch, then by its own: in a burst, the third claim of a site sees the first two.
+        """
         last_ns = int(frame.timestamps.astype("datetime64[ns]").view(np.int64)[-1])
 
         def history(spec: ModelSpec) -> np.ndarray | None:
-            series = extend(self._kept_history(identifier), frame, spec.targets[0], spec.history_rows)
+            series = self._kept_history(identifier)
+            for previous in (*earlier, frame):
+                series = extend(series, previous, spec.targets[0], spec.history_rows)
+            assert series is not None  # extended by one frame at least
             return series.values if series.last_ns == last_ns else None  # an older object: its own rows only
 
         return await self._retry(

@@ -258,3 +258,34 @@ async def test_each_claim_extends_the_identifiers_kept_history(tmp_path):
     np.testing.assert_array_equal(history.values, two_days["down"].to_numpy(np.float32)[720:])
     result = json.loads(second.outcomes[0].result)
     assert list(result["quantiles"]) == ["0.1", "0.9"] and len(result["quantiles"]["0.9"]) == 30
+
+
+async def test_in_a_burst_each_claim_sees_the_earlier_claims_of_its_site(tmp_path, monkeypatch):
+    settings = Settings(paths={"var_dir": tmp_path / "var"}, streaming={"retry_backoff_s": 0.01})
+    predictor = _predictor(settings)
+    await predictor.start()
+    predictor.registry.install(DEFAULT_KEY, model(history_days=2))
+    store = CountingStore(tmp_path / "objects")
+    two_days = demo_frame(days=2, seed=5, gaps=0, blanks=0)
+    for name, part in (("d1", two_days.iloc[:720]), ("d2", two_days.iloc[720:])):
+        buf = io.BytesIO()
+        part.to_parquet(buf)
+        store.put("flts", f"{name}.parquet", buf.getvalue())
+    seen: dict[float, int] = {}
+    real = predictor.predict
+
+    async def spy(identifier, frame_for, horizon, source="http", timeout=None, *, quantiles=None, history=None):
+        spec = predictor.registry.resolve(identifier)[0].forecaster.spec
+        series = history(spec)
+        seen[float(series[-1])] = len(series)  # keyed by the last value: which object this forecast was for
+        return await real(identifier, frame_for, horizon, source, timeout, quantiles=quantiles, history=history)
+
+    monkeypatch.setattr(predictor, "predict", spy)
+    processor = ClaimProcessor(settings, store, predictor.metrics, predictor)
+    try:
+        batch = await processor.process_batch([_claim("A", "d1.parquet", 1), _claim("A", "d2.parquet", 2)])
+    finally:
+        await predictor.stop()
+    assert [o.status for o in batch.outcomes] == ["processed", "processed"]
+    down = two_days["down"].to_numpy(np.float32)
+    assert seen == {float(down[719]): 720, float(down[-1]): 1440}  # the second saw both days
