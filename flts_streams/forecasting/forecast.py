@@ -201,7 +201,7 @@ class Forecaster:
         last_ns = int(frame.timestamps.view(np.int64)[-1])
         if not spec.history_days:
             return ModelInput(window, last_ns)
-        series = frame.column(spec.targets[0])[-spec.history_rows :] if history is None else history
+        series = frame.column(spec.targets[0]) if history is None else history
         return ModelInput(window, last_ns, self.history_of(series[-spec.history_rows :]))
 
     def target_space(self, values: np.ndarray) -> np.ndarray:

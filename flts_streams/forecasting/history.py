@@ -33,26 +33,18 @@ def history_features(
     Only ``y[at - days * per_day : at]`` is read for each origin: what a request of that many rows carries.
     Origins are taken in chunks (training passes every row: the day-by-slot arrays stay ~20 MB).
     """
-    at = np.asarray(at, dtype=np.int64)
+    c = np.concatenate([[0.0], np.cumsum(y, dtype=np.float64)])  # every mean below is a difference of it
     parts = [
-        _history_features(y, part, window=window, horizon=horizon, per_day=per_day, days=days, halfwidth=halfwidth)
-        for part in _chunks(at)
+        _features_of(c, part, window, horizon, per_day, days, halfwidth)
+        for part in _chunks(np.asarray(at, dtype=np.int64))
     ]
     return np.concatenate(parts) if len(parts) > 1 else parts[0]
 
 
-def _history_features(
-    y: np.ndarray,
-    at: np.ndarray,
-    *,
-    window: int,
-    horizon: int,
-    per_day: int,
-    days: int,
-    halfwidth: int,
+def _features_of(
+    c: np.ndarray, at: np.ndarray, window: int, horizon: int, per_day: int, days: int, halfwidth: int
 ) -> np.ndarray:
-    at = np.asarray(at, dtype=np.int64)
-    c = np.concatenate([[0.0], np.cumsum(y, dtype=np.float64)])
+    """history_features of some origins, from the series' cumulative sum ``c``."""
     lo = np.maximum(at - days * per_day, 0)
     rolls = np.stack([_mean(c, np.maximum(at - w, lo), at) for w in (window, max(1, per_day // 4), per_day)], axis=1)
     level = rolls[:, :1]

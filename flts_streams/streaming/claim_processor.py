@@ -36,7 +36,13 @@ from flts_streams.streaming.claim_objects import ObjectLimits, frame_from_object
 from flts_streams.streaming.dead_letters import DEAD_LETTER_KEY_INLINE, dead_letter, needs_spill, spill_key
 from flts_streams.streaming.frame_codec import encode_frame
 from flts_streams.streaming.object_store import ObjectStore, allowed_bucket, validate_key
-from flts_streams.streaming.target_history import TargetHistory, decode_history, encode_history, extend
+from flts_streams.streaming.target_history import (
+    HistoryChain,
+    TargetHistory,
+    decode_history,
+    encode_history,
+    extend,
+)
 
 log = logging.getLogger(__name__)
 # Below Faust's producer_max_request_size (1,000,000): a record the producer refuses is never built.
@@ -125,14 +131,15 @@ class ClaimProcessor:
                 pending.append(item)
         result = BatchResult([])
         frames = await self._frames(pending, outcomes)
-        predictions = await self._forecasts(pending, frames, outcomes)
+        chains: dict[str, HistoryChain] = {}  # identifier -> its kept series and this batch's frames
+        predictions = await self._forecasts(pending, frames, outcomes, chains)
         done = [p for p in pending if outcomes[p.index] is None]
         kept = self._table_frames(done, frames, predictions, outcomes)
         await self._results([p for p in done if outcomes[p.index] is None], predictions, outcomes)
         processed = [p for p in done if outcomes[p.index] is not None and outcomes[p.index].status == "processed"]  # type: ignore[union-attr]
         for p in processed:
             result.frames[p.claim.identifier] = (p.index, kept[_ref(p)])
-        result.histories = self._histories(processed, frames, predictions)
+        result.histories = self._histories(processed, frames, predictions, chains)
         result.outcomes = [o for o in outcomes if o is not None]
         assert len(result.outcomes) == len(inputs), "every claim needs exactly one outcome"
         self.metrics.claim_duration.observe(time.perf_counter() - started)
@@ -215,18 +222,23 @@ class ClaimProcessor:
             return exc
 
     async def _forecasts(
-        self, pending: list[_Pending], frames: dict, outcomes: list[ClaimOutcome | None]
+        self,
+        pending: list[_Pending],
+        frames: dict,
+        outcomes: list[ClaimOutcome | None],
+        chains: dict[str, HistoryChain],
     ) -> dict[tuple[str, str, str], Prediction]:
         """One forecast per (identifier, bucket, object), all submitted together so they share forwards."""
         jobs: dict[tuple[str, str, str], Awaitable[Prediction]] = {}
-        earlier: dict[str, list[PreparedFrame]] = {}  # identifier -> its objects' frames so far, in input order
         for p in pending:
             if outcomes[p.index] is None:
                 ref = (p.claim.identifier, p.bucket, p.claim.object_key)
                 if ref not in jobs:
-                    before = earlier.setdefault(p.claim.identifier, [])
-                    jobs[ref] = self._forecast(p.claim.identifier, frames[ref[1:]], tuple(before))
-                    before.append(frames[ref[1:]])
+                    identifier = p.claim.identifier
+                    if identifier not in chains:
+                        chains[identifier] = HistoryChain(self._kept_history(identifier))
+                    count = chains[identifier].append(frames[ref[1:]])
+                    jobs[ref] = self._forecast(identifier, frames[ref[1:]], chains[identifier], count)
         answers = await asyncio.gather(*jobs.values(), return_exceptions=True)
         predictions = dict(zip(jobs, answers))
         for p in pending:
@@ -235,20 +247,17 @@ class ClaimProcessor:
                 outcomes[p.index] = self._dead(p.inp, answer)
         return {k: v for k, v in predictions.items() if not isinstance(v, BaseException)}
 
-    async def _forecast(
-        self, identifier: str, frame: PreparedFrame, earlier: tuple[PreparedFrame, ...] = ()
-    ) -> Prediction:
+    async def _forecast(self, identifier: str, frame: PreparedFrame, chain: HistoryChain, count: int) -> Prediction:
         """One forecast; a transient failure (models still loading, registry down) is retried, never dead-lettered.
 
-        Its history is the identifier's kept series extended by the frames of its ``earlier`` claims in this
-        micro-batch, then by its own: in a burst, the third claim of a site sees the first two.
+        Its history is the identifier's kept series extended by the frames of its earlier claims in this
+        micro-batch, then by its own (``count`` frames of ``chain``): in a burst, the third claim of a site
+        sees the first two.
         """
         last_ns = int(frame.timestamps.astype("datetime64[ns]").view(np.int64)[-1])
 
         def history(spec: ModelSpec) -> np.ndarray | None:
-            series = self._kept_history(identifier)
-            for previous in (*earlier, frame):
-                series = extend(series, previous, spec.targets[0], spec.history_rows)
+            series = chain.through(count, spec.targets[0], spec.history_rows)
             assert series is not None  # extended by one frame at least
             return series.values if series.last_ns == last_ns else None  # an older object: its own rows only
 
@@ -270,7 +279,9 @@ class ClaimProcessor:
             log.warning("unreadable target_history value ignored identifier=%s", identifier)
             return None
 
-    def _histories(self, processed: list[_Pending], frames: dict, predictions: dict) -> dict[str, tuple[int, bytes]]:
+    def _histories(
+        self, processed: list[_Pending], frames: dict, predictions: dict, chains: dict[str, HistoryChain]
+    ) -> dict[str, tuple[int, bytes]]:
         """target_history values: each identifier's kept series extended by its processed frames, in input order."""
         extended: dict[str, tuple[int, TargetHistory | None]] = {}
         for p in processed:
@@ -279,7 +290,7 @@ class ClaimProcessor:
             if not spec.history_days:
                 continue
             identifier = p.claim.identifier
-            kept = extended[identifier][1] if identifier in extended else self._kept_history(identifier)
+            kept = extended[identifier][1] if identifier in extended else chains[identifier].kept  # decoded once
             extended[identifier] = (p.index, extend(kept, frames[ref[1:]], spec.targets[0], spec.history_rows))
         return {k: (i, encode_history(h)) for k, (i, h) in extended.items() if h is not None}
 

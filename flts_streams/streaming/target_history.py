@@ -54,6 +54,32 @@ def extend(old: TargetHistory | None, frame: PreparedFrame, column: str, max_row
     return TargetHistory(column, int(stamps[-1]), step, np.concatenate([keep, fill, new])[-max_rows:])
 
 
+class HistoryChain:
+    """A kept series extended by frames in order, each step computed once per target column and length.
+
+    One per identifier and micro-batch: in a burst every claim's forecast needs the series through its
+    own frame, and the steps before it are shared (before: each claim decoded the table value and
+    re-extended every earlier frame).
+    """
+
+    def __init__(self, kept: TargetHistory | None) -> None:
+        self.kept = kept
+        self._frames: list[PreparedFrame] = []
+        self._steps: dict[tuple[str, int], list[TargetHistory | None]] = {}
+
+    def append(self, frame: PreparedFrame) -> int:
+        """Add the next frame; returns how many frames the chain holds (the count to ask ``through`` for)."""
+        self._frames.append(frame)
+        return len(self._frames)
+
+    def through(self, count: int, column: str, max_rows: int) -> TargetHistory | None:
+        """The kept series extended by the first ``count`` frames."""
+        steps = self._steps.setdefault((column, max_rows), [self.kept])
+        while len(steps) <= count:
+            steps.append(extend(steps[-1], self._frames[len(steps) - 1], column, max_rows))
+        return steps[count]
+
+
 def encode_history(history: TargetHistory) -> bytes:
     """Table value: a fixed header, the column name, the float32 values."""
     name = history.column.encode()

@@ -231,6 +231,17 @@ async def test_the_table_keeps_only_the_models_columns_and_refuses_a_frame_above
     assert "record limit" in json.loads(refused.outcomes[0].dead_letter)["error"]
 
 
+def _two_day_objects(tmp_path, seed: int):
+    """A store holding two consecutive days of demo data as d1.parquet and d2.parquet; the store and the data."""
+    store = CountingStore(tmp_path / "objects")
+    two_days = demo_frame(days=2, seed=seed, gaps=0, blanks=0)
+    for name, part in (("d1", two_days.iloc[:720]), ("d2", two_days.iloc[720:])):
+        buf = io.BytesIO()
+        part.to_parquet(buf)
+        store.put("flts", f"{name}.parquet", buf.getvalue())
+    return store, two_days
+
+
 async def test_each_claim_extends_the_identifiers_kept_history(tmp_path):
     from flts_streams.streaming.target_history import decode_history
 
@@ -238,12 +249,7 @@ async def test_each_claim_extends_the_identifiers_kept_history(tmp_path):
     predictor = _predictor(settings)
     await predictor.start()
     predictor.registry.install(DEFAULT_KEY, model(history_days=1, quantiles=(0.1, 0.9)))
-    store = CountingStore(tmp_path / "objects")
-    two_days = demo_frame(days=2, seed=4, gaps=0, blanks=0)
-    for name, part in (("d1", two_days.iloc[:720]), ("d2", two_days.iloc[720:])):
-        buf = io.BytesIO()
-        part.to_parquet(buf)
-        store.put("flts", f"{name}.parquet", buf.getvalue())
+    store, two_days = _two_day_objects(tmp_path, seed=4)
     kept: dict[str, bytes] = {}
     processor = ClaimProcessor(settings, store, predictor.metrics, predictor, history_of=kept.get)
     try:
@@ -265,12 +271,7 @@ async def test_in_a_burst_each_claim_sees_the_earlier_claims_of_its_site(tmp_pat
     predictor = _predictor(settings)
     await predictor.start()
     predictor.registry.install(DEFAULT_KEY, model(history_days=2))
-    store = CountingStore(tmp_path / "objects")
-    two_days = demo_frame(days=2, seed=5, gaps=0, blanks=0)
-    for name, part in (("d1", two_days.iloc[:720]), ("d2", two_days.iloc[720:])):
-        buf = io.BytesIO()
-        part.to_parquet(buf)
-        store.put("flts", f"{name}.parquet", buf.getvalue())
+    store, two_days = _two_day_objects(tmp_path, seed=5)
     seen: dict[float, int] = {}
     real = predictor.predict
 

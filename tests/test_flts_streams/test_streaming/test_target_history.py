@@ -9,6 +9,7 @@ from flts_streams.core.errors import InvalidInput
 from flts_streams.forecasting.frame import PreparedFrame
 from flts_streams.streaming.target_history import (
     MAX_GAP_ROWS,
+    HistoryChain,
     TargetHistory,
     decode_history,
     encode_history,
@@ -59,3 +60,18 @@ def test_the_value_is_small_and_round_trips():
     np.testing.assert_array_equal(back.values, h.values)
     with pytest.raises(InvalidInput):
         decode_history(payload[:-4])
+
+
+def test_a_chain_extends_in_order_and_computes_each_step_once(monkeypatch):
+    from flts_streams.streaming import target_history
+
+    calls = []
+    real = target_history.extend
+    monkeypatch.setattr(target_history, "extend", lambda *a: calls.append(a[1]) or real(*a))
+    chain = HistoryChain(extend(None, _frame(0, 10), "down", 100))
+    assert chain.append(_frame(10, 10)) == 1 and chain.append(_frame(20, 10)) == 2
+    np.testing.assert_array_equal(_rows(chain.through(2, "down", 100)), np.arange(0, 30))
+    np.testing.assert_array_equal(_rows(chain.through(1, "down", 100)), np.arange(0, 20))
+    chain.through(2, "down", 100)
+    assert len(calls) == 2  # one extension per frame, whatever was asked for since
+    assert chain.through(0, "down", 100) is chain.kept
