@@ -9,7 +9,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
-REPAIR_ACTIONS = ("read_again", "retention_removed", "no_record")
+REPAIR_ACTIONS = ("read_again", "idle_read_again", "retention_removed", "no_record")
 FALLBACK_KINDS = (
     "default",
     "synthetic_demo",

@@ -1,4 +1,4 @@
-"""Faust's aiokafka consumer, made safe for two ways it loses records around rebalances."""
+"""Faust's aiokafka consumer, made safe for the ways it loses records around rebalances."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Any, Protocol, cast
 from aiokafka.errors import IllegalStateError
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
+from mode import Service
 
 from flts_streams.core.metrics import Metrics
 
@@ -21,6 +22,10 @@ HEAL_AFTER_S = 10.0
 # After reading it again, how long before a still-missing head is taken to hold no record. Generous:
 # the re-read record may queue behind a full stream buffer.
 GIVE_UP_AFTER_S = 60.0
+# How long a partition may idle with records on the broker beyond its commit, none of them in flight
+# or acked, before the consumer reads it again from the commit; and how often that is checked.
+STALL_AFTER_S = 10.0
+STALL_CHECK_S = 2.0
 
 
 class _HasMetrics(Protocol):
@@ -34,6 +39,11 @@ def never_committed(committed: Mapping[Any, int | None], skip_topics: Iterable[s
         (tp for tp, offset in committed.items() if (offset is None or offset <= 0) and tp.topic not in skip),
         key=lambda tp: (tp.topic, tp.partition),
     )
+
+
+def idle_with_records(expected: int | None, highwater: int | None, in_flight: bool, acked: bool) -> bool:
+    """True when the broker holds records from ``expected`` (the next offset to commit) on and none is in process."""
+    return expected is not None and highwater is not None and highwater > expected and not in_flight and not acked
 
 
 def head_missing(acked: list[int], expected: int | None) -> bool:
@@ -62,6 +72,11 @@ class SeekSafeConsumer(faust_aiokafka.Consumer):
     3. A seek back re-delivers every record from the head on, including those processed since then
        (acked, not yet committed: a commit cannot pass the head). Those are not handed to the agents
        again, so reading a dropped head again re-processes only the records that were dropped.
+    4. When Faust drops a whole fetch (the records right after a takeover), nothing later is acked to
+       reveal the missing head: the partition sat idle with 880 claims unread until the test gave up
+       after 180 s (CI, tests/integration/test_reliability.py, takeover). A partition that idles with
+       records beyond its commit, none in flight and none acked, for STALL_AFTER_S while flow is on, is
+       read again from the commit the same way.
     """
 
     def __post_init__(self) -> None:
@@ -70,6 +85,7 @@ class SeekSafeConsumer(faust_aiokafka.Consumer):
         self._flts_expected: dict[TP, int] = {}
         self._flts_blocked_since: dict[TP, float] = {}
         self._flts_read_again: dict[TP, int] = {}  # offset each partition last sought back to
+        self._flts_idle_since: dict[TP, tuple[int, float]] = {}  # (next offset, since when) of idle partitions
 
     async def seek_to_committed(self) -> Mapping[TP, int]:
         """Seek to committed offsets; partitions without one go back to the beginning."""
@@ -165,6 +181,64 @@ class SeekSafeConsumer(faust_aiokafka.Consumer):
             min(self._acked[tp], default=None),
         )
         self._metrics().offset_repairs.labels("read_again").inc()
+        await self.seek(tp, expected)
+
+    @Service.timer(STALL_CHECK_S)
+    async def _flts_watch_idle(self) -> None:
+        """Every STALL_CHECK_S: read idle partitions again (item 4 above)."""
+        await self.read_idle_partitions_again(time.monotonic())
+
+    async def read_idle_partitions_again(self, now: float) -> None:
+        """Seek back the partitions idle since STALL_AFTER_S before ``now`` with records beyond their commit."""
+        if self.app.rebalancing or not self.flow_active:
+            self._flts_idle_since.clear()
+            return
+        idle = self._idle_partitions()
+        self._flts_idle_since = {tp: seen for tp, seen in self._flts_idle_since.items() if idle.get(tp) == seen[0]}
+        for tp, expected in idle.items():
+            since = self._flts_idle_since.setdefault(tp, (expected, now))[1]
+            if now - since >= STALL_AFTER_S:
+                self._flts_idle_since[tp] = (expected, now)
+                await self._read_idle_again(tp, expected)
+
+    def _idle_partitions(self) -> dict[TP, int]:
+        """Assigned stream partitions (and next offsets) with records beyond the commit, none of them in process."""
+        skip = self._paused_partitions | self._buffered_partitions
+        changelogs = self.app.tables.changelog_topics
+        in_flight = {message.tp for message in self._unacked_messages}
+        idle = {}
+        for tp in self.assignment():
+            if tp in skip or tp.topic in changelogs:
+                continue
+            committed = self._committed_offset.get(tp)
+            expected = committed if committed is not None else self._flts_expected.get(tp)
+            if idle_with_records(expected, self._known_highwater(tp), tp in in_flight, bool(self._acked.get(tp))):
+                idle[tp] = cast(int, expected)
+        return idle
+
+    def _known_highwater(self, tp: TP) -> int | None:
+        """The partition's highwater from the last fetch, None before one."""
+        try:
+            return self.highwater(tp)
+        except (AssertionError, KeyError, TypeError):
+            return None
+
+    async def _read_idle_again(self, tp: TP, expected: int) -> None:
+        """Seek an idle partition back to its commit, fetching it again if Faust took it off its active set."""
+        active = tp in self._get_active_partitions()
+        log.warning(
+            "partition idle with records beyond its commit; reading it again "
+            "topic=%s partition=%s offset=%s highwater=%s read_offset=%s active=%s",
+            tp.topic,
+            tp.partition,
+            expected,
+            self._known_highwater(tp),
+            self._read_offset.get(tp),
+            active,
+        )
+        self._metrics().offset_repairs.labels("idle_read_again").inc()
+        if not active:
+            self.resume_partitions({tp})
         await self.seek(tp, expected)
 
     async def getmany(self, timeout: float) -> AsyncIterator[tuple[TP, Any]]:

@@ -158,6 +158,24 @@ def test_restart_with_a_backlog_and_a_slow_model_load_dead_letters_nothing(tmp_p
         broker.stop()
 
 
+DROPPED_FETCH = Path(__file__).with_name("dropped_fetch")  # sitecustomize: the first fetch of a topic is dropped
+
+
+def test_a_dropped_fetch_that_nothing_later_reveals_is_read_again(tmp_path, trained):
+    """After a takeover Faust dropped a whole fetch; the partitions idled with 880 claims unread (CI, 180 s)."""
+    broker, objects, worker, run = _isolated(tmp_path, trained, "drop")
+    worker.extra_env |= {"PYTHONPATH": str(DROPPED_FETCH), "DROP_FIRST_FETCH_OF": "inference-data"}
+    try:
+        worker.start().wait_ready()
+        ids = _burst(broker.bootstrap, objects, run, count=30, pipelined=True)  # one fetch takes them all
+        assert_nothing_lost(wait_for_results(broker.bootstrap, run, len(ids), timeout=120, watch=worker), ids)
+        assert "fault injected: fetch dropped" in worker.log_tail(2000)
+        assert metric(worker, 'flts_consumer_offset_repairs_total{action="idle_read_again"}') >= 1
+    finally:
+        worker.stop()
+        broker.stop()
+
+
 OUTAGE_S = 20  # longer than the embedded session timeout (8 s): the group forgets the worker
 RESTART_BURST = 300  # each broker write is an S3 request on the persistent broker (~10 claims/s end to end)
 

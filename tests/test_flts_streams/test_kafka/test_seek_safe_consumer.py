@@ -109,6 +109,75 @@ def test_a_head_missing_for_long_is_read_again(monkeypatch):
     assert seeks == [(tp, 4)]
 
 
+@pytest.mark.parametrize(
+    ("expected", "highwater", "in_flight", "acked", "idle"),
+    [
+        (120, 1000, False, False, True),  # the CI stall: records beyond the commit, nothing being processed
+        (120, 120, False, False, False),  # caught up
+        (120, None, False, False, False),  # nothing fetched yet: no highwater known
+        (None, 1000, False, False, False),  # no commit and no seek: nothing to go back to
+        (120, 1000, True, False, False),  # a record is with the agent
+        (120, 1000, False, True, False),  # processed, commit pending (or a missing head: read_again's case)
+    ],
+)
+def test_idle_with_records_needs_records_beyond_the_commit_and_none_being_processed(
+    expected, highwater, in_flight, acked, idle
+):
+    assert seek_safe_consumer.idle_with_records(expected, highwater, in_flight, acked) is idle
+
+
+def _idle_consumer(monkeypatch, tp: TP, committed: int, highwater: int, seeks: list):
+    """The app's consumer holding ``tp`` with nothing acked or in flight, its seeks recorded in ``seeks``."""
+    c = _consumer_with(tp, [], committed=committed)
+    c._flts_idle_since.clear()
+    c._unacked_messages.clear()
+    monkeypatch.setattr(type(c), "assignment", lambda self: {tp})
+    monkeypatch.setattr(c, "highwater", lambda partition: highwater)
+    monkeypatch.setattr(c, "flow_active", True)
+
+    async def seek(partition, offset):
+        seeks.append((partition, offset))
+
+    monkeypatch.setattr(c, "seek", seek)
+    return c
+
+
+def test_a_partition_idle_with_records_beyond_its_commit_is_read_again(monkeypatch):
+    tp, seeks = TP("inference-data", 3), []
+    c = _idle_consumer(monkeypatch, tp, committed=120, highwater=1000, seeks=seeks)
+    c._get_active_partitions().discard(tp)  # one way Faust stops fetching a partition; the repair resumes it
+    before = c._metrics().offset_repairs.labels("idle_read_again")._value.get()
+    asyncio.run(c.read_idle_partitions_again(100.0))
+    asyncio.run(c.read_idle_partitions_again(100.0 + seek_safe_consumer.STALL_AFTER_S / 2))
+    assert seeks == []
+    asyncio.run(c.read_idle_partitions_again(100.0 + seek_safe_consumer.STALL_AFTER_S))
+    assert seeks == [(tp, 120)]
+    assert tp in c._get_active_partitions()
+    assert c._metrics().offset_repairs.labels("idle_read_again")._value.get() == before + 1
+
+
+def test_progress_restarts_the_idle_clock(monkeypatch):
+    tp, seeks = TP("inference-data", 2), []
+    c = _idle_consumer(monkeypatch, tp, committed=120, highwater=1000, seeks=seeks)
+    asyncio.run(c.read_idle_partitions_again(100.0))
+    c._committed_offset[tp] = 130  # a commit moved on: the partition is being consumed
+    asyncio.run(c.read_idle_partitions_again(100.0 + seek_safe_consumer.STALL_AFTER_S))
+    assert seeks == []
+    asyncio.run(c.read_idle_partitions_again(100.0 + 2 * seek_safe_consumer.STALL_AFTER_S))
+    assert seeks == [(tp, 130)]
+
+
+def test_no_partition_is_read_again_during_a_rebalance_or_with_flow_stopped(monkeypatch):
+    tp, seeks = TP("inference-data", 1), []
+    c = _idle_consumer(monkeypatch, tp, committed=120, highwater=1000, seeks=seeks)
+    asyncio.run(c.read_idle_partitions_again(100.0))
+    monkeypatch.setattr(c, "flow_active", False)
+    asyncio.run(c.read_idle_partitions_again(100.0 + seek_safe_consumer.STALL_AFTER_S))
+    monkeypatch.setattr(c, "flow_active", True)
+    asyncio.run(c.read_idle_partitions_again(100.0 + seek_safe_consumer.STALL_AFTER_S + 1))
+    assert seeks == []  # the clock started again when flow resumed
+
+
 class _FakeThread:
     """Consumer thread stand-in whose partitions start at ``start``."""
 
