@@ -13,6 +13,7 @@ from flts_streams.streaming.claim_messages import ClaimInput, Coordinates
 from flts_streams.streaming.claim_processor import ClaimProcessor
 from flts_streams.streaming.object_store import open_store
 from flts_streams.streaming.result_delivery import Delivery
+from tables.forecast_accuracy import forecast_accuracy
 from tables.latest_frames import latest_frames
 from tables.target_history import target_history
 
@@ -52,6 +53,7 @@ async def claims(stream: StreamT) -> None:
         app.predictor,
         max_record_bytes=app.conf.producer_max_request_size - RECORD_MARGIN_BYTES,
         history_of=target_history.get,
+        accuracy_of=forecast_accuracy.get if app.settings.accuracy.enabled else None,
     )
     delivery = Delivery(
         app.kafka_topics.results.send,
@@ -77,3 +79,6 @@ async def claims(stream: StreamT) -> None:
         for identifier, (index, history) in batch.histories.items():
             with event_context(events[index]):
                 target_history[identifier] = history
+        for identifier, (index, scores) in batch.accuracy.items():
+            with event_context(events[index]):
+                forecast_accuracy[identifier] = scores

@@ -67,6 +67,39 @@ PANELS = [  # (title, unit, [(expr, legend)])
         "s",
         [("histogram_quantile(0.95, sum by (le) (rate(flts_claim_end_to_end_seconds_bucket[5m])))", "p95")],
     ),
+    (
+        "Live forecast skill vs persistence (1 h of scored steps; above 0 beats persistence)",
+        "percentunit",
+        [
+            (
+                "1 - sum by (run_id, horizon) (rate(flts_live_abs_error_total[1h]))"
+                " / sum by (run_id, horizon) (rate(flts_live_persistence_abs_error_total[1h]))",
+                "{{run_id}} steps {{horizon}}",
+            )
+        ],
+    ),
+    (
+        "Live MAE by horizon (first target)",
+        "none",
+        [
+            (
+                "sum by (horizon) (rate(flts_live_abs_error_total[1h]))"
+                " / sum by (horizon) (rate(flts_live_scored_steps_total[1h]))",
+                "steps {{horizon}}",
+            )
+        ],
+    ),
+    (
+        "Live interval coverage (actuals inside the forecast interval)",
+        "percentunit",
+        [
+            (
+                "sum by (run_id) (rate(flts_live_interval_hits_total[1h]))"
+                " / sum by (run_id) (rate(flts_live_interval_steps_total[1h]))",
+                "{{run_id}}",
+            )
+        ],
+    ),
 ]
 
 

@@ -263,6 +263,19 @@ def cmd_publish_claims(args: argparse.Namespace, settings: Settings) -> int:
     return 0 if summary.failed == 0 else 1
 
 
+def cmd_accuracy(args: argparse.Namespace, settings: Settings) -> int:
+    """Live accuracy of an identifier's claim forecasts, from a running worker."""
+    from flts_streams.commands import accuracy
+
+    report = accuracy.fetch_report(args.url or settings.worker_url(), args.identifier)
+    for line in accuracy.table_lines(report):
+        _say(line)
+    if args.plot:
+        accuracy.plot(report, Path(args.plot))
+        _say(f"figure written to {args.plot}")
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
     """Run a benchmark and record it in docs/BENCHMARKS.md."""
     if importlib.util.find_spec("flts_bench") is None:  # e.g. the Docker image: it ships the runtime only
@@ -353,6 +366,11 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument("--rounds", type=int, default=3, help="http: interleaved rounds (ratios are taken within each)")
     be.add_argument("--docs", default="docs", help="where BENCHMARKS.md and the plot go")
     be.set_defaults(func=cmd_bench)
+    ac = sub.add_parser("accuracy", help="live accuracy of an identifier's claim forecasts (a running worker)")
+    ac.add_argument("identifier")
+    ac.add_argument("--url", default=None, help="a worker's address (default: FLTS_WEB_HOST/FLTS_WEB_PORT)")
+    ac.add_argument("--plot", default=None, help="write a figure (PNG) of forecasts vs actuals and error over time")
+    ac.set_defaults(func=cmd_accuracy)
     st = sub.add_parser("settings", help="print all settings as a Markdown table")
     st.set_defaults(func=cmd_settings)
     return p

@@ -62,6 +62,24 @@ class Metrics:
         self.fallback_children = tuple(self.fallbacks.labels(kind) for kind in FALLBACK_KINDS)  # indexed by a bool
         self.models_loaded = Gauge("flts_models_loaded", "Models currently loaded", registry=r)
         self.claims = Counter("flts_claims", "Claims by outcome", ["outcome"], registry=r)
+        # Live accuracy, labelled by model run and horizon bucket only: never one series per identifier.
+        live = ["run_id", "horizon"]
+        self.live_steps = Counter("flts_live_scored_steps", "Forecast steps scored against actuals", live, registry=r)
+        self.live_abs_error = Counter(
+            "flts_live_abs_error", "Sum of absolute errors of scored steps (first target)", live, registry=r
+        )
+        self.live_persistence_abs_error = Counter(
+            "flts_live_persistence_abs_error",
+            "Sum of the absolute errors persistence would have made on the same steps (first target)",
+            live,
+            registry=r,
+        )
+        self.live_interval_steps = Counter(
+            "flts_live_interval_steps", "Scored steps that had a forecast interval", live, registry=r
+        )
+        self.live_interval_hits = Counter(
+            "flts_live_interval_hits", "Scored steps whose actual fell inside the forecast interval", live, registry=r
+        )
         self.claim_batch_size = Histogram(
             "flts_claim_batch_size", "Claims per micro-batch", buckets=BATCH_BUCKETS + (512, 1024), registry=r
         )

@@ -96,6 +96,16 @@ class StreamingSettings(_Group):
     )
 
 
+class AccuracySettings(_Group):
+    """Live accuracy: forecasts issued for claims, scored against the actuals later claims bring."""
+
+    enabled: bool = Field(True, description="Remember claim forecasts and score them (forecast_accuracy table)")
+    forecasts_kept: int = Field(
+        48, ge=1, le=1000, description="Newest forecasts kept per identifier for scoring (about 0.4 KB each)"
+    )
+    summary_worst: int = Field(10, ge=1, le=1000, description="Identifiers listed by GET /accuracy, worst skill first")
+
+
 class ModelSettings(_Group):
     """MLflow tracking and model naming."""
 
@@ -154,6 +164,7 @@ class Settings(BaseSettings):
     topics: TopicSettings = TopicSettings()
     serving: ServingSettings = ServingSettings()
     streaming: StreamingSettings = StreamingSettings()
+    accuracy: AccuracySettings = AccuracySettings()
     model: ModelSettings = ModelSettings()
     training: TrainingSettings = TrainingSettings()
     storage: StorageSettings = StorageSettings()
@@ -179,6 +190,13 @@ class Settings(BaseSettings):
     def broker_url(self) -> str:
         """Faust's broker setting as the worker sees it (FLTS_BROKER_URL, else our default), built without the app."""
         return os.environ.get(f"{FAUST_ENV_PREFIX}_BROKER_URL") or str(self.faust_defaults()["broker"])
+
+    def worker_url(self) -> str:
+        """The local worker's HTTP address (FLTS_WEB_HOST, FLTS_WEB_PORT, else our defaults), built without the app."""
+        conf = self.faust_defaults()
+        host = os.environ.get(f"{FAUST_ENV_PREFIX}_WEB_HOST") or conf["web_host"]
+        port = os.environ.get(f"{FAUST_ENV_PREFIX}_WEB_PORT") or conf["web_port"]
+        return f"http://{host}:{port}"
 
     def faust_defaults(self) -> dict[str, Any]:
         """Faust settings this service defaults (FLTS_* Faust env vars still override them)."""

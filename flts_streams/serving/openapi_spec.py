@@ -214,6 +214,26 @@ def openapi_document(version: str, limits: ServingSettings | None = None) -> dic
                     "responses": {"200": _json({"type": "object"}, "OK"), **_errors("404")},
                 }
             },
+            "/accuracy/{identifier}": {
+                "get": {
+                    "summary": "Live accuracy of the identifier's claim forecasts (routed to its owner)",
+                    "description": (
+                        "Forecasts issued for claims, scored against the actuals later claims of the identifier "
+                        "bring: per model run (`run_id`) and horizon bucket (steps ahead `1-10`, `11-20`, `21-30`, "
+                        "`31+`), over the last hour (`1h`) and day (`24h`) of actuals: `steps` scored, `mae` and "
+                        "`persistence_mae` per target (persistence: the last actual at issue time), `skill` = "
+                        "1 - mae / persistence_mae of the first target (above 0: better than persistence), "
+                        "`coverage` = share of actuals inside the widest trained quantile interval (null: no "
+                        "quantiles). `forecasts` lists the forecasts kept and how many of their steps are scored."
+                    ),
+                    "parameters": [ident],
+                    "responses": {"200": _json({"type": "object"}, "OK"), **_errors("404")},
+                }
+            },
+            "/accuracy": _simple(
+                "Live accuracy summary of the identifiers this worker owns: the lowest skill over the last day, "
+                "and figures per model run"
+            ),
             "/healthz": _simple("Liveness"),
             "/readyz": _simple("Readiness: recovery done, a model loaded, broker reachable", None, "503"),
             "/predict_ping": _simple("Compatibility probe"),

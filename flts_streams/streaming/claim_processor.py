@@ -35,6 +35,13 @@ from flts_streams.streaming.claim_messages import (
 from flts_streams.streaming.claim_objects import ObjectLimits, frame_from_object
 from flts_streams.streaming.dead_letters import DEAD_LETTER_KEY_INLINE, dead_letter, needs_spill, spill_key
 from flts_streams.streaming.frame_codec import encode_frame
+from flts_streams.streaming.live_accuracy import (
+    IssuedForecast,
+    LiveAccuracy,
+    Scored,
+    decode_accuracy,
+    encode_accuracy,
+)
 from flts_streams.streaming.object_store import ObjectStore, allowed_bucket, validate_key
 from flts_streams.streaming.target_history import (
     HistoryChain,
@@ -63,11 +70,13 @@ class _Pending:
 @dataclass
 class BatchResult:
     """Outcomes in input order, plus per identifier the newest frame tail (latest_frames) and its target's
-    extended recent values (target_history; only for models that read history)."""
+    extended recent values (target_history; only for models that read history), and its issued forecasts
+    scored against the actuals the batch brought (forecast_accuracy)."""
 
     outcomes: list[ClaimOutcome]
     frames: dict[str, tuple[int, bytes]] = field(default_factory=dict)  # identifier -> (input index, frame)
     histories: dict[str, tuple[int, bytes]] = field(default_factory=dict)  # identifier -> (input index, history)
+    accuracy: dict[str, tuple[int, bytes]] = field(default_factory=dict)  # identifier -> (input index, scores)
 
 
 def _no_history(identifier: str) -> bytes | None:
@@ -85,6 +94,7 @@ class ClaimProcessor:
         predictor: Predictor,
         max_record_bytes: int = RECORD_MAX_BYTES,
         history_of: Callable[[str], bytes | None] = _no_history,
+        accuracy_of: Callable[[str], bytes | None] | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -92,6 +102,7 @@ class ClaimProcessor:
         self.predictor = predictor
         self.max_record_bytes = max_record_bytes  # results and table values above this are dead letters
         self.history_of = history_of  # identifier -> its target_history value (the agent reads the table)
+        self.accuracy_of = accuracy_of  # identifier -> its forecast_accuracy value; None: live accuracy off
 
     async def process_batch(self, inputs: Sequence[ClaimInput]) -> BatchResult:
         """Process a micro-batch; every input gets exactly one outcome, even if a step fails unexpectedly."""
@@ -140,6 +151,8 @@ class ClaimProcessor:
         for p in processed:
             result.frames[p.claim.identifier] = (p.index, kept[_ref(p)])
         result.histories = self._histories(processed, frames, predictions, chains)
+        if self.accuracy_of is not None:
+            result.accuracy = self._accuracy(processed, frames, predictions)
         result.outcomes = [o for o in outcomes if o is not None]
         assert len(result.outcomes) == len(inputs), "every claim needs exactly one outcome"
         self.metrics.claim_duration.observe(time.perf_counter() - started)
@@ -294,6 +307,55 @@ class ClaimProcessor:
             extended[identifier] = (p.index, extend(kept, frames[ref[1:]], spec.targets[0], spec.history_rows))
         return {k: (i, encode_history(h)) for k, (i, h) in extended.items() if h is not None}
 
+    def _accuracy(self, processed: list[_Pending], frames: dict, predictions: dict) -> dict[str, tuple[int, bytes]]:
+        """forecast_accuracy values: per identifier, earlier forecasts scored by each frame, then its forecast kept.
+
+        In input order, so a burst's later claims score the forecasts of its earlier ones.
+        """
+        books: dict[str, tuple[int, LiveAccuracy]] = {}
+        keep = self.settings.accuracy.forecasts_kept
+        for p in processed:
+            ref = _ref(p)
+            prediction: Prediction = predictions[ref]
+            frame: PreparedFrame = frames[ref[1:]]
+            targets = prediction.forecast.targets
+            if not set(targets) <= set(frame.columns):
+                continue  # nothing to score with, and no actuals to issue from
+            identifier = p.claim.identifier
+            book = books[identifier][1] if identifier in books else self._kept_accuracy(identifier, targets)
+            if book is None or book.targets != targets:
+                book = LiveAccuracy(targets)  # first forecast, or a model of other targets: start afresh
+            stamps = frame.timestamps.astype("datetime64[ns]").view(np.int64)
+            actuals = np.column_stack([frame.column(t) for t in targets]).astype(np.float32)
+            self._count_scores(book.score(stamps, actuals))
+            book.issue(_issued(prediction, stamps, actuals), keep)
+            books[identifier] = (p.index, book)
+        return {k: (i, encode_accuracy(book)) for k, (i, book) in books.items()}
+
+    def _kept_accuracy(self, identifier: str, targets: tuple[str, ...]) -> LiveAccuracy | None:
+        """The identifier's forecast_accuracy value, None when absent or unreadable (then scoring starts afresh)."""
+        assert self.accuracy_of is not None
+        payload = self.accuracy_of(identifier)
+        if payload is None:
+            return None
+        try:
+            return decode_accuracy(payload)
+        except InvalidInput:
+            log.warning("unreadable forecast_accuracy value replaced identifier=%s", identifier)
+            return None
+
+    def _count_scores(self, scored: list[Scored]) -> None:
+        """Prometheus counters of live accuracy (labels: model run, horizon bucket)."""
+        m = self.metrics
+        for s in scored:
+            labels = (s.run_id, s.bucket)
+            m.live_steps.labels(*labels).inc(s.steps)
+            m.live_abs_error.labels(*labels).inc(s.abs_error)
+            m.live_persistence_abs_error.labels(*labels).inc(s.persistence_abs_error)
+            if s.with_interval:
+                m.live_interval_steps.labels(*labels).inc(s.with_interval)
+                m.live_interval_hits.labels(*labels).inc(s.inside)
+
     def _table_frames(
         self, done: list[_Pending], frames: dict, predictions: dict, outcomes: list[ClaimOutcome | None]
     ) -> dict[tuple[str, str, str], bytes]:
@@ -366,6 +428,20 @@ class ClaimProcessor:
                 self.metrics.claims.labels("retried").inc()
                 log.warning("transient error, retrying attempt=%d op=%s error=%s", attempt, what, exc)
                 await asyncio.sleep(backoff_s(delay, attempt))
+
+
+def _issued(prediction: Prediction, stamps: np.ndarray, actuals: np.ndarray) -> IssuedForecast:
+    """What a claim's forecast said, from the last row of its frame, with its widest quantile interval."""
+    forecast = prediction.forecast
+    future = forecast.timestamps.astype("datetime64[ns]").view(np.int64)
+    step = int(future[0] - stamps[-1])
+    interval = None
+    if forecast.quantiles is not None and len(forecast.quantile_levels) >= 2:
+        lowest, highest = int(np.argmin(forecast.quantile_levels)), int(np.argmax(forecast.quantile_levels))
+        interval = forecast.quantiles[:, 0, [lowest, highest]].T.astype(np.float32)
+    return IssuedForecast(
+        prediction.model.run_id, int(stamps[-1]), step, forecast.values.astype(np.float32), actuals[-1], interval
+    )
 
 
 def _ref(p: _Pending) -> tuple[str, str, str]:

@@ -60,6 +60,8 @@ def test_dashboard_is_current_and_reads_exported_metrics():
         "lag",
         "model in use",
         "buffer depth",
+        "skill",
+        "coverage",
     ):
         assert topic in titles
 

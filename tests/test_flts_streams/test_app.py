@@ -14,9 +14,11 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_discovers_exactly_our_agents_tables_and_pages():
     app.discover()
     assert sorted(app.agents) == ["agents.claims.claims", "agents.models.models"]
-    assert sorted(app.tables) == ["champions", "latest_frames", "target_history"]
+    assert sorted(app.tables) == ["champions", "forecast_accuracy", "latest_frames", "target_history"]
     assert sorted(str(p) for p in app.web.views) == sorted(
         [
+            "/accuracy",
+            "/accuracy/{identifier}",
             "/admin/reload",
             "/docs",
             "/docs/static/{name}",

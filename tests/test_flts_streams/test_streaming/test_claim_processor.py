@@ -290,3 +290,42 @@ async def test_in_a_burst_each_claim_sees_the_earlier_claims_of_its_site(tmp_pat
     assert [o.status for o in batch.outcomes] == ["processed", "processed"]
     down = two_days["down"].to_numpy(np.float32)
     assert seen == {float(down[719]): 720, float(down[-1]): 1440}  # the second saw both days
+
+
+async def test_a_later_claim_scores_the_forecast_of_an_earlier_one(tmp_path):
+    from flts_streams.streaming.live_accuracy import decode_accuracy
+
+    settings = Settings(paths={"var_dir": tmp_path / "var"}, streaming={"retry_backoff_s": 0.01})
+    predictor = _predictor(settings)
+    await predictor.start()
+    predictor.registry.install(DEFAULT_KEY, model(quantiles=(0.1, 0.5, 0.9)))
+    store, two_days = _two_day_objects(tmp_path, seed=6)
+    kept: dict[str, bytes] = {}
+    processor = ClaimProcessor(settings, store, predictor.metrics, predictor, accuracy_of=kept.get)
+    steps = predictor.metrics.live_steps
+    try:
+        first = await processor.process_batch([_claim("A", "d1.parquet", 1)])
+        kept.update({k: v for k, (_, v) in first.accuracy.items()})
+        issued = decode_accuracy(kept["A"]).forecasts[0]
+        second = await processor.process_batch([_claim("A", "d2.parquet", 2)])
+        kept.update({k: v for k, (_, v) in second.accuracy.items()})
+        again = await processor.process_batch([_claim("A", "d2.parquet", 2)])  # redelivered: scores nothing more
+    finally:
+        await predictor.stop()
+    acc = decode_accuracy(second.accuracy["A"][1])
+    assert [f.scored for f in acc.forecasts] == [30, 0]  # d2 covers all 30 steps of d1's forecast
+    down = two_days["down"].to_numpy(np.float64)
+    expected_mae = np.abs(down[720:750] - issued.values[:, 0]).mean()
+    rows = {r["horizon"]: r for r in acc.summary(hours=24)}
+    assert sorted(rows) == ["1-10", "11-20", "21-30"]
+    mae = sum(r["mae"]["down"] * r["steps"] for r in rows.values()) / 30
+    assert mae == pytest.approx(expected_mae, rel=1e-5)
+    persistence = np.abs(down[720:750] - down[719]).mean()
+    assert sum(r["persistence_mae"]["down"] * r["steps"] for r in rows.values()) / 30 == pytest.approx(
+        persistence, rel=1e-5
+    )
+    assert all(r["coverage"] is not None for r in rows.values())
+    run = issued.run_id
+    assert sum(steps.labels(run, b)._value.get() for b in rows) == 30
+    assert decode_accuracy(again.accuracy["A"][1]).summary(24) == acc.summary(24)
+    assert sum(steps.labels(run, b)._value.get() for b in rows) == 30

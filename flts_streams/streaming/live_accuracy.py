@@ -1,0 +1,357 @@
+"""Live accuracy of an identifier's forecasts: those issued for its claims, scored once against later actuals.
+
+One value per identifier in the forecast_accuracy table: the last forecasts issued (origin, model run,
+values, interval, the actuals at issue time for persistence) and rolling sums per model run and horizon
+bucket, in 15-minute bins of the actuals' own timestamps, 24 hours deep. Each forecast keeps the index of
+its next unscored step, so a claim processed twice (at-least-once delivery) scores nothing twice.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+import orjson
+
+from flts_streams.core.errors import InvalidInput
+
+BIN_NS = 15 * 60 * 1_000_000_000
+WINDOW_BINS = 96  # 24 hours of bins
+HORIZON_EDGES = (10, 20, 30)  # steps ahead: buckets 1-10, 11-20, 21-30, 31+
+# One row of sums: steps scored, steps with an interval, actuals inside it, then per target the sum of
+# absolute errors and the sum of persistence's absolute errors.
+_STEPS, _WITH_INTERVAL, _INSIDE, _FIRST_SUM = 0, 1, 2, 3
+_MAGIC = b"LA01"
+_LEN = struct.Struct("<4sI")
+
+
+def horizon_bucket(step: int) -> str:
+    """The bucket label of a forecast step (1 = the first step ahead)."""
+    low = 1
+    for edge in HORIZON_EDGES:
+        if step <= edge:
+            return f"{low}-{edge}"
+        low = edge + 1
+    return f"{low}+"
+
+
+@dataclass
+class IssuedForecast:
+    """A forecast as issued: what it said, and what persistence would have said, from ``origin_ns``."""
+
+    run_id: str
+    origin_ns: int  # timestamp of the last input row; step h (0-based) is for origin + (h + 1) * step
+    step_ns: int
+    values: np.ndarray  # (steps, targets) float32
+    last: np.ndarray  # (targets,) the actuals at the origin: persistence's forecast
+    interval: np.ndarray | None = None  # (2, steps) float32: lowest and highest quantile of the first target
+    scored: int = 0  # steps before this one are scored (or were never covered by an actual)
+    actual: np.ndarray = field(default_factory=lambda: np.empty(0, np.float32))  # (steps,) first target; NaN: none
+
+    def __post_init__(self) -> None:
+        """Actuals start unknown."""
+        if len(self.actual) != len(self.values):
+            self.actual = np.full(len(self.values), np.nan, dtype=np.float32)
+
+
+@dataclass
+class Scored:
+    """Totals scored for one model run and horizon bucket by one update (for the Prometheus counters)."""
+
+    run_id: str
+    bucket: str
+    steps: int
+    with_interval: int
+    inside: int
+    abs_error: float  # first target
+    persistence_abs_error: float
+
+
+@dataclass
+class LiveAccuracy:
+    """An identifier's issued forecasts and rolling score sums."""
+
+    targets: tuple[str, ...]
+    forecasts: list[IssuedForecast] = field(default_factory=list)
+    sums: dict[tuple[str, str], dict[int, np.ndarray]] = field(default_factory=dict)  # (run, bucket) -> bin -> row
+    newest_bin: int = 0
+
+    def score(self, stamps_ns: np.ndarray, actuals: np.ndarray) -> list[Scored]:
+        """Score every step of the kept forecasts that ``stamps_ns`` covers with ``actuals`` (rows, targets)."""
+        totals: dict[tuple[str, str], Scored] = {}
+        for forecast in self.forecasts:
+            self._score_one(forecast, stamps_ns, actuals, totals)
+        self._forget_old_bins()
+        return list(totals.values())
+
+    def _score_one(
+        self, f: IssuedForecast, stamps: np.ndarray, actuals: np.ndarray, totals: dict[tuple[str, str], Scored]
+    ) -> None:
+        steps = len(f.values)
+        if f.scored >= steps or f.origin_ns + (f.scored + 1) * f.step_ns > stamps[-1]:
+            return  # done, or its next step has not come yet: the common case, kept cheap
+        due = f.origin_ns + (np.arange(f.scored, steps, dtype=np.int64) + 1) * f.step_ns
+        due = due[due <= stamps[-1]]  # steps whose time has come; those the frame skips are never scored
+        at = np.minimum(np.searchsorted(stamps, due), len(stamps) - 1)
+        found = (stamps[at] == due) & np.isfinite(actuals[at]).all(axis=1)  # a blank actual scores nothing
+        step_index = np.arange(f.scored, f.scored + len(due))[found]
+        f.scored += len(due)
+        if not len(step_index):
+            return
+        actual = actuals[at[found]].astype(np.float64)  # (k, targets)
+        f.actual[step_index] = actual[:, 0]
+        sums = np.concatenate([np.abs(actual - f.values[step_index]), np.abs(actual - f.last)], axis=1)
+        inside = None
+        if f.interval is not None:
+            low, high = f.interval[:, step_index]
+            inside = (low <= actual[:, 0]) & (actual[:, 0] <= high)
+        bins = due[found] // BIN_NS
+        buckets = [horizon_bucket(int(step) + 1) for step in step_index]
+        n = len(self.targets)
+        for bucket, bin_id in dict.fromkeys(zip(buckets, bins.tolist())):  # a few groups: buckets x bins touched
+            rows = np.array([b == bucket for b in buckets]) & (bins == bin_id)
+            row = self._row(f.run_id, bucket, bin_id)
+            row[_STEPS] += rows.sum()
+            row[_FIRST_SUM:] += sums[rows].sum(axis=0)
+            total = totals.setdefault((f.run_id, bucket), Scored(f.run_id, bucket, 0, 0, 0, 0.0, 0.0))
+            total.steps += int(rows.sum())
+            total.abs_error += float(sums[rows, 0].sum())
+            total.persistence_abs_error += float(sums[rows, n].sum())
+            if inside is not None:
+                row[_WITH_INTERVAL] += rows.sum()
+                row[_INSIDE] += inside[rows].sum()
+                total.with_interval += int(rows.sum())
+                total.inside += int(inside[rows].sum())
+
+    def _row(self, run_id: str, bucket: str, bin_id: int) -> np.ndarray:
+        self.newest_bin = max(self.newest_bin, bin_id)
+        bins = self.sums.setdefault((run_id, bucket), {})
+        if bin_id not in bins:
+            bins[bin_id] = np.zeros(_FIRST_SUM + 2 * len(self.targets))
+        return bins[bin_id]
+
+    def _forget_old_bins(self) -> None:
+        oldest = self.newest_bin - WINDOW_BINS + 1
+        for key in list(self.sums):
+            bins = {b: row for b, row in self.sums[key].items() if b >= oldest}
+            if bins:
+                self.sums[key] = bins
+            else:
+                del self.sums[key]
+
+    def issue(self, forecast: IssuedForecast, keep: int) -> None:
+        """Remember a forecast (the same origin and run again replaces it: a claim processed twice)."""
+        self.forecasts = [f for f in self.forecasts if (f.origin_ns, f.run_id) != (forecast.origin_ns, forecast.run_id)]
+        self.forecasts.append(forecast)
+        self.forecasts.sort(key=lambda f: f.origin_ns)
+        del self.forecasts[:-keep]
+
+    def scored_through(self) -> int | None:
+        """Timestamp of the latest step scored or passed, None before any."""
+        done = [f.origin_ns + f.scored * f.step_ns for f in self.forecasts if f.scored]
+        return max(done) if done else None
+
+    def error_over_time(self) -> list[dict[str, object]]:
+        """Per model run and 15-minute bin of actuals (all horizons): steps, MAE and persistence MAE, oldest first."""
+        per: dict[tuple[str, int], np.ndarray] = {}
+        for (run_id, _bucket), bins in self.sums.items():
+            for bin_id, row in bins.items():
+                per[(run_id, bin_id)] = per.get((run_id, bin_id), 0) + row
+        n = len(self.targets)
+        return [
+            {
+                "run_id": run_id,
+                "bin_start": _iso(bin_id * BIN_NS),
+                "steps": int(row[_STEPS]),
+                "mae": float(row[_FIRST_SUM] / row[_STEPS]),
+                "persistence_mae": float(row[_FIRST_SUM + n] / row[_STEPS]),
+            }
+            for (run_id, bin_id), row in sorted(per.items(), key=lambda kv: (kv[0][1], kv[0][0]))
+            if row[_STEPS]
+        ]
+
+    def window(self, hours: float) -> dict[tuple[str, str], np.ndarray]:
+        """Summed rows per (run, bucket) over the last ``hours`` of actuals."""
+        oldest = self.newest_bin - int(hours * 3_600_000_000_000 // BIN_NS) + 1
+        out = {}
+        for key, bins in self.sums.items():
+            rows = [row for b, row in bins.items() if b >= oldest]
+            if rows:
+                out[key] = np.sum(rows, axis=0)
+        return out
+
+    def summary(self, hours: float) -> list[dict[str, object]]:
+        """JSON-ready figures per model run and horizon bucket over the last ``hours``."""
+        return [
+            {"run_id": run_id, "horizon": bucket, **figures(row, self.targets)}
+            for (run_id, bucket), row in sorted(self.window(hours).items(), key=lambda kv: _bucket_order(kv[0][1]))
+        ]
+
+
+WINDOWS_H = (1, 24)  # the windows reported: last hour and last day of actuals
+
+
+def report(identifier: str, acc: LiveAccuracy, detail: bool = False) -> dict[str, object]:
+    """GET /accuracy/{identifier}: figures per run and horizon over the last hour and day; the forecasts kept.
+
+    With ``detail``, also each kept forecast against its actuals (first target) and the error per bin.
+    """
+    body: dict[str, object] = {
+        "identifier": identifier,
+        "targets": list(acc.targets),
+        "scored_through": _iso(acc.scored_through()),
+        "windows": {f"{h}h": acc.summary(h) for h in WINDOWS_H},
+        "forecasts": [
+            {"run_id": f.run_id, "issued_for": _iso(f.origin_ns), "steps": len(f.values), "scored_steps": f.scored}
+            for f in acc.forecasts
+        ],
+    }
+    if detail:
+        body["series"] = [_series(f) for f in acc.forecasts]
+        body["error_over_time"] = acc.error_over_time()
+    return body
+
+
+def _series(f: IssuedForecast) -> dict[str, object]:
+    """A kept forecast of the first target, its interval and the actuals scored so far (null: not yet)."""
+    return {
+        "run_id": f.run_id,
+        "issued_for": _iso(f.origin_ns),
+        "step_s": f.step_ns / 1e9,
+        "forecast": f.values[:, 0].tolist(),
+        "actual": [None if np.isnan(a) else float(a) for a in f.actual],
+        "interval": None if f.interval is None else f.interval.tolist(),
+    }
+
+
+def overview(books: Iterable[tuple[str, LiveAccuracy]], worst: int, hours: float = 24) -> dict[str, object]:
+    """GET /accuracy: the identifiers with the lowest skill over ``hours``, and figures per model run."""
+    ranked = []
+    per_run: dict[str, tuple[tuple[str, ...], np.ndarray]] = {}
+    count = 0
+    for identifier, acc in books:
+        count += 1
+        rows = acc.window(hours)
+        if not rows:
+            continue
+        total = np.sum(list(rows.values()), axis=0)
+        ranked.append(
+            {"identifier": identifier, **figures(total, acc.targets), "run_ids": sorted({r for r, _ in rows})}
+        )
+        for (run_id, _bucket), row in rows.items():
+            targets, summed = per_run.get(run_id, (acc.targets, np.zeros_like(row)))
+            if targets == acc.targets:  # one run forecasts one set of targets
+                per_run[run_id] = (targets, summed + row)
+    ranked.sort(key=lambda r: (r["skill"] is None, r["skill"]))
+    return {
+        "window_hours": hours,
+        "identifiers": count,
+        "scored_identifiers": len(ranked),
+        "worst": ranked[:worst],
+        "models": [{"run_id": run_id, **figures(row, targets)} for run_id, (targets, row) in sorted(per_run.items())],
+    }
+
+
+def _iso(ns: int | None) -> str | None:
+    return None if ns is None else str(np.datetime64(ns, "ns").astype("datetime64[s]"))
+
+
+def _bucket_order(bucket: str) -> int:
+    return int(bucket.split("-")[0].rstrip("+"))
+
+
+def figures(row: np.ndarray, targets: tuple[str, ...]) -> dict[str, object]:
+    """Steps, MAE and persistence MAE per target, skill of the first target, interval coverage."""
+    steps = row[_STEPS]
+    n = len(targets)
+    mae = row[_FIRST_SUM : _FIRST_SUM + n] / steps
+    persistence = row[_FIRST_SUM + n :] / steps
+    return {
+        "steps": int(steps),
+        "mae": dict(zip(targets, mae.tolist())),
+        "persistence_mae": dict(zip(targets, persistence.tolist())),
+        "skill": skill(mae[0], persistence[0]),
+        "coverage": float(row[_INSIDE] / row[_WITH_INTERVAL]) if row[_WITH_INTERVAL] else None,
+    }
+
+
+def skill(mae: float, persistence_mae: float) -> float | None:
+    """1 - MAE / persistence's MAE: above 0 the model beats persistence, 1 is perfect."""
+    return float(1.0 - mae / persistence_mae) if persistence_mae > 0 else None
+
+
+def encode_accuracy(acc: LiveAccuracy) -> bytes:
+    """Table value: a JSON header with the shapes, then the arrays (float32 forecasts, float64 sums)."""
+    fs = acc.forecasts
+    forecasts = [[f.run_id, f.origin_ns, f.step_ns, len(f.values), f.scored, f.interval is not None] for f in fs]
+    groups = [(key, sorted(bins)) for key, bins in acc.sums.items()]
+    sums = [[run_id, bucket, ids] for (run_id, bucket), ids in groups]
+    header = orjson.dumps({"targets": acc.targets, "newest_bin": acc.newest_bin, "forecasts": forecasts, "sums": sums})
+    arrays = [
+        _f4([f.values.ravel() for f in fs]),  # every forecast's (steps, targets), one after the other
+        _f4([f.last for f in fs]),
+        _f4([f.interval.ravel() for f in fs if f.interval is not None]),
+        _f4([f.actual for f in fs]),
+        *(np.ascontiguousarray([acc.sums[key][i] for i in ids], dtype="<f8").tobytes() for key, ids in groups),
+    ]
+    return _LEN.pack(_MAGIC, len(header)) + header + b"".join(arrays)
+
+
+def decode_accuracy(payload: bytes) -> LiveAccuracy:
+    """Inverse of encode_accuracy; InvalidInput for anything else."""
+    try:
+        return _decode(payload)
+    except (ValueError, KeyError, TypeError, struct.error) as exc:
+        raise InvalidInput(f"not a forecast_accuracy value: {exc}") from None
+
+
+def _decode(payload: bytes) -> LiveAccuracy:
+    magic, size = _LEN.unpack_from(payload)
+    if magic != _MAGIC:
+        raise InvalidInput("not a forecast_accuracy value")
+    head = orjson.loads(payload[_LEN.size : _LEN.size + size])
+    reader = _Reader(payload, _LEN.size + size)
+    targets = tuple(head["targets"])
+    n = len(targets)
+    acc = LiveAccuracy(targets, newest_bin=head["newest_bin"])
+    meta = head["forecasts"]
+    values = reader.take("<f4", sum(m[3] for m in meta) * n)
+    lasts = reader.take("<f4", len(meta) * n).reshape(len(meta), n)
+    intervals = reader.take("<f4", sum(2 * m[3] for m in meta if m[5]))
+    actuals = reader.take("<f4", sum(m[3] for m in meta)).copy()  # written to as steps are scored
+    at_value = at_interval = 0
+    for i, (run_id, origin, step, steps, scored, has_interval) in enumerate(meta):
+        interval = None
+        if has_interval:
+            interval = intervals[at_interval : at_interval + 2 * steps].reshape(2, steps)
+            at_interval += 2 * steps
+        forecast_values = values[at_value : at_value + steps * n].reshape(steps, n)
+        actual = actuals[at_value // n : at_value // n + steps]
+        at_value += steps * n
+        acc.forecasts.append(IssuedForecast(run_id, origin, step, forecast_values, lasts[i], interval, scored, actual))
+    width = _FIRST_SUM + 2 * n
+    for run_id, bucket, ids in head["sums"]:
+        rows = reader.take("<f8", len(ids) * width).reshape(len(ids), width).copy()
+        acc.sums[(run_id, bucket)] = dict(zip(ids, rows))
+    if reader.offset != len(payload):
+        raise InvalidInput("forecast_accuracy value has trailing bytes")
+    return acc
+
+
+def _f4(parts: list[np.ndarray]) -> bytes:
+    return np.concatenate(parts).astype("<f4").tobytes() if parts else b""
+
+
+class _Reader:
+    """Consecutive arrays out of one buffer."""
+
+    def __init__(self, payload: bytes, offset: int) -> None:
+        self.payload = payload
+        self.offset = offset
+
+    def take(self, dtype: str, count: int) -> np.ndarray:
+        array = np.frombuffer(self.payload, dtype=dtype, count=count, offset=self.offset)
+        self.offset += array.nbytes
+        return array
