@@ -73,6 +73,8 @@ async def claims(stream: StreamT) -> None:
         for inp, outcome in zip(inputs, batch.outcomes):
             # Sends are flushed before Faust commits, so a committed claim always has its message out.
             await delivery.deliver(inp, outcome)
+        for identifier, request in batch.training_requests:  # out before the commit, like the results
+            await app.kafka_topics.training_requests.send(key=identifier.encode(), value=request)
         for identifier, (index, frame) in batch.frames.items():
             with event_context(events[index]):
                 latest_frames[identifier] = frame

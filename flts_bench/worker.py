@@ -21,7 +21,7 @@ FAUST = str(Path(sys.executable).with_name("faust"))
 def service_topics(settings: Settings | None = None) -> tuple[str, ...]:
     """The topics a worker consumes and produces (create them before it starts: Tansu does not auto-create)."""
     t = (settings or Settings()).topics
-    return (t.inference, t.training, t.results, t.selected, t.dead_letter)
+    return (t.inference, t.training, t.results, t.selected, t.dead_letter, t.training_requests)
 
 
 def rss_mb(pid: int) -> float:

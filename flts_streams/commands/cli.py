@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from flts_streams.commands.dev_stack import Supervisor, WebAddress
+    from flts_streams.streaming.object_store import ObjectStore
 
 from flts_streams.core.errors import FltsError
 from flts_streams.core.settings import Settings, child_env
@@ -200,7 +201,11 @@ def cmd_dev(args: argparse.Namespace, settings: Settings) -> int:
         if not args.no_demo and not settings.model.default_uri:
             env["FLTS_MODEL__DEFAULT_URI"] = ensure_demo_model(settings)
         supervisor = dev_stack.Supervisor(dev_stack.worker_command(web), env, _say)
-        return _supervise(supervisor, web, embedded is not None)
+        trainer = dev_stack.start_trainer(env)  # retrains on drift, outside the worker's CPU budget
+        try:
+            return _supervise(supervisor, web, embedded is not None)
+        finally:
+            dev_stack.stop_trainer(trainer)
     finally:
         if embedded:
             embedded.stop()
@@ -234,18 +239,26 @@ def cmd_publish_claims(args: argparse.Namespace, settings: Settings) -> int:
 
     idents = [i for i in args.identifiers.split(",") if i] or [settings.serving.default_identifier]
     bucket = args.bucket or settings.storage.bucket
+    objects: dict[str, str | list[str]]
+    count = args.count
     if args.data:
         data = Path(args.data)
         if not data.is_file():
             raise FltsError(f"--data {data} is not a file")
-        payload, store = data.read_bytes(), open_store(settings)
-        objects = {i: f"claims/{i}/{data.name}" for i in idents}
-        for key in objects.values():
-            store.put(bucket, key, payload)
-        _say(f"uploaded {data} to {len(objects)} object(s) in {settings.storage_url}/{bucket}")
+        store = open_store(settings)
+        if args.replay_step:
+            objects = _upload_replay(store, bucket, data, idents, args.replay_span, args.replay_step)
+            count = sum(len(keys) for keys in objects.values())  # one claim per object, in time order
+        else:
+            payload = data.read_bytes()
+            objects = {i: f"claims/{i}/{data.name}" for i in idents}
+            for key in objects.values():
+                store.put(bucket, str(key), payload)
+        uploaded = count if args.replay_step else len(objects)
+        _say(f"uploaded {data} to {uploaded} object(s) in {settings.storage_url}/{bucket}")
     else:
         objects = {i: validate_key(args.object) for i in idents}
-    plan = ClaimPlan(objects, args.count, bucket, args.ttl_ms, args.rate, keyed=args.key == "identifier")
+    plan = ClaimPlan(objects, count, bucket, args.ttl_ms, args.rate, keyed=args.key == "identifier")
     tag = args.tag or uuid.uuid4().hex[:8]
     summary = publish_claims(_bootstrap(settings), settings.topics.inference, plan, tag, progress=not args.quiet)
     _say(
@@ -274,6 +287,40 @@ def cmd_accuracy(args: argparse.Namespace, settings: Settings) -> int:
         accuracy.plot(report, Path(args.plot))
         _say(f"figure written to {args.plot}")
     return 0
+
+
+def cmd_trainer(args: argparse.Namespace, settings: Settings) -> int:
+    """Retrain the identifiers the drift detector names (training-requests) until stopped."""
+    from flts_streams.commands import trainer
+
+    _tracking(settings)
+    bootstrap = _bootstrap(settings)
+    _say(f"flts trainer: consuming {settings.topics.training_requests} at {bootstrap}; Ctrl-C stops it")
+    trainer.run(settings, bootstrap)
+    return 0
+
+
+def _upload_replay(
+    store: ObjectStore, bucket: str, data: Path, idents: list[str], span: int, step: int
+) -> dict[str, str | list[str]]:
+    """The data file as successive objects (the last ``span`` rows every ``step`` rows) per identifier."""
+    import io
+
+    from flts_streams.streaming.claim_objects import ObjectLimits, read_table
+    from flts_streams.streaming.publishing import replay_slices
+
+    table = read_table(data.read_bytes(), data.name, ObjectLimits(10_000_000, 4096)).to_pandas()
+    slices = replay_slices(len(table), span, step)
+    objects: dict[str, str | list[str]] = {}
+    for ident in idents:
+        keys = []
+        for n, (start, stop) in enumerate(slices):
+            buf = io.BytesIO()
+            table.iloc[start:stop].to_parquet(buf, index=False)
+            keys.append(f"claims/{ident}/{data.stem}-{n:05d}.parquet")
+            store.put(bucket, keys[-1], buf.getvalue())
+        objects[ident] = keys
+    return objects
 
 
 def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
@@ -354,6 +401,13 @@ def build_parser() -> argparse.ArgumentParser:
     pc.add_argument("--rate", type=float, default=None, help="claims per second (default: as fast as possible)")
     pc.add_argument("--key", choices=("identifier", "none"), default="identifier", help="message key")
     pc.add_argument("--tag", default="", help="claim_id prefix (default: random)")
+    pc.add_argument(
+        "--replay-step",
+        type=int,
+        default=0,
+        help="replay --data in time order: one object and claim every this many rows (the --count is then theirs)",
+    )
+    pc.add_argument("--replay-span", type=int, default=1440, help="rows each replayed object holds (default two days)")
     pc.add_argument("--quiet", action="store_true", help="no progress bar")
     pc.set_defaults(func=cmd_publish_claims)
     be = sub.add_parser("bench", help="benchmarks against baselines measured in the same run")
@@ -371,6 +425,8 @@ def build_parser() -> argparse.ArgumentParser:
     ac.add_argument("--url", default=None, help="a worker's address (default: FLTS_WEB_HOST/FLTS_WEB_PORT)")
     ac.add_argument("--plot", default=None, help="write a figure (PNG) of forecasts vs actuals and error over time")
     ac.set_defaults(func=cmd_accuracy)
+    tn = sub.add_parser("trainer", help="retrain identifiers named on training-requests (a process of its own)")
+    tn.set_defaults(func=cmd_trainer)
     st = sub.add_parser("settings", help="print all settings as a Markdown table")
     st.set_defaults(func=cmd_settings)
     return p

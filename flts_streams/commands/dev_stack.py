@@ -136,6 +136,26 @@ class Supervisor:
         return True
 
 
+def start_trainer(env: dict[str, str]) -> subprocess.Popen:
+    """`flts trainer` beside the worker, on one torch thread, dying with this process (stopped by the caller)."""
+    flts_bin = str(Path(sys.executable).with_name("flts"))
+    trainer_env = env | {"FLTS_TRAINING__TORCH_THREADS": "1"}
+    return subprocess.Popen(
+        [flts_bin, "trainer"], env=trainer_env, start_new_session=True, preexec_fn=die_with_parent()
+    )
+
+
+def stop_trainer(process: subprocess.Popen, timeout_s: float = 30.0) -> None:
+    """Stop the trainer (it finishes the request at hand); killed if it outlives ``timeout_s``."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
 def worker_command(web: WebAddress) -> list[str]:
     """`faust -A flts_streams worker` of this environment, on the given web address."""
     faust_bin = str(Path(sys.executable).with_name("faust"))

@@ -77,6 +77,9 @@ class Metrics:
         self.live_interval_steps = Counter(
             "flts_live_interval_steps", "Scored steps that had a forecast interval", live, registry=r
         )
+        self.training_requests = Counter(
+            "flts_training_requests", "Retraining requests published by the drift detector", ["kind"], registry=r
+        )
         self.live_interval_hits = Counter(
             "flts_live_interval_hits", "Scored steps whose actual fell inside the forecast interval", live, registry=r
         )

@@ -73,6 +73,7 @@ class TrainingEvent(BaseModel):
     model_type: str | None = None
     config_hash: str | None = None
     operation: str | None = None
+    reason: str | None = None  # why it was trained (a retraining request) or why it failed
 
 
 class Champion(BaseModel):

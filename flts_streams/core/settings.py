@@ -41,6 +41,7 @@ class TopicSettings(_Group):
     training: str = Field("model-training", description="Model training events")
     results: str = Field("inference-results", description="Forecasts for claims")
     selected: str = Field("model-selected", description="Promotion decisions")
+    training_requests: str = Field("training-requests", description="Retraining requests of the drift detector")
     dead_letter: str = Field("flts-dead-letter", description="Messages that could not be processed")
     partitions: int = Field(4, ge=1, description="Partitions of topics this service creates")
 
@@ -104,6 +105,15 @@ class AccuracySettings(_Group):
         48, ge=1, le=1000, description="Newest forecasts kept per identifier for scoring (about 0.4 KB each)"
     )
     summary_worst: int = Field(10, ge=1, le=1000, description="Identifiers listed by GET /accuracy, worst skill first")
+    drift_window_h: float = Field(6.0, gt=0, le=24, description="Hours of scored steps the drift detector judges")
+    drift_min_steps: int = Field(300, ge=1, description="Scored steps in that window before the detector judges")
+    drift_mae_factor: float = Field(
+        2.0, gt=1, description="Drift: live MAE above this many times the model's validation MAE"
+    )
+    drift_skill_below: float = Field(0.0, le=1, description="Drift: live skill vs persistence below this")
+    drift_cooldown_s: float = Field(
+        6 * 3600.0, ge=0, description="Least time between two training requests for one identifier"
+    )
 
 
 class ModelSettings(_Group):
@@ -126,6 +136,16 @@ class TrainingSettings(_Group):
     def threads(self) -> int:
         """torch_threads, or half the machine's cores (at least 1) when 0."""
         return self.torch_threads or max(1, (os.cpu_count() or 2) // 2)
+
+
+class RetrainingSettings(_Group):
+    """The trainer (`flts trainer`): retrains identifiers the drift detector names, from their claim objects."""
+
+    lookback_days: float = Field(14.0, gt=0, description="Days of an identifier's claims its retraining reads")
+    min_rows: int = Field(1440, ge=100, description="Fewest distinct rows to retrain on (1,440: two days at 2 min)")
+    epochs: int = Field(20, ge=1, description="Training epochs of a retraining")
+    members: int = Field(1, ge=1, description="Ensemble members of a retraining (more: better, slower)")
+    group_id: str = Field("flts-trainer", description="Consumer group of the trainers on training-requests")
 
 
 class StorageSettings(_Group):
@@ -167,6 +187,7 @@ class Settings(BaseSettings):
     accuracy: AccuracySettings = AccuracySettings()
     model: ModelSettings = ModelSettings()
     training: TrainingSettings = TrainingSettings()
+    retraining: RetrainingSettings = RetrainingSettings()
     storage: StorageSettings = StorageSettings()
     embedded: EmbeddedSettings = EmbeddedSettings()
 

@@ -18,12 +18,21 @@ class Topics:
     results: faust.TopicT
     selected: faust.TopicT
     dead_letter: faust.TopicT
+    training_requests: faust.TopicT
 
     @property
     def names(self) -> tuple[str, ...]:
         """All topic names (for creation on the embedded broker)."""
         return tuple(
-            t.get_topic_name() for t in (self.inference, self.training, self.results, self.selected, self.dead_letter)
+            t.get_topic_name()
+            for t in (
+                self.inference,
+                self.training,
+                self.results,
+                self.selected,
+                self.dead_letter,
+                self.training_requests,
+            )
         )
 
 
@@ -39,4 +48,5 @@ def declare_topics(app: faust.App, names: TopicSettings) -> Topics:
         results=topic(names.results),
         selected=topic(names.selected),
         dead_letter=topic(names.dead_letter),
+        training_requests=topic(names.training_requests),
     )

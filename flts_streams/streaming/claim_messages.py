@@ -67,10 +67,15 @@ def result_record(
     }
 
 
+def safe_identifier(identifier: str) -> str:
+    """The identifier as one path segment of object keys."""
+    return re.sub(r"[^A-Za-z0-9._-]", "_", identifier).strip(".") or "_"
+
+
 def log_object_key(prefix: str, identifier: str, where: Coordinates, published_at: float) -> str:
     """Partitioned prediction-log key; deterministic, so a re-processed batch rewrites, never appends."""
     stamp = time.gmtime(published_at)
-    safe = re.sub(r"[^A-Za-z0-9._-]", "_", identifier).strip(".") or "_"
+    safe = safe_identifier(identifier)
     day, hour = time.strftime("%Y-%m-%d", stamp), time.strftime("%H", stamp)
     return f"{prefix}/{safe}/{day}/{hour}/{where.partition}-{where.offset}.jsonl"
 

@@ -34,6 +34,7 @@ from flts_streams.streaming.claim_messages import (
 )
 from flts_streams.streaming.claim_objects import ObjectLimits, frame_from_object
 from flts_streams.streaming.dead_letters import DEAD_LETTER_KEY_INLINE, dead_letter, needs_spill, spill_key
+from flts_streams.streaming.drift import cooled_down, detect, training_request, validation_mae
 from flts_streams.streaming.frame_codec import encode_frame
 from flts_streams.streaming.live_accuracy import (
     IssuedForecast,
@@ -77,6 +78,7 @@ class BatchResult:
     frames: dict[str, tuple[int, bytes]] = field(default_factory=dict)  # identifier -> (input index, frame)
     histories: dict[str, tuple[int, bytes]] = field(default_factory=dict)  # identifier -> (input index, history)
     accuracy: dict[str, tuple[int, bytes]] = field(default_factory=dict)  # identifier -> (input index, scores)
+    training_requests: list[tuple[str, bytes]] = field(default_factory=list)  # (identifier, message) of drift
 
 
 def _no_history(identifier: str) -> bytes | None:
@@ -152,7 +154,7 @@ class ClaimProcessor:
             result.frames[p.claim.identifier] = (p.index, kept[_ref(p)])
         result.histories = self._histories(processed, frames, predictions, chains)
         if self.accuracy_of is not None:
-            result.accuracy = self._accuracy(processed, frames, predictions)
+            result.accuracy, result.training_requests = self._live_accuracy(processed, frames, predictions)
         result.outcomes = [o for o in outcomes if o is not None]
         assert len(result.outcomes) == len(inputs), "every claim needs exactly one outcome"
         self.metrics.claim_duration.observe(time.perf_counter() - started)
@@ -307,15 +309,33 @@ class ClaimProcessor:
             extended[identifier] = (p.index, extend(kept, frames[ref[1:]], spec.targets[0], spec.history_rows))
         return {k: (i, encode_history(h)) for k, (i, h) in extended.items() if h is not None}
 
-    def _accuracy(self, processed: list[_Pending], frames: dict, predictions: dict) -> dict[str, tuple[int, bytes]]:
-        """forecast_accuracy values: per identifier, earlier forecasts scored by each frame, then its forecast kept.
+    def _live_accuracy(
+        self, processed: list[_Pending], frames: dict, predictions: dict
+    ) -> tuple[dict[str, tuple[int, bytes]], list[tuple[str, bytes]]]:
+        """_accuracy, or nothing for this batch if it fails: scoring never costs a claim its result."""
+        try:
+            return self._accuracy(processed, frames, predictions)
+        except Exception:  # noqa: BLE001 - a side line of the claims path; the batch's results stand
+            log.exception("live accuracy skipped for a batch size=%d", len(processed))
+            return {}, []
+
+    def _accuracy(
+        self, processed: list[_Pending], frames: dict, predictions: dict
+    ) -> tuple[dict[str, tuple[int, bytes]], list[tuple[str, bytes]]]:
+        """forecast_accuracy values: per identifier, earlier forecasts scored by each frame, then its forecast kept;
+        and the training requests of identifiers whose live accuracy drifted.
 
         In input order, so a burst's later claims score the forecasts of its earlier ones.
         """
         books: dict[str, tuple[int, LiveAccuracy]] = {}
+        served: dict[str, Prediction] = {}  # identifier -> its last forecast in the batch (the model judged)
         keep = self.settings.accuracy.forecasts_kept
+        done: set[tuple[str, str, str]] = set()
         for p in processed:
             ref = _ref(p)
+            if ref in done:
+                continue  # the same object again: no new actuals, the same forecast
+            done.add(ref)
             prediction: Prediction = predictions[ref]
             frame: PreparedFrame = frames[ref[1:]]
             targets = prediction.forecast.targets
@@ -330,7 +350,27 @@ class ClaimProcessor:
             self._count_scores(book.score(stamps, actuals))
             book.issue(_issued(prediction, stamps, actuals), keep)
             books[identifier] = (p.index, book)
-        return {k: (i, encode_accuracy(book)) for k, (i, book) in books.items()}
+            served[identifier] = prediction
+        requests = [self._drift(identifier, book, served[identifier]) for identifier, (_, book) in books.items()]
+        return (
+            {k: (i, encode_accuracy(book)) for k, (i, book) in books.items()},
+            [r for r in requests if r is not None],
+        )
+
+    def _drift(self, identifier: str, book: LiveAccuracy, prediction: Prediction) -> tuple[str, bytes] | None:
+        """A training request when the serving model's live accuracy drifted and the cool-down has passed."""
+        rule = self.settings.accuracy
+        run_id = prediction.model.run_id
+        found = detect(book, run_id, rule, validation_mae(prediction.model.forecaster.spec))
+        now = time.time()
+        if found is None or not cooled_down(book, rule, now):
+            return None
+        book.requested_at = now
+        self.metrics.training_requests.labels(found.kind).inc()
+        log.warning(
+            "forecast drift; retraining requested identifier=%s run_id=%s reason=%s", identifier, run_id, found.reason
+        )
+        return identifier, json.dumps(training_request(identifier, run_id, found, now)).encode()
 
     def _kept_accuracy(self, identifier: str, targets: tuple[str, ...]) -> LiveAccuracy | None:
         """The identifier's forecast_accuracy value, None when absent or unreadable (then scoring starts afresh)."""

@@ -77,6 +77,7 @@ class LiveAccuracy:
     forecasts: list[IssuedForecast] = field(default_factory=list)
     sums: dict[tuple[str, str], dict[int, np.ndarray]] = field(default_factory=dict)  # (run, bucket) -> bin -> row
     newest_bin: int = 0
+    requested_at: float | None = None  # wall-clock time of the last training request for the identifier
 
     def score(self, stamps_ns: np.ndarray, actuals: np.ndarray) -> list[Scored]:
         """Score every step of the kept forecasts that ``stamps_ns`` covers with ``actuals`` (rows, targets)."""
@@ -277,6 +278,12 @@ def figures(row: np.ndarray, targets: tuple[str, ...]) -> dict[str, object]:
     }
 
 
+def first_target(row: np.ndarray, targets: int) -> tuple[int, float, float]:
+    """Steps, MAE and persistence MAE of the first target in a summed row (``targets``: how many)."""
+    steps = int(row[_STEPS])
+    return steps, float(row[_FIRST_SUM] / steps), float(row[_FIRST_SUM + targets] / steps)
+
+
 def skill(mae: float, persistence_mae: float) -> float | None:
     """1 - MAE / persistence's MAE: above 0 the model beats persistence, 1 is perfect."""
     return float(1.0 - mae / persistence_mae) if persistence_mae > 0 else None
@@ -288,7 +295,15 @@ def encode_accuracy(acc: LiveAccuracy) -> bytes:
     forecasts = [[f.run_id, f.origin_ns, f.step_ns, len(f.values), f.scored, f.interval is not None] for f in fs]
     groups = [(key, sorted(bins)) for key, bins in acc.sums.items()]
     sums = [[run_id, bucket, ids] for (run_id, bucket), ids in groups]
-    header = orjson.dumps({"targets": acc.targets, "newest_bin": acc.newest_bin, "forecasts": forecasts, "sums": sums})
+    header = orjson.dumps(
+        {
+            "targets": acc.targets,
+            "newest_bin": acc.newest_bin,
+            "requested_at": acc.requested_at,
+            "forecasts": forecasts,
+            "sums": sums,
+        }
+    )
     arrays = [
         _f4([f.values.ravel() for f in fs]),  # every forecast's (steps, targets), one after the other
         _f4([f.last for f in fs]),
@@ -315,7 +330,7 @@ def _decode(payload: bytes) -> LiveAccuracy:
     reader = _Reader(payload, _LEN.size + size)
     targets = tuple(head["targets"])
     n = len(targets)
-    acc = LiveAccuracy(targets, newest_bin=head["newest_bin"])
+    acc = LiveAccuracy(targets, newest_bin=head["newest_bin"], requested_at=head["requested_at"])
     meta = head["forecasts"]
     values = reader.take("<f4", sum(m[3] for m in meta) * n)
     lasts = reader.take("<f4", len(meta) * n).reshape(len(meta), n)

@@ -33,6 +33,8 @@ class ObjectStore(Protocol):
 
     def put(self, bucket: str, key: str, data: bytes) -> None: ...
 
+    def list(self, bucket: str, prefix: str) -> list[str]: ...
+
 
 class LocalStore:
     """Objects as files under ``root/<bucket>/<key>``."""
@@ -66,6 +68,16 @@ class LocalStore:
         tmp = path.with_name(path.name + ".tmp")
         tmp.write_bytes(data)
         tmp.replace(path)
+
+    def list(self, bucket: str, prefix: str) -> list[str]:
+        """Keys under ``prefix`` (a folder path ending in /), sorted."""
+        base = self._path(bucket, prefix.rstrip("/"))
+        if not base.is_dir():
+            return []
+        root = self.root / bucket
+        return sorted(
+            str(path.relative_to(root)) for path in base.rglob("*") if path.is_file() and path.suffix != ".tmp"
+        )
 
 
 class S3Store:
@@ -122,6 +134,20 @@ class S3Store:
             raise TransientError(f"object store error writing {bucket}/{key}: {exc.code}") from exc
         except Exception as exc:
             raise TransientError(f"object store unreachable writing {bucket}/{key}: {type(exc).__name__}") from exc
+
+    def list(self, bucket: str, prefix: str) -> list[str]:
+        """Keys under ``prefix``, sorted."""
+        from minio.error import S3Error
+
+        validate_key(prefix.rstrip("/"))
+        try:
+            return sorted(o.object_name for o in self.client.list_objects(bucket, prefix=prefix, recursive=True))
+        except S3Error as exc:
+            if exc.code == "NoSuchBucket":
+                raise ObjectNotFound(f"bucket {bucket} does not exist") from exc
+            raise TransientError(f"object store error listing {bucket}/{prefix}: {exc.code}") from exc
+        except Exception as exc:
+            raise TransientError(f"object store unreachable listing {bucket}/{prefix}: {type(exc).__name__}") from exc
 
 
 def _check_size(bucket: str, key: str, size: int, max_bytes: int | None) -> None:

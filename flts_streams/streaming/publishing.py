@@ -17,7 +17,8 @@ from flts_streams.core.schemas import TrainingEvent
 from flts_streams.streaming.claim_messages import DEADLINE_HEADER
 
 
-async def _send(bootstrap: str, topic: str, key: bytes | None, value: bytes) -> None:
+async def send_record(bootstrap: str, topic: str, key: bytes | None, value: bytes) -> None:
+    """Send one record with a short-lived producer and wait for its ack."""
     # One record per batch keeps Tansu's end offsets exact; harmless on Apache Kafka.
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, max_batch_size=1, linger_ms=0, request_timeout_ms=15000)
     await producer.start()
@@ -29,9 +30,14 @@ async def _send(bootstrap: str, topic: str, key: bytes | None, value: bytes) -> 
 
 def publish_training_event(bootstrap: str, topic: str, event: TrainingEvent) -> None:
     """Send a model-training event keyed by identifier."""
+    asyncio.run(send_training_event(bootstrap, topic, event))
+
+
+async def send_training_event(bootstrap: str, topic: str, event: TrainingEvent) -> None:
+    """publish_training_event from a running event loop."""
     key = event.identifier.encode() if event.identifier else None
     try:
-        asyncio.run(_send(bootstrap, topic, key, event.model_dump_json(exclude_none=True).encode()))
+        await send_record(bootstrap, topic, key, event.model_dump_json(exclude_none=True).encode())
     except (KafkaError, OSError) as exc:
         raise BrokerError(f"could not publish to {topic} at {bootstrap}: {exc!r}") from exc
 
@@ -40,12 +46,22 @@ def publish_training_event(bootstrap: str, topic: str, event: TrainingEvent) -> 
 class ClaimPlan:
     """What `flts publish-claims` sends: N claims spread round-robin over identifiers."""
 
-    objects: dict[str, str]  # identifier -> object key
+    objects: dict[str, str | list[str]]  # identifier -> object key, or keys its successive claims name in turn
     count: int
     bucket: str
     ttl_ms: int | None = None
     rate: float | None = None  # claims per second; None: as fast as the broker takes them
     keyed: bool = True
+
+
+def replay_slices(rows: int, span: int, step: int) -> list[tuple[int, int]]:
+    """(start, stop) of each replayed object: the last ``span`` rows up to every ``step``-th row, oldest first.
+
+    How operators send data: each claim carries the recent past, a little further on than the last.
+    """
+    if span < 1 or step < 1:
+        raise ValueError("span and step are positive row counts")
+    return [(max(0, stop - span), stop) for stop in range(min(span, rows), rows + 1, step)]
 
 
 @dataclass
@@ -68,11 +84,12 @@ def claim_messages(plan: ClaimPlan, run_tag: str) -> Iterator[tuple[bytes | None
     idents = list(plan.objects)
     for n in range(plan.count):
         ident = idents[n % len(idents)]
+        keys = plan.objects[ident]
         value = json.dumps(
             {
                 "identifier": ident,
                 "bucket": plan.bucket,
-                "object_key": plan.objects[ident],
+                "object_key": keys if isinstance(keys, str) else keys[(n // len(idents)) % len(keys)],
                 "claim_id": f"{run_tag}-{n}",
             }
         ).encode()

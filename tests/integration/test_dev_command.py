@@ -48,6 +48,7 @@ def test_flts_dev_serves_within_a_minute_on_the_configured_port_and_stops_cleanl
         poll(lambda: _ok(f"http://127.0.0.1:{web}/readyz"), timeout=60)  # demo model loaded, tables recovered
         children = psutil.Process(proc.pid).children(recursive=True)
         assert any("tansu" in c.name() for c in children) and any("faust" in " ".join(c.cmdline()) for c in children)
+        assert any(c.cmdline()[-1:] == ["trainer"] for c in children)  # retraining runs beside the worker
         assert (tmp_path / "var" / "mlflow.db").exists()
         proc.send_signal(signal.SIGINT)
         assert proc.wait(45) == 0
@@ -69,6 +70,7 @@ def test_no_broker_or_worker_outlives_flts_dev(tmp_path, sig):
         poll(lambda: _ok(f"http://127.0.0.1:{web}/healthz"), timeout=90)
         children = psutil.Process(proc.pid).children(recursive=True)
         assert any("tansu" in c.name() for c in children) and any("faust" in " ".join(c.cmdline()) for c in children)
+        assert any(c.cmdline()[-1:] == ["trainer"] for c in children)
         proc.send_signal(sig)
         proc.wait(45)
         gone, alive = psutil.wait_procs(children, timeout=30)

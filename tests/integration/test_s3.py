@@ -113,6 +113,8 @@ def test_s3_store_round_trip_missing_and_outage(s3):
         store.get("flts", "a/b.bin", max_bytes=4)  # judged by Content-Length, before the body is read
     with pytest.raises(ObjectNotFound):
         store.get("flts", "a/missing.bin")
+    store.put("flts", "a/c/d.bin", b"x")
+    assert store.list("flts", "a/") == ["a/b.bin", "a/c/d.bin"] and store.list("flts", "z/") == []
     s3.server.stop()
     try:
         with pytest.raises(TransientError):

@@ -41,6 +41,7 @@ def test_every_rendered_manifest_validates(manifests):
             "Service",
             "Service",
             "StatefulSet",
+            "Deployment",
             "PodDisruptionBudget",
             "ScaledObject",
         ]
@@ -147,3 +148,15 @@ def test_keda_scales_on_admission_not_only_latency(manifests):
     ]
     # Scale out well before a replica sheds: at most half its admission limit on average.
     assert 0 < float(in_flight["threshold"]) <= int(cm["data"]["FLTS_SERVING__MAX_IN_FLIGHT"]) / 2
+
+
+def test_the_trainer_runs_flts_trainer_apart_from_the_workers(manifests):
+    from flts_streams.commands.cli import build_parser
+
+    (deployment,) = by_kind(manifests, "Deployment")
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    assert container["command"] == ["flts", "trainer"]
+    build_parser().parse_args(container["command"][1:])  # the subcommand exists
+    assert deployment["spec"]["replicas"] == 1 and container["resources"]["limits"]["cpu"]
+    names = {e["name"] for e in container["env"]} | set(by_kind(manifests, "ConfigMap")[0]["data"])
+    assert names <= known_env_names(), names - known_env_names()

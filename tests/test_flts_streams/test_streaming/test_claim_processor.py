@@ -329,3 +329,52 @@ async def test_a_later_claim_scores_the_forecast_of_an_earlier_one(tmp_path):
     assert sum(steps.labels(run, b)._value.get() for b in rows) == 30
     assert decode_accuracy(again.accuracy["A"][1]).summary(24) == acc.summary(24)
     assert sum(steps.labels(run, b)._value.get() for b in rows) == 30
+
+
+async def test_drift_publishes_one_training_request_per_cool_down(tmp_path):
+    import json as _json
+
+    settings = Settings(
+        paths={"var_dir": tmp_path / "var"},
+        streaming={"retry_backoff_s": 0.01},
+        accuracy={"drift_min_steps": 30, "drift_mae_factor": 2.0},
+    )
+    predictor = _predictor(settings)
+    await predictor.start()
+    predictor.registry.install(DEFAULT_KEY, model(metrics={"val_mae_down": 1.0}))  # any live MAE is far above 1
+    store, _ = _two_day_objects(tmp_path, seed=7)
+    kept: dict[str, bytes] = {}
+    processor = ClaimProcessor(settings, store, predictor.metrics, predictor, accuracy_of=kept.get)
+    requests = []
+    try:
+        for n, name in enumerate(["d1", "d2", "d2"]):
+            batch = await processor.process_batch([_claim("A", f"{name}.parquet", n)])
+            kept.update({k: v for k, (_, v) in batch.accuracy.items()})
+            requests.append(batch.training_requests)
+    finally:
+        await predictor.stop()
+    assert requests[0] == [] and requests[2] == []  # nothing scored yet; then within the cool-down
+    ((identifier, message),) = requests[1]
+    body = _json.loads(message)
+    assert identifier == "A" and body["kind"] == "mae_above_validation" and body["run_id"] == "run-0"
+    assert predictor.metrics.training_requests.labels("mae_above_validation")._value.get() == 1
+
+
+async def test_a_failure_of_live_accuracy_costs_no_claim_its_result(tmp_path, monkeypatch):
+    from flts_streams.streaming import live_accuracy
+
+    def broken(self, stamps, actuals):
+        raise FloatingPointError("scoring broke")
+
+    monkeypatch.setattr(live_accuracy.LiveAccuracy, "score", broken)
+    settings = Settings(paths={"var_dir": tmp_path / "var"}, streaming={"retry_backoff_s": 0.01})
+    predictor = _predictor(settings)
+    await predictor.start()
+    predictor.registry.install(DEFAULT_KEY, model())
+    store, _ = _two_day_objects(tmp_path, seed=8)
+    processor = ClaimProcessor(settings, store, predictor.metrics, predictor, accuracy_of={}.get)
+    try:
+        batch = await processor.process_batch([_claim("A", "d1.parquet", 1)])
+    finally:
+        await predictor.stop()
+    assert [o.status for o in batch.outcomes] == ["processed"] and batch.accuracy == {}

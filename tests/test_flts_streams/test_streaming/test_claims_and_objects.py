@@ -62,6 +62,10 @@ def test_local_store_round_trip_and_missing(tmp_path):
     assert store.get("flts", "a/b.bin") == b"hello"
     with pytest.raises(ObjectNotFound):
         store.get("flts", "a/missing.bin")
+    store.put("flts", "a/c/d.bin", b"x")
+    assert store.list("flts", "a/") == ["a/b.bin", "a/c/d.bin"] and store.list("flts", "z/") == []
+    with pytest.raises(InvalidObjectKey):
+        store.list("flts", "../")
 
 
 def test_bucket_allow_list():
