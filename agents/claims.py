@@ -54,6 +54,7 @@ async def claims(stream: StreamT) -> None:
         max_record_bytes=app.conf.producer_max_request_size - RECORD_MARGIN_BYTES,
         history_of=target_history.get,
         accuracy_of=forecast_accuracy.get if app.settings.accuracy.enabled else None,
+        held_forecasts=app.held_forecasts.take,
     )
     delivery = Delivery(
         app.kafka_topics.results.send,

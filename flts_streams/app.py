@@ -23,6 +23,7 @@ from flts_streams.models.registry import ModelRegistry
 from flts_streams.serving.admission import Admission
 from flts_streams.serving.body_budget import BodyBudget
 from flts_streams.serving.readiness import BrokerWatch
+from flts_streams.streaming.live_accuracy import HeldForecasts
 
 AUTODISCOVER = ("tables", "agents", "web")
 
@@ -56,6 +57,8 @@ class FltsApp(faust.App):
         self.heap_freezer = StartupHeapFreezer(self.models.initial_load_done)
         self.broker_watch = BrokerWatch(settings.serving.broker_grace_s)
         self.body_budget = BodyBudget(settings.serving.max_buffered_body_bytes)
+        # Forecasts of GET /predict/{id} waiting for the identifier's next claim (FLTS_ACCURACY__REMEMBER_CACHED).
+        self.held_forecasts = HeldForecasts(settings.accuracy.forecasts_kept)
         # aiohttp middlewares registered by web/ (e.g. the error mapper) before the server starts.
         self.http_middlewares: list[Any] = []
 

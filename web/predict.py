@@ -14,7 +14,7 @@ from flts_streams.core import errors as e
 from flts_streams.forecasting.frame import PreparedFrame
 from flts_streams.forecasting.spec import ModelSpec
 from flts_streams.models.answers import prediction_json
-from flts_streams.models.predictor import FrameSource, HistorySource
+from flts_streams.models.predictor import FrameSource, HistorySource, Prediction
 from flts_streams.serving.body_budget import read_within
 from flts_streams.serving.predict_request import (
     check_body_encoding,
@@ -24,6 +24,7 @@ from flts_streams.serving.predict_request import (
     request_frame,
 )
 from flts_streams.streaming.frame_codec import decode_frame
+from flts_streams.streaming.live_accuracy import issued_from_frame
 from flts_streams.streaming.target_history import decode_history
 from tables.latest_frames import latest_frames
 from tables.target_history import target_history
@@ -73,6 +74,9 @@ async def _forecast(
     budget: float,
     quantiles: tuple[float, ...] | None = None,
 ) -> bytes:
+    seen: list[PreparedFrame] = []
+    if cached and app.settings.accuracy.remember_cached:
+        frame_for = _seeing(frame_for, seen)  # the origin and last actuals of the forecast, to remember it
     with app.admission.admit():
         try:
             prediction = await app.predictor.predict(
@@ -88,7 +92,27 @@ async def _forecast(
             raise e.DeadlineExceeded(
                 f"no forecast within the {budget:g}s deadline; retry or raise X-Deadline-Ms"
             ) from exc
+    if seen:
+        _hold(identifier, prediction, seen[-1])
     return prediction_json(identifier, prediction, cached=cached)
+
+
+def _seeing(frame_for: FrameSource, seen: list[PreparedFrame]) -> FrameSource:
+    """``frame_for`` that also appends each frame it hands out to ``seen``."""
+
+    def load(spec: ModelSpec) -> PreparedFrame:
+        frame = frame_for(spec)
+        seen.append(frame)
+        return frame
+
+    return load
+
+
+def _hold(identifier: str, prediction: Prediction, frame: PreparedFrame) -> None:
+    """Hold a cached forecast for the identifier's next claim to remember and score (FLTS_ACCURACY__REMEMBER_CACHED)."""
+    issued = issued_from_frame(prediction.forecast, prediction.model.run_id, frame)
+    if issued is not None:
+        app.held_forecasts.add(identifier, issued)
 
 
 def _cached_frame(identifier: str) -> FrameSource:

@@ -105,6 +105,11 @@ class AccuracySettings(_Group):
         48, ge=1, le=1000, description="Newest forecasts kept per identifier for scoring (about 0.4 KB each)"
     )
     summary_worst: int = Field(10, ge=1, le=1000, description="Identifiers listed by GET /accuracy, worst skill first")
+    remember_cached: bool = Field(
+        False,
+        description="Also remember forecasts answered to GET /predict/{id} that differ from the claim's (e.g. a newer "
+        "model): scored when the identifier's next claim brings actuals",
+    )
     drift_window_h: float = Field(6.0, gt=0, le=24, description="Hours of scored steps the drift detector judges")
     drift_min_steps: int = Field(300, ge=1, description="Scored steps in that window before the detector judges")
     drift_mae_factor: float = Field(

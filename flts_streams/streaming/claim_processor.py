@@ -42,6 +42,7 @@ from flts_streams.streaming.live_accuracy import (
     Scored,
     decode_accuracy,
     encode_accuracy,
+    issued_forecast,
 )
 from flts_streams.streaming.object_store import ObjectStore, allowed_bucket, validate_key
 from flts_streams.streaming.target_history import (
@@ -97,6 +98,7 @@ class ClaimProcessor:
         max_record_bytes: int = RECORD_MAX_BYTES,
         history_of: Callable[[str], bytes | None] = _no_history,
         accuracy_of: Callable[[str], bytes | None] | None = None,
+        held_forecasts: Callable[[str], list[IssuedForecast]] = lambda identifier: [],
     ) -> None:
         self.settings = settings
         self.store = store
@@ -105,6 +107,7 @@ class ClaimProcessor:
         self.max_record_bytes = max_record_bytes  # results and table values above this are dead letters
         self.history_of = history_of  # identifier -> its target_history value (the agent reads the table)
         self.accuracy_of = accuracy_of  # identifier -> its forecast_accuracy value; None: live accuracy off
+        self.held_forecasts = held_forecasts  # identifier -> forecasts of GET /predict/{id} to remember (taken)
 
     async def process_batch(self, inputs: Sequence[ClaimInput]) -> BatchResult:
         """Process a micro-batch; every input gets exactly one outcome, even if a step fails unexpectedly."""
@@ -345,10 +348,15 @@ class ClaimProcessor:
             book = books[identifier][1] if identifier in books else self._kept_accuracy(identifier, targets)
             if book is None or book.targets != targets:
                 book = LiveAccuracy(targets)  # first forecast, or a model of other targets: start afresh
+            if identifier not in books:  # forecasts answered to GET /predict/{id} since its last claim
+                for held in self.held_forecasts(identifier):
+                    if held.values.shape[1] == len(targets):
+                        book.issue(held, keep, replace=False)
             stamps = frame.timestamps.astype("datetime64[ns]").view(np.int64)
             actuals = np.column_stack([frame.column(t) for t in targets]).astype(np.float32)
             self._count_scores(book.score(stamps, actuals))
-            book.issue(_issued(prediction, stamps, actuals), keep)
+            run_id = prediction.model.run_id
+            book.issue(issued_forecast(prediction.forecast, run_id, int(stamps[-1]), actuals[-1]), keep)
             books[identifier] = (p.index, book)
             served[identifier] = prediction
         requests = [self._drift(identifier, book, served[identifier]) for identifier, (_, book) in books.items()]
@@ -468,20 +476,6 @@ class ClaimProcessor:
                 self.metrics.claims.labels("retried").inc()
                 log.warning("transient error, retrying attempt=%d op=%s error=%s", attempt, what, exc)
                 await asyncio.sleep(backoff_s(delay, attempt))
-
-
-def _issued(prediction: Prediction, stamps: np.ndarray, actuals: np.ndarray) -> IssuedForecast:
-    """What a claim's forecast said, from the last row of its frame, with its widest quantile interval."""
-    forecast = prediction.forecast
-    future = forecast.timestamps.astype("datetime64[ns]").view(np.int64)
-    step = int(future[0] - stamps[-1])
-    interval = None
-    if forecast.quantiles is not None and len(forecast.quantile_levels) >= 2:
-        lowest, highest = int(np.argmin(forecast.quantile_levels)), int(np.argmax(forecast.quantile_levels))
-        interval = forecast.quantiles[:, 0, [lowest, highest]].T.astype(np.float32)
-    return IssuedForecast(
-        prediction.model.run_id, int(stamps[-1]), step, forecast.values.astype(np.float32), actuals[-1], interval
-    )
 
 
 def _ref(p: _Pending) -> tuple[str, str, str]:

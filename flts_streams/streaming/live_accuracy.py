@@ -16,6 +16,8 @@ import numpy as np
 import orjson
 
 from flts_streams.core.errors import InvalidInput
+from flts_streams.forecasting.forecast import Forecast
+from flts_streams.forecasting.frame import PreparedFrame
 
 BIN_NS = 15 * 60 * 1_000_000_000
 WINDOW_BINS = 96  # 24 hours of bins
@@ -54,6 +56,51 @@ class IssuedForecast:
         """Actuals start unknown."""
         if len(self.actual) != len(self.values):
             self.actual = np.full(len(self.values), np.nan, dtype=np.float32)
+
+
+def issued_forecast(forecast: Forecast, run_id: str, origin_ns: int, last: np.ndarray) -> IssuedForecast:
+    """What a forecast said from ``origin_ns`` (where the actuals were ``last``), with its widest quantile interval."""
+    interval = None
+    if forecast.quantiles is not None and len(forecast.quantile_levels) >= 2:
+        lowest, highest = int(np.argmin(forecast.quantile_levels)), int(np.argmax(forecast.quantile_levels))
+        interval = forecast.quantiles[:, 0, [lowest, highest]].T.astype(np.float32)
+    step = int(forecast.timestamps.astype("datetime64[ns]").view(np.int64)[0] - origin_ns)
+    values = forecast.values.astype(np.float32)
+    return IssuedForecast(run_id, origin_ns, step, values, np.asarray(last, dtype=np.float32), interval)
+
+
+def issued_from_frame(forecast: Forecast, run_id: str, frame: PreparedFrame) -> IssuedForecast | None:
+    """A forecast made from ``frame`` as issued: from its last row (None when the frame lacks a target)."""
+    if not set(forecast.targets) <= set(frame.columns):
+        return None
+    origin = int(frame.timestamps.astype("datetime64[ns]").view(np.int64)[-1])
+    last = np.array([frame.column(t)[-1] for t in forecast.targets], dtype=np.float32)
+    return issued_forecast(forecast, run_id, origin, last)
+
+
+class HeldForecasts:
+    """Forecasts answered to GET /predict/{id}, held in memory until the identifier's next claim remembers them.
+
+    Bounded: the newest ``per_identifier`` per identifier, the ``identifiers`` most recently asked for.
+    Lost on restart: they are a side line (the claims' own forecasts are in the table).
+    """
+
+    def __init__(self, per_identifier: int, identifiers: int = 10_000) -> None:
+        self.per_identifier = per_identifier
+        self.identifiers = identifiers
+        self._held: dict[str, list[IssuedForecast]] = {}
+
+    def add(self, identifier: str, forecast: IssuedForecast) -> None:
+        """Hold a forecast (the same origin and run again replaces it)."""
+        key = (forecast.origin_ns, forecast.run_id)
+        held = [f for f in self._held.pop(identifier, []) if (f.origin_ns, f.run_id) != key]
+        self._held[identifier] = [*held, forecast][-self.per_identifier :]  # re-inserted: the newest identifier
+        while len(self._held) > self.identifiers:
+            del self._held[next(iter(self._held))]
+
+    def take(self, identifier: str) -> list[IssuedForecast]:
+        """The forecasts held for ``identifier``, no longer held."""
+        return self._held.pop(identifier, [])
 
 
 @dataclass
@@ -108,23 +155,36 @@ class LiveAccuracy:
         if f.interval is not None:
             low, high = f.interval[:, step_index]
             inside = (low <= actual[:, 0]) & (actual[:, 0] <= high)
-        bins = due[found] // BIN_NS
-        buckets = [horizon_bucket(int(step) + 1) for step in step_index]
+        self._add(f.run_id, step_index, due[found] // BIN_NS, sums, inside, totals)
+
+    def _add(
+        self,
+        run_id: str,
+        step_index: np.ndarray,
+        bins: np.ndarray,
+        sums: np.ndarray,
+        inside: np.ndarray | None,
+        totals: dict[tuple[str, str], Scored],
+    ) -> None:
+        """Add scored steps (their absolute errors, persistence's, interval hits) to their rows and the totals."""
+        buckets = np.array([horizon_bucket(int(step) + 1) for step in step_index])
         n = len(self.targets)
-        for bucket, bin_id in dict.fromkeys(zip(buckets, bins.tolist())):  # a few groups: buckets x bins touched
-            rows = np.array([b == bucket for b in buckets]) & (bins == bin_id)
-            row = self._row(f.run_id, bucket, bin_id)
-            row[_STEPS] += rows.sum()
+        for bucket, bin_id in dict.fromkeys(zip(buckets.tolist(), bins.tolist())):  # a few: buckets x bins touched
+            rows = (buckets == bucket) & (bins == bin_id)
+            count = int(rows.sum())
+            row = self._row(run_id, bucket, bin_id)
+            row[_STEPS] += count
             row[_FIRST_SUM:] += sums[rows].sum(axis=0)
-            total = totals.setdefault((f.run_id, bucket), Scored(f.run_id, bucket, 0, 0, 0, 0.0, 0.0))
-            total.steps += int(rows.sum())
+            total = totals.setdefault((run_id, bucket), Scored(run_id, bucket, 0, 0, 0, 0.0, 0.0))
+            total.steps += count
             total.abs_error += float(sums[rows, 0].sum())
             total.persistence_abs_error += float(sums[rows, n].sum())
             if inside is not None:
-                row[_WITH_INTERVAL] += rows.sum()
-                row[_INSIDE] += inside[rows].sum()
-                total.with_interval += int(rows.sum())
-                total.inside += int(inside[rows].sum())
+                hits = int(inside[rows].sum())
+                row[_WITH_INTERVAL] += count
+                row[_INSIDE] += hits
+                total.with_interval += count
+                total.inside += hits
 
     def _row(self, run_id: str, bucket: str, bin_id: int) -> np.ndarray:
         self.newest_bin = max(self.newest_bin, bin_id)
@@ -142,9 +202,13 @@ class LiveAccuracy:
             else:
                 del self.sums[key]
 
-    def issue(self, forecast: IssuedForecast, keep: int) -> None:
-        """Remember a forecast (the same origin and run again replaces it: a claim processed twice)."""
-        self.forecasts = [f for f in self.forecasts if (f.origin_ns, f.run_id) != (forecast.origin_ns, forecast.run_id)]
+    def issue(self, forecast: IssuedForecast, keep: int, replace: bool = True) -> None:
+        """Remember a forecast; the same origin and run again replaces it (a claim processed twice), or with
+        ``replace`` False is left out (a cached forecast of what a claim forecast already holds)."""
+        same = [f for f in self.forecasts if (f.origin_ns, f.run_id) == (forecast.origin_ns, forecast.run_id)]
+        if same and not replace:
+            return
+        self.forecasts = [f for f in self.forecasts if all(f is not g for g in same)]
         self.forecasts.append(forecast)
         self.forecasts.sort(key=lambda f: f.origin_ns)
         del self.forecasts[:-keep]

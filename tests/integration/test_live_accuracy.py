@@ -49,7 +49,9 @@ def _accuracy(worker: Worker) -> dict:
 def test_a_later_claim_scores_the_earlier_forecast_and_the_scores_survive_lost_local_state(tmp_path, trained, capsys):
     broker = start_broker(tmp_path / "broker")
     objects = tmp_path / "objects"
-    worker = Worker(tmp_path / "var", broker.url, claims_env(trained, objects))
+    worker = Worker(
+        tmp_path / "var", broker.url, claims_env(trained, objects) | {"FLTS_ACCURACY__REMEMBER_CACHED": "true"}
+    )
     two_days = demo_frame(days=2, seed=41, gaps=0, blanks=0)
     put_object(objects, "day1.parquet", two_days.iloc[:720])
     put_object(objects, "day2.parquet", two_days.iloc[720:])
@@ -62,6 +64,9 @@ def test_a_later_claim_scores_the_earlier_forecast_and_the_scores_survive_lost_l
             broker.bootstrap, "inference-data", [(IDENT.encode(), claim(IDENT, "day1.parquet", claim_id="c1"), None)]
         )
         first = _result_of(broker.bootstrap, "c1")
+        # A cached forecast of the same frame and model is held, and left out beside the claim's own.
+        cached = requests.get(f"{worker.url}/predict/{IDENT}", timeout=10).json()
+        assert cached["run_id"] == first["run_id"] and cached["predictions"] == first["predictions"]
         produce(
             broker.bootstrap, "inference-data", [(IDENT.encode(), claim(IDENT, "day2.parquet", claim_id="c2"), None)]
         )

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -107,12 +108,13 @@ def _publish_in_order(broker, worker: Worker, identifier: str, keys: list[str], 
     return results
 
 
+def _first(broker, topic: str, match: Callable[[dict], bool]) -> dict | None:
+    """The first message value on ``topic`` that ``match`` accepts; None while there is none."""
+    return next((m["value"] for m in consume(broker.bootstrap, topic, None, timeout=20) if match(m["value"])), None)
+
+
 def _result(broker, claim_id: str) -> dict | None:
-    return next(
-        (r["value"] for r in consume(broker.bootstrap, "inference-results", None, timeout=20)
-         if r["value"]["claim"]["claim_id"] == claim_id),
-        None,
-    )  # fmt: skip
+    return _first(broker, "inference-results", lambda v: v["claim"]["claim_id"] == claim_id)
 
 
 def _accuracy(worker: Worker, identifier: str) -> dict:
@@ -146,11 +148,7 @@ def test_drift_retrains_promotes_and_the_new_model_serves(tmp_path, trained):
 
         # The trainer retrains from the claim objects and announces it; the workers' promotion decides.
         def promoted() -> dict | None:
-            return next(
-                (m["value"] for m in consume(broker.bootstrap, "model-selected", None, timeout=10)
-                 if m["value"].get("identifier") == identifier and m["value"].get("promoted")),
-                None,
-            )  # fmt: skip
+            return _first(broker, "model-selected", lambda v: v.get("identifier") == identifier and v.get("promoted"))
 
         decision = poll(promoted, timeout=240, interval=2)
         new_run = decision["run_id"]
@@ -183,14 +181,7 @@ def test_a_failed_retraining_leaves_the_old_model_serving(tmp_path, trained):
         first = _publish_in_order(broker, worker, identifier, keys[:6], "first")
         old_run = first[0]["run_id"]
 
-        def failed() -> dict | None:
-            return next(
-                (e["value"] for e in consume(broker.bootstrap, "model-training", None, timeout=10)
-                 if e["value"].get("identifier") == identifier),
-                None,
-            )  # fmt: skip
-
-        event = poll(failed, timeout=120, interval=2)
+        event = poll(lambda: _first(broker, "model-training", lambda v: v.get("identifier") == identifier), timeout=120)
         assert event["status"] == "FAILED" and "100000 needed to retrain" in event["reason"], trainer.log()
         later = _publish_in_order(broker, worker, identifier, keys[6:], "later")
         assert all(r["run_id"] == old_run and r["model_identifier"] == "*" for r in later)

@@ -19,6 +19,7 @@ from flts_streams.models.predictor import Predictor
 from flts_streams.models.registry import ModelRegistry
 from flts_streams.models.serving_rule import DEFAULT_KEY
 from flts_streams.streaming.claim_messages import ClaimInput, Coordinates
+from flts_streams.streaming.claim_objects import frame_from_object
 from flts_streams.streaming.claim_processor import ClaimProcessor
 from flts_streams.streaming.frame_codec import decode_frame
 from flts_streams.streaming.object_store import LocalStore
@@ -378,3 +379,33 @@ async def test_a_failure_of_live_accuracy_costs_no_claim_its_result(tmp_path, mo
     finally:
         await predictor.stop()
     assert [o.status for o in batch.outcomes] == ["processed"] and batch.accuracy == {}
+
+
+async def test_a_held_cached_forecast_of_another_model_is_remembered_and_scored_by_the_next_claim(tmp_path):
+    from flts_streams.streaming.live_accuracy import HeldForecasts, decode_accuracy, issued_from_frame
+
+    settings = Settings(paths={"var_dir": tmp_path / "var"}, streaming={"retry_backoff_s": 0.01})
+    predictor = _predictor(settings)
+    await predictor.start()
+    predictor.registry.install(DEFAULT_KEY, model(seed=1))
+    store, _ = _two_day_objects(tmp_path, seed=9)
+    kept: dict[str, bytes] = {}
+    held = HeldForecasts(per_identifier=4)
+    processor = ClaimProcessor(
+        settings, store, predictor.metrics, predictor, accuracy_of=kept.get, held_forecasts=held.take
+    )
+    try:
+        first = await processor.process_batch([_claim("A", "d1.parquet", 1)])
+        kept.update({k: v for k, (_, v) in first.accuracy.items()})
+        # GET /predict/{id} answered from d1 by a newer model (another run) before the next claim.
+        frame = frame_from_object(store.get("flts", "d1.parquet"), "d1.parquet", FEATURES)
+        newer = model(seed=2)
+        forecast = newer.forecaster.forecast(frame)
+        held.add("A", issued_from_frame(forecast, newer.run_id, frame))
+        second = await processor.process_batch([_claim("A", "d2.parquet", 2)])
+    finally:
+        await predictor.stop()
+    acc = decode_accuracy(second.accuracy["A"][1])
+    assert sorted((f.run_id, f.scored) for f in acc.forecasts) == [("run-1", 0), ("run-1", 30), ("run-2", 30)]
+    assert {r["run_id"] for r in acc.summary(24)} == {"run-1", "run-2"}
+    assert held.take("A") == []

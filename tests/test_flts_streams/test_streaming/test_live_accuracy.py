@@ -9,11 +9,13 @@ from flts_streams.core.errors import InvalidInput
 from flts_streams.streaming.live_accuracy import (
     BIN_NS,
     WINDOW_BINS,
+    HeldForecasts,
     IssuedForecast,
     LiveAccuracy,
     decode_accuracy,
     encode_accuracy,
     horizon_bucket,
+    issued_from_frame,
     overview,
     report,
     skill,
@@ -179,3 +181,38 @@ def test_detail_shows_each_forecast_against_its_actuals_and_the_error_per_bin():
     (binned,) = body["error_over_time"]
     assert (binned["steps"], binned["mae"], binned["persistence_mae"]) == (2, 0.5, 2.0)
     assert "series" not in report("A", acc)
+
+
+def test_held_forecasts_are_bounded_and_taken_once():
+    held = HeldForecasts(per_identifier=2, identifiers=2)
+    for n in range(3):
+        held.add("A", _forecast([n], origin=ORIGIN + n * STEP))
+    held.add("A", _forecast([9], origin=ORIGIN + 2 * STEP))  # the same origin and run: replaced
+    held.add("B", _forecast([1]))
+    held.add("C", _forecast([1]))  # a third identifier: the least recently asked for (A) goes
+    assert held.take("A") == [] and len(held.take("B")) == 1 and held.take("B") == []
+    held.add("D", _forecast([1]))
+    held.add("D", _forecast([2], origin=ORIGIN + STEP))
+    held.add("D", _forecast([3], origin=ORIGIN + 2 * STEP))
+    assert [f.values[0, 0] for f in held.take("D")] == [2, 3]
+
+
+def test_a_held_forecast_never_replaces_the_claims_own():
+    acc = LiveAccuracy(("down",))
+    acc.issue(_forecast([1, 2, 3]), keep=8)
+    acc.issue(_forecast([7]), keep=8, replace=False)  # GET /predict/{id} from the same frame and model
+    assert [len(f.values) for f in acc.forecasts] == [3]
+    acc.issue(_forecast([7], run_id="run-b"), keep=8, replace=False)  # a newer model: remembered beside it
+    assert sorted(f.run_id for f in acc.forecasts) == ["run-a", "run-b"]
+
+
+def test_issued_from_frame_starts_at_the_frames_last_row():
+    from flts_streams.forecasting.forecast import Forecast
+    from flts_streams.forecasting.frame import PreparedFrame
+
+    stamps = (ORIGIN + np.arange(-2, 1) * STEP).astype("datetime64[ns]")
+    frame = PreparedFrame(stamps, ("down", "up"), np.array([[1, 0], [2, 0], [3, 0]], float), np.timedelta64(STEP, "ns"))
+    forecast = Forecast((ORIGIN + np.arange(1, 3) * STEP).astype("datetime64[ns]"), ("down",), np.array([[4.0], [5.0]]))
+    issued = issued_from_frame(forecast, "run-a", frame)
+    assert (issued.origin_ns, issued.step_ns, issued.last.tolist(), issued.interval) == (ORIGIN, STEP, [3.0], None)
+    assert issued_from_frame(Forecast(forecast.timestamps, ("other",), forecast.values), "run-a", frame) is None
