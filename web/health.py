@@ -21,14 +21,14 @@ class Healthz(View):
 
 @app.page("/readyz")
 class Readyz(View):
-    """Readiness: table recovery done, a model loaded and the broker reachable (see ServingSettings)."""
+    """Readiness: tables recovered, the initial model load over with a model, the broker reachable (ServingSettings)."""
 
     async def get(self, request: Request) -> Response:
         now = time.monotonic()
         observe_broker(app, now)
         recovered = cast(TableManager, app.tables).recovery.completed.is_set() and not app.rebalancing
         body, status = readiness(
-            recovered, app.models.has_model, app.broker_watch, now, app.settings.serving.ready_requires_broker
+            recovered, app.models.ready, app.broker_watch, now, app.settings.serving.ready_requires_broker
         )
         return self.json(body, status=status)
 

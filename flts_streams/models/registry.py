@@ -51,6 +51,11 @@ class ModelRegistry(Service):
         return self.initial_load_done.is_set() and self._registry_ok
 
     @property
+    def ready(self) -> bool:
+        """Every identifier is answered as it will be: the initial load is done and some model is loaded."""
+        return self.initial_load_done.is_set() and bool(self._models)
+
+    @property
     def has_model(self) -> bool:
         """True once any model (or the default) is loaded."""
         return bool(self._models)
@@ -60,11 +65,15 @@ class ModelRegistry(Service):
         return dict(self._models)
 
     async def load_champions(self, reload_default: bool = True) -> int:
-        """Load every identifier's champion and the configured default; returns how many loaded."""
-        loaded = await self.follow_registry()
+        """Load the configured default, then every identifier's champion; returns how many loaded.
+
+        The default first: with a thousand champions to load one by one, it answers every identifier
+        meanwhile (flagged as a fallback); loaded last, every request failed until all were in (issue 27).
+        """
+        loaded = 0
         if self.settings.model.default_uri and (reload_default or DEFAULT_KEY not in self._models):
             loaded += await self._try_load(DEFAULT_KEY, self.settings.model.default_uri)
-        return loaded
+        return loaded + await self.follow_registry()
 
     async def _try_load(self, identifier: str, uri: str) -> bool:
         """Load unless this URI is known broken; a failure is logged, never raised (a broken one is remembered)."""

@@ -66,7 +66,7 @@ def readiness(
         text
         for failing, text in (
             (not recovered, "table recovery or a rebalance is in progress"),
-            (not model_loaded, "no model loaded yet"),
+            (not model_loaded, "models are still loading, or none is configured"),
             (outage, f"broker unreachable for {watch.unreachable_for(now):.0f}s; payload predictions still work"),
         )
         if failing

@@ -79,3 +79,29 @@ async def test_a_registry_outage_defers_the_default_model_and_a_later_follow_loa
     assert await p.load_champions() == 0 and not p.has_model
     assert await p.load_champions(reload_default=False) == 1, "a registry outage must not mark the model broken"
     assert await p.load_champions(reload_default=False) == 0 and len(calls) == 2  # loaded: not reloaded every tick
+
+
+async def test_the_default_loads_before_the_champions_and_readiness_waits_for_all(tmp_path, monkeypatch):
+    """1,000 champions loaded one by one before the default: every request failed for ~40 s (issue 27)."""
+    p = ModelRegistry(
+        Settings(paths={"var_dir": tmp_path / "var"}, model={"default_uri": "models:/flts-demo@champion"}), Metrics()
+    )
+    order: list[str] = []
+    answers: list[str] = []
+
+    def load(uri: str):
+        if order:  # a champion is loading: the default already answers every identifier
+            answers.append(p.resolve("B")[1])
+        order.append(uri)
+        return model()
+
+    monkeypatch.setattr(packaging, "load", load)
+    monkeypatch.setattr(
+        p, "_registry_champions", lambda: {"A": ("1", "models:/flts-A/1"), "B": ("3", "models:/flts-B/3")}
+    )
+    assert not p.ready
+    assert await p.load_champions() == 3
+    assert order[0] == "models:/flts-demo@champion" and answers == [DEFAULT_KEY, DEFAULT_KEY]
+    assert not p.ready  # the initial load is not over until every champion is in
+    p.initial_load_done.set()
+    assert p.ready and p.resolve("B")[1] == "B"

@@ -32,7 +32,7 @@ def test_readiness_needs_recovery_and_a_model():
     body, status = readiness(False, True, w, 0, True)
     assert status == 503 and "recovery" in body["detail"]
     body, status = readiness(True, False, w, 0, True)
-    assert status == 503 and body["detail"] == "no model loaded yet"
+    assert status == 503 and body["detail"] == "models are still loading, or none is configured"
     assert readiness(True, True, w, 0, True) == (
         {"ready": True, "recovered": True, "model_loaded": True, "broker_connected": True, "broker_unreachable_s": 0.0},
         200,
