@@ -345,13 +345,9 @@ class ClaimProcessor:
             if not set(targets) <= set(frame.columns):
                 continue  # nothing to score with, and no actuals to issue from
             identifier = p.claim.identifier
-            book = books[identifier][1] if identifier in books else self._kept_accuracy(identifier, targets)
-            if book is None or book.targets != targets:
-                book = LiveAccuracy(targets)  # first forecast, or a model of other targets: start afresh
-            if identifier not in books:  # forecasts answered to GET /predict/{id} since its last claim
-                for held in self.held_forecasts(identifier):
-                    if held.values.shape[1] == len(targets):
-                        book.issue(held, keep, replace=False)
+            book = books[identifier][1] if identifier in books else self._first_book(identifier, targets, keep)
+            if book.targets != targets:
+                book = LiveAccuracy(targets)  # a model of other targets: start afresh
             stamps = frame.timestamps.astype("datetime64[ns]").view(np.int64)
             actuals = np.column_stack([frame.column(t) for t in targets]).astype(np.float32)
             self._count_scores(book.score(stamps, actuals))
@@ -380,7 +376,16 @@ class ClaimProcessor:
         )
         return identifier, json.dumps(training_request(identifier, run_id, found, now)).encode()
 
-    def _kept_accuracy(self, identifier: str, targets: tuple[str, ...]) -> LiveAccuracy | None:
+    def _first_book(self, identifier: str, targets: tuple[str, ...], keep: int) -> LiveAccuracy:
+        """The identifier's book as the batch finds it: kept in the table (or new), plus the forecasts answered
+        to GET /predict/{id} since its last claim."""
+        book = self._kept_accuracy(identifier) or LiveAccuracy(targets)
+        for held in self.held_forecasts(identifier):
+            if held.values.shape[1] == len(book.targets):
+                book.issue(held, keep, replace=False)
+        return book
+
+    def _kept_accuracy(self, identifier: str) -> LiveAccuracy | None:
         """The identifier's forecast_accuracy value, None when absent or unreadable (then scoring starts afresh)."""
         assert self.accuracy_of is not None
         payload = self.accuracy_of(identifier)
