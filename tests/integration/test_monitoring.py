@@ -9,7 +9,8 @@ import pytest
 import requests
 import yaml
 
-from tests.integration.harness import claim, consume, poll, post_predict, predict_payload, produce, put_demo_objects
+from flts_streams.forecasting.demo import demo_frame
+from tests.integration.harness import claim, consume, poll, post_predict, predict_payload, produce, put_object
 from tests.test_deploy.helpers import ROOT, alert_rules, dashboard_exprs, promql_metrics
 
 pytestmark = pytest.mark.integration
@@ -20,22 +21,28 @@ def _exposed(text: str) -> set[str]:
 
 
 def test_monitoring_queries_read_metrics_a_live_worker_exports(broker, worker):
-    # Exercise every labelled series once: a forecast, a deadline rejection, a claim end to end.
+    # Exercise every labelled series once: a forecast, a deadline rejection, claims end to end (two
+    # consecutive days, so the second scores the first one's forecast: the live accuracy series).
     assert post_predict(worker, predict_payload()).status_code == 200
     assert post_predict(worker, predict_payload(), headers={"X-Deadline-Ms": "0"}).status_code == 504
     ident = f"mon-{uuid.uuid4().hex[:6]}"
-    put_demo_objects(worker.var_dir / "objects", [ident], seed=9)
-    produce(
-        broker.bootstrap, "inference-data", [(ident.encode(), claim(ident, f"{ident}.parquet", claim_id=ident), None)]
-    )
-    poll(
-        lambda: any(
-            r["value"]["claim"]["claim_id"] == ident
-            for r in consume(broker.bootstrap, "inference-results", None, timeout=20)
-        ),
-        timeout=60,
-        interval=1,
-    )
+    two_days = demo_frame(days=2, seed=9, gaps=0, blanks=0)
+    for day, rows in (("d1", two_days.iloc[:720]), ("d2", two_days.iloc[720:])):
+        put_object(worker.var_dir / "objects", f"{ident}-{day}.parquet", rows)
+        claim_id = f"{ident}-{day}"
+        produce(
+            broker.bootstrap,
+            "inference-data",
+            [(ident.encode(), claim(ident, f"{ident}-{day}.parquet", claim_id=claim_id), None)],
+        )
+        poll(
+            lambda cid=claim_id: any(
+                r["value"]["claim"]["claim_id"] == cid
+                for r in consume(broker.bootstrap, "inference-results", None, timeout=20)
+            ),
+            timeout=60,
+            interval=1,
+        )
     so = yaml.safe_load((ROOT / "k8s" / "keda-scaledobject.yaml").read_text())
     wanted = set().union(
         *(
