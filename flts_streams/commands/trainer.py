@@ -61,6 +61,7 @@ def retrain(settings: Settings, request: dict[str, Any]) -> TrainingEvent:
                 registry_prefix=settings.model.registry_prefix,
                 alias=settings.model.champion_alias,
                 progress=False,
+                decide=False,  # the workers' backtest on the SUCCESS event promotes, or not
             )
     except TransientError:
         raise

@@ -144,11 +144,17 @@ def register(
     candidate: Forecaster,
     *,
     force: bool = False,
+    decide: bool = True,
 ) -> Registration:
-    """Register the run's model and move the alias when there is no champion, it wins, or force."""
+    """Register the run's model and move the alias when there is no champion, it wins, or force.
+
+    With ``decide`` False the alias stays: the workers' backtest decides on the model-training event.
+    """
     version = mlflow.register_model(model_uri, name).version
-    current = champion_uri(name, alias)
-    promoted, reason = decide_by_validation_mae(current, frame, val_start, candidate, force)
+    if decide:
+        promoted, reason = decide_by_validation_mae(champion_uri(name, alias), frame, val_start, candidate, force)
+    else:
+        promoted, reason = False, "left to the workers' backtest (model-training event)"
     if promoted:
         MlflowClient().set_registered_model_alias(name, alias, version)
     log.info("registered name=%s version=%s promoted=%s reason=%s", name, version, promoted, reason)

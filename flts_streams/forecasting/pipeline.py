@@ -41,8 +41,9 @@ def train_and_register(
     alias: str,
     promote: bool = False,
     progress: bool = True,
+    decide: bool = True,
 ) -> packaging.Registration:
-    """Train on a file, log the model to MLflow, register it and maybe move the champion alias."""
+    """Train on a file, log the model to MLflow, register it and maybe move the champion alias (``decide``)."""
     frame = load_frame(data, cfg.features)
     bar = tqdm(total=cfg.epochs, desc=f"train {identifier} {cfg.kind}", unit="epoch", disable=not progress)
 
@@ -56,7 +57,9 @@ def train_and_register(
         bar.close()
     run_id, uri = packaging.log_model(result, cfg, identifier, data.name)
     name = packaging.registered_name(registry_prefix, identifier)
-    return packaging.register(run_id, uri, name, alias, frame, result.val_start, result.forecaster, force=promote)
+    return packaging.register(
+        run_id, uri, name, alias, frame, result.val_start, result.forecaster, force=promote, decide=decide
+    )
 
 
 def evaluate(

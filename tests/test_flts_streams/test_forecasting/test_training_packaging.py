@@ -129,3 +129,13 @@ def test_a_distilled_ensemble_serves_one_network(frame):
     assert isinstance(result.forecaster.net, ForecastNet) and spec.members == 1 and spec.distilled_from == 2
     assert {row["member"] for row in result.history} == {0, 1, -1}  # two members, then the distilled network
     assert np.isfinite(result.forecaster.forecast(frame.tail(200)).values).all()
+
+
+def test_a_registration_can_leave_the_alias_to_the_workers(tmp_path, mlflow_store):
+    data = tmp_path / "train.csv"
+    demo_frame(days=3, seed=4).to_csv(data, index=False)
+    reg = train_and_register(
+        data, "site-b", FAST, registry_prefix="flts-", alias="champion", progress=False, decide=False
+    )
+    assert not reg.promoted and "backtest" in reg.reason
+    assert packaging.champion_uri("flts-site-b", "champion") is None  # no alias: the backtest decides
