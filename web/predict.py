@@ -74,8 +74,9 @@ async def _forecast(
     budget: float,
     quantiles: tuple[float, ...] | None = None,
 ) -> bytes:
-    seen: list[PreparedFrame] = []
+    seen: list[PreparedFrame] | None = None  # a list only when remembering: nothing more on POST /predict
     if cached and app.settings.accuracy.remember_cached:
+        seen = []
         frame_for = _seeing(frame_for, seen)  # the origin and last actuals of the forecast, to remember it
     with app.admission.admit():
         try:

@@ -14,6 +14,7 @@ from flts_streams.core.errors import TransientError
 from flts_streams.core.metrics import Metrics
 from flts_streams.core.settings import Settings
 from flts_streams.forecasting.demo import demo_frame
+from flts_streams.forecasting.packaging import LoadedModel
 from flts_streams.forecasting.spec import FEATURES
 from flts_streams.models.predictor import Predictor
 from flts_streams.models.registry import ModelRegistry
@@ -76,6 +77,14 @@ async def predictor(tmp_path):
 def _predictor(settings: Settings) -> Predictor:
     metrics = Metrics()
     return Predictor(settings, metrics, ModelRegistry(settings, metrics))
+
+
+async def _started(settings: Settings, default: LoadedModel) -> Predictor:
+    """A started predictor serving ``default`` for every identifier (stop it when done)."""
+    predictor = _predictor(settings)
+    await predictor.start()
+    predictor.registry.install(DEFAULT_KEY, default)
+    return predictor
 
 
 def _processor(tmp_path, predictor, store) -> ClaimProcessor:
@@ -247,9 +256,7 @@ async def test_each_claim_extends_the_identifiers_kept_history(tmp_path):
     from flts_streams.streaming.target_history import decode_history
 
     settings = Settings(paths={"var_dir": tmp_path / "var"}, streaming={"retry_backoff_s": 0.01})
-    predictor = _predictor(settings)
-    await predictor.start()
-    predictor.registry.install(DEFAULT_KEY, model(history_days=1, quantiles=(0.1, 0.9)))
+    predictor = await _started(settings, model(history_days=1, quantiles=(0.1, 0.9)))
     store, two_days = _two_day_objects(tmp_path, seed=4)
     kept: dict[str, bytes] = {}
     processor = ClaimProcessor(settings, store, predictor.metrics, predictor, history_of=kept.get)
@@ -269,9 +276,7 @@ async def test_each_claim_extends_the_identifiers_kept_history(tmp_path):
 
 async def test_in_a_burst_each_claim_sees_the_earlier_claims_of_its_site(tmp_path, monkeypatch):
     settings = Settings(paths={"var_dir": tmp_path / "var"}, streaming={"retry_backoff_s": 0.01})
-    predictor = _predictor(settings)
-    await predictor.start()
-    predictor.registry.install(DEFAULT_KEY, model(history_days=2))
+    predictor = await _started(settings, model(history_days=2))
     store, two_days = _two_day_objects(tmp_path, seed=5)
     seen: dict[float, int] = {}
     real = predictor.predict
@@ -297,9 +302,7 @@ async def test_a_later_claim_scores_the_forecast_of_an_earlier_one(tmp_path):
     from flts_streams.streaming.live_accuracy import decode_accuracy
 
     settings = Settings(paths={"var_dir": tmp_path / "var"}, streaming={"retry_backoff_s": 0.01})
-    predictor = _predictor(settings)
-    await predictor.start()
-    predictor.registry.install(DEFAULT_KEY, model(quantiles=(0.1, 0.5, 0.9)))
+    predictor = await _started(settings, model(quantiles=(0.1, 0.5, 0.9)))
     store, two_days = _two_day_objects(tmp_path, seed=6)
     kept: dict[str, bytes] = {}
     processor = ClaimProcessor(settings, store, predictor.metrics, predictor, accuracy_of=kept.get)
@@ -340,9 +343,7 @@ async def test_drift_publishes_one_training_request_per_cool_down(tmp_path):
         streaming={"retry_backoff_s": 0.01},
         accuracy={"drift_min_steps": 30, "drift_mae_factor": 2.0},
     )
-    predictor = _predictor(settings)
-    await predictor.start()
-    predictor.registry.install(DEFAULT_KEY, model(metrics={"val_mae_down": 1.0}))  # any live MAE is far above 1
+    predictor = await _started(settings, model(metrics={"val_mae_down": 1.0}))  # any live MAE is far above 1
     store, _ = _two_day_objects(tmp_path, seed=7)
     kept: dict[str, bytes] = {}
     processor = ClaimProcessor(settings, store, predictor.metrics, predictor, accuracy_of=kept.get)
@@ -369,9 +370,7 @@ async def test_a_failure_of_live_accuracy_costs_no_claim_its_result(tmp_path, mo
 
     monkeypatch.setattr(live_accuracy.LiveAccuracy, "score", broken)
     settings = Settings(paths={"var_dir": tmp_path / "var"}, streaming={"retry_backoff_s": 0.01})
-    predictor = _predictor(settings)
-    await predictor.start()
-    predictor.registry.install(DEFAULT_KEY, model())
+    predictor = await _started(settings, model())
     store, _ = _two_day_objects(tmp_path, seed=8)
     processor = ClaimProcessor(settings, store, predictor.metrics, predictor, accuracy_of={}.get)
     try:
@@ -385,9 +384,7 @@ async def test_a_held_cached_forecast_of_another_model_is_remembered_and_scored_
     from flts_streams.streaming.live_accuracy import HeldForecasts, decode_accuracy, issued_from_frame
 
     settings = Settings(paths={"var_dir": tmp_path / "var"}, streaming={"retry_backoff_s": 0.01})
-    predictor = _predictor(settings)
-    await predictor.start()
-    predictor.registry.install(DEFAULT_KEY, model(seed=1))
+    predictor = await _started(settings, model(seed=1))
     store, _ = _two_day_objects(tmp_path, seed=9)
     kept: dict[str, bytes] = {}
     held = HeldForecasts(per_identifier=4)
