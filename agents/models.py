@@ -55,7 +55,8 @@ async def _handle(event: EventT) -> None:
     cached = latest_frames.get(identifier) if identifier != DEFAULT_KEY else None
     try:
         frame = decode_frame(cached) if cached is not None else None
-        decision = await asyncio.to_thread(evaluate, ev, app.models.own_model(identifier), frame, demo_prepared_frame)
+        champion = await app.models.own_model(identifier)
+        decision = await asyncio.to_thread(evaluate, ev, champion, frame, demo_prepared_frame)
     except Exception as exc:  # noqa: BLE001 - load, smoke test or backtest failed: reject, keep serving
         log.warning("model rejected identifier=%s run_id=%s error=%r", identifier, ev.run_id, exc)
         decision = Decision(identifier, model_uri_of(ev), ev.run_id, False, f"evaluation failed: {exc}")

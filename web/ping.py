@@ -3,6 +3,7 @@
 from faust.web import Request, Response, View
 
 from flts_streams.app import app
+from flts_streams.models.serving_rule import DEFAULT_KEY, GLOBAL_KEY
 from tables.latest_frames import latest_frames
 
 
@@ -12,8 +13,8 @@ class PredictPing(View):
 
     async def get(self, request: Request) -> Response:
         identifier = request.query.get("identifier", app.settings.serving.default_identifier)
-        models = app.models.models()
-        model = models.get(identifier) or models.get("*")
+        models = app.models.models()  # in memory only: a probe does not load a model
+        model = next((models[k] for k in (identifier, GLOBAL_KEY, DEFAULT_KEY) if k in models), None)
         spec = model.forecaster.spec if model else None
         return self.json(
             {

@@ -61,6 +61,9 @@ class Metrics:
         )
         self.fallback_children = tuple(self.fallbacks.labels(kind) for kind in FALLBACK_KINDS)  # indexed by a bool
         self.models_loaded = Gauge("flts_models_loaded", "Models currently loaded", registry=r)
+        self.model_evictions = Counter(
+            "flts_model_evictions", "Own models unloaded to keep FLTS_MODEL__MAX_LOADED", registry=r
+        )
         self.claims = Counter("flts_claims", "Claims by outcome", ["outcome"], registry=r)
         # Live accuracy, labelled by model run and horizon bucket only: never one series per identifier.
         live = ["run_id", "horizon"]

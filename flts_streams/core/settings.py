@@ -128,6 +128,14 @@ class ModelSettings(_Group):
     registry_prefix: str = Field("flts-", description="Registered model name = prefix + identifier")
     champion_alias: str = Field("champion", description="Registry alias of the serving model")
     default_uri: str = Field("", description="Fallback model URI for identifiers without a champion")
+    global_name: str = Field(
+        "flts-global",
+        description="Registered name of the global model: its champion answers identifiers without their own",
+    )
+    max_loaded: int = Field(
+        1000, ge=1, description="Identifiers' own models kept in memory (least recently used unloaded beyond)"
+    )
+    max_concurrent_loads: int = Field(2, ge=1, description="Models loaded at once (first requests of many identifiers)")
     follow_interval_s: float = Field(
         2.0, gt=0, description="How often every worker syncs its models with the champions table"
     )

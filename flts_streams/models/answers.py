@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from flts_streams.models.serving_rule import model_reason
+from flts_streams.models.serving_rule import model_reason, model_source
 
 if TYPE_CHECKING:
     from flts_streams.models.predictor import Prediction
@@ -50,16 +50,17 @@ def quantile_key(level: float) -> str:
 def _prediction_head(identifier: str, prediction: Prediction, *, cached: bool) -> dict[str, Any]:
     """Every field of a successful forecast's response but the predictions."""
     spec = prediction.model.forecaster.spec
-    fallback = prediction.model_identifier != identifier
+    source = model_source(identifier, prediction.model_identifier)
     return {
         "status": "SUCCESS",
         "identifier": identifier,
         "run_id": prediction.model.run_id,
         "model_uri": prediction.model.uri,
         "model_identifier": prediction.model_identifier,
-        "fallback_model": fallback,
+        "model_source": source,  # the serving order's rung: "own", "global" or "default"
+        "fallback_model": source != "own",
         "synthetic_model": spec.synthetic_data,
-        "model_reason": model_reason(identifier, fallback, spec.synthetic_data),
+        "model_reason": model_reason(identifier, source, spec.synthetic_data),
         "cached": cached,
         "freq": f"{spec.cadence_s:g}s",  # forecasts are stamped on the model's cadence
     }

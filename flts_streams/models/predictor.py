@@ -78,7 +78,7 @@ class Predictor(Service):
         forecasts); otherwise a model that reads history takes it from the frame. Raises TimeoutError
         when the forecast is not back within ``timeout`` seconds.
         """
-        model, owner = self.registry.resolve(identifier)  # resolved once: a swap mid-request cannot mix models
+        model, owner = await self.registry.resolve(identifier)  # once: a swap mid-request cannot mix models
         forecaster = model.forecaster
         if owner != identifier:
             self._count_fallback(identifier, model)

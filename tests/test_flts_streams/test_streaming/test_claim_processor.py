@@ -282,7 +282,7 @@ async def test_in_a_burst_each_claim_sees_the_earlier_claims_of_its_site(tmp_pat
     real = predictor.predict
 
     async def spy(identifier, frame_for, horizon, source="http", timeout=None, *, quantiles=None, history=None):
-        spec = predictor.registry.resolve(identifier)[0].forecaster.spec
+        spec = (await predictor.registry.resolve(identifier))[0].forecaster.spec
         series = history(spec)
         seen[float(series[-1])] = len(series)  # keyed by the last value: which object this forecast was for
         return await real(identifier, frame_for, horizon, source, timeout, quantiles=quantiles, history=history)
