@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from flts_streams.commands.dev_stack import Supervisor, WebAddress
     from flts_streams.streaming.object_store import ObjectStore
 
-from flts_streams.core.errors import FltsError
+from flts_streams.core.errors import FltsError, InvalidInput
 from flts_streams.core.settings import Settings, child_env
 
 log = logging.getLogger("flts_streams.commands.cli")
@@ -46,10 +46,19 @@ def _tracking(settings: Settings) -> None:
 
 
 def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
-    """Train one model and register it."""
-    from flts_streams.forecasting.pipeline import train_and_register
+    """Train one model (an identifier's, or the global one across many files) and register it."""
+    from flts_streams.forecasting.pipeline import train_and_register, train_global_and_register
     from flts_streams.forecasting.training import TrainConfig
 
+    if args.global_model == bool(args.identifier):
+        raise InvalidInput("give --identifier ID (that identifier's model) or --global (one model across the files)")
+    if args.global_model and args.publish:
+        raise InvalidInput(
+            "--publish announces an identifier's model; the global model reaches every worker through its registry "
+            f"alias ({settings.model.global_name}@{settings.model.champion_alias}) within a few seconds"
+        )
+    if not args.global_model and len(args.data) != 1:
+        raise InvalidInput("an identifier's model trains on one file; several files train the global model (--global)")
     _tracking(settings)
     cfg = TrainConfig(
         kind=args.model,
@@ -62,15 +71,26 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
         history_days=args.history_days,
         members=args.members,
     )
-    reg = train_and_register(
-        Path(args.data),
-        args.identifier,
-        cfg,
-        registry_prefix=settings.model.registry_prefix,
-        alias=settings.model.champion_alias,
-        promote=args.promote,
-        progress=not args.quiet,
-    )
+    alias, progress = settings.model.champion_alias, not args.quiet
+    if args.global_model:
+        reg = train_global_and_register(
+            [Path(d) for d in args.data],
+            settings.model.global_name,
+            cfg,
+            alias=alias,
+            promote=args.promote,
+            progress=progress,
+        )
+    else:
+        reg = train_and_register(
+            Path(args.data[0]),
+            args.identifier,
+            cfg,
+            registry_prefix=settings.model.registry_prefix,
+            alias=alias,
+            promote=args.promote,
+            progress=progress,
+        )
     _say(
         f"run_id={reg.run_id}\nmodel_uri={reg.model_uri}\nregistered={reg.registered_name} version={reg.version}\n"
         f"champion={'yes' if reg.promoted else 'no'} ({reg.reason})"
@@ -333,8 +353,20 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
     if args.which == "claims":
         from flts_bench import claims
 
-        summary = claims.run(settings.paths.var_dir / "bench", args.count, args.identifiers, Path(args.docs))
+        summary = claims.run(settings.paths.var_dir / "bench", args.count, args.identifiers or 20, Path(args.docs))
         _say(json.dumps(summary, indent=2))
+        return 0
+    if args.which == "scale":
+        from flts_bench import scale
+
+        summary = scale.run(
+            settings.paths.var_dir / "bench",
+            args.identifiers or 10_000,
+            args.champions,
+            Path(args.docs),
+            data=Path(args.data) if args.data else None,
+        )
+        _say(json.dumps(summary, indent=2, default=str))
         return 0
     from flts_bench import http
 
@@ -355,8 +387,19 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_argument("--no-demo", action="store_true", help="do not train a demo model")
     dev.set_defaults(func=cmd_dev)
     tr = sub.add_parser("train", help="train a forecaster and log it to MLflow")
-    tr.add_argument("--data", required=True, help="CSV or Parquet file")
-    tr.add_argument("--identifier", required=True)
+    tr.add_argument(
+        "--data",
+        required=True,
+        nargs="+",
+        help="CSV or Parquet file; with --global several files or directories (each file one series)",
+    )
+    tr.add_argument("--identifier", help="the identifier whose model this is (registered as prefix + identifier)")
+    tr.add_argument(
+        "--global",
+        dest="global_model",
+        action="store_true",
+        help="train the global model across the files, scale-free, registered as FLTS_MODEL__GLOBAL_NAME",
+    )
     tr.add_argument("--model", choices=("lstm", "gru"), default="lstm")
     tr.add_argument("--epochs", type=int, default=40)
     tr.add_argument("--window", type=int, default=30)
@@ -411,9 +454,13 @@ def build_parser() -> argparse.ArgumentParser:
     pc.add_argument("--quiet", action="store_true", help="no progress bar")
     pc.set_defaults(func=cmd_publish_claims)
     be = sub.add_parser("bench", help="benchmarks against baselines measured in the same run")
-    be.add_argument("which", choices=("http", "claims"))
+    be.add_argument("which", choices=("http", "claims", "scale"))
     be.add_argument("--count", type=int, default=100_000, help="claims: burst size")
-    be.add_argument("--identifiers", type=int, default=20, help="claims: identifiers the burst is spread over")
+    be.add_argument(
+        "--identifiers", type=int, default=None, help="claims: identifiers of the burst (20); scale: cells (10,000)"
+    )
+    be.add_argument("--champions", type=int, default=1_000, help="scale: identifiers with a champion of their own")
+    be.add_argument("--data", default=None, help="scale: a data file the cells are copied from (default: demo data)")
     be.add_argument(
         "--seconds", type=float, default=8.0, help="http: measurement time per server and level, split over the rounds"
     )

@@ -50,7 +50,7 @@ class ServingGraph(nn.Module):
         self.net = net
         self.window = spec.window
         self.time_features = tuple(spec.time_features)
-        self.log_columns = list(spec.target_index) if spec.log_targets else []
+        self.log_columns = spec.log_index
         self.log_targets = spec.log_targets
         self.sort_quantiles = bool(spec.quantiles)
         self.register_buffer("output_offsets", torch.from_numpy(spec.output_offsets), persistent=False)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -139,8 +140,8 @@ def register(
     model_uri: str,
     name: str,
     alias: str,
-    frame: PreparedFrame,
-    val_start: int,
+    frame: PreparedFrame | Sequence[PreparedFrame],
+    val_start: int | Sequence[int],
     candidate: Forecaster,
     *,
     force: bool = False,
@@ -149,6 +150,7 @@ def register(
     """Register the run's model and move the alias when there is no champion, it wins, or force.
 
     With ``decide`` False the alias stays: the workers' backtest decides on the model-training event.
+    Several frames (a global model): the validation MAEs of all of them, summed, decide.
     """
     version = mlflow.register_model(model_uri, name).version
     if decide:
@@ -162,19 +164,25 @@ def register(
 
 
 def decide_by_validation_mae(
-    current_uri: str | None, frame: PreparedFrame, val_start: int, candidate: Forecaster, force: bool
+    current_uri: str | None,
+    frame: PreparedFrame | Sequence[PreparedFrame],
+    val_start: int | Sequence[int],
+    candidate: Forecaster,
+    force: bool,
 ) -> tuple[bool, str]:
-    """Champion decision on the candidate's own validation window."""
+    """Champion decision on the candidate's own validation window(s)."""
     if force:
         return True, "forced (--promote)"
     if current_uri is None:
         return True, "no champion yet"
+    frames = [frame] if isinstance(frame, PreparedFrame) else list(frame)
+    starts = [val_start] if isinstance(val_start, int) else list(val_start)
     try:
         current = load(current_uri).forecaster
-        current_mae = validation_mae(current, frame, val_start)
+        current_mae = sum(validation_mae(current, f, v) for f, v in zip(frames, starts))
     except (FltsError, ValueError) as exc:  # incompatible or broken champion: replace it
         return True, f"current champion unusable ({exc})"
-    new_mae = validation_mae(candidate, frame, val_start)
+    new_mae = sum(validation_mae(candidate, f, v) for f, v in zip(frames, starts))
     if new_mae < current_mae:
         return True, f"val MAE {new_mae:.4g} beats champion {current_mae:.4g}"
     return False, f"val MAE {new_mae:.4g} does not beat champion {current_mae:.4g}"

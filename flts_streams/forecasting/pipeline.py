@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +16,10 @@ from flts_streams.forecasting import benchmark, packaging
 from flts_streams.forecasting.benchmark import BenchmarkResult
 from flts_streams.forecasting.frame import PreparedFrame, prepare_frame
 from flts_streams.forecasting.reference import lightgbm_reference
-from flts_streams.forecasting.training import TrainConfig, train
+from flts_streams.forecasting.training import TrainConfig, split_point, train
 
 log = logging.getLogger(__name__)
+GLOBAL_IDENTIFIER = "global"  # the identifier tag of a global model's MLflow run
 
 
 def read_table_file(path: Path) -> pd.DataFrame:
@@ -44,7 +46,47 @@ def train_and_register(
     decide: bool = True,
 ) -> packaging.Registration:
     """Train on a file, log the model to MLflow, register it and maybe move the champion alias (``decide``)."""
-    frame = load_frame(data, cfg.features)
+    name = packaging.registered_name(registry_prefix, identifier)
+    return _train_and_register(
+        [data], identifier, name, cfg, alias=alias, promote=promote, progress=progress, decide=decide
+    )
+
+
+def train_global_and_register(
+    data: list[Path], name: str, cfg: TrainConfig, *, alias: str, promote: bool = False, progress: bool = True
+) -> packaging.Registration:
+    """The global model: scale-free, trained across every file (one series each; directories: their files)."""
+    files = data_files(data)
+    if len(files) < 1:
+        raise InvalidInput(f"no CSV or Parquet files in {[str(d) for d in data]}")
+    return _train_and_register(
+        files, GLOBAL_IDENTIFIER, name, replace(cfg, scale_free=True), alias=alias, promote=promote, progress=progress
+    )
+
+
+def data_files(paths: list[Path]) -> list[Path]:
+    """The files named, directories replaced by their CSV and Parquet files (sorted, recursively)."""
+    out: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            out += sorted(p for p in path.rglob("*") if p.suffix in (".csv", ".parquet", ".pq") and p.is_file())
+        else:
+            out.append(path)
+    return out
+
+
+def _train_and_register(
+    files: list[Path],
+    identifier: str,
+    name: str,
+    cfg: TrainConfig,
+    *,
+    alias: str,
+    promote: bool,
+    progress: bool,
+    decide: bool = True,
+) -> packaging.Registration:
+    frames = [load_frame(f, cfg.features) for f in files]
     bar = tqdm(total=cfg.epochs, desc=f"train {identifier} {cfg.kind}", unit="epoch", disable=not progress)
 
     def on_epoch(epoch: int, row: dict[str, float]) -> None:
@@ -52,13 +94,14 @@ def train_and_register(
         bar.set_postfix(train=f"{row['train_loss']:.4f}", val=f"{row['val_loss']:.4f}")
 
     try:
-        result = train(frame, cfg, on_epoch)
+        result = train(frames if len(frames) > 1 else frames[0], cfg, on_epoch)
     finally:
         bar.close()
-    run_id, uri = packaging.log_model(result, cfg, identifier, data.name)
-    name = packaging.registered_name(registry_prefix, identifier)
+    data_name = files[0].name if len(files) == 1 else f"{len(files)} files"
+    run_id, uri = packaging.log_model(result, cfg, identifier, data_name)
+    val_starts = [split_point(len(f), cfg) for f in frames]
     return packaging.register(
-        run_id, uri, name, alias, frame, result.val_start, result.forecaster, force=promote, decide=decide
+        run_id, uri, name, alias, frames, val_starts, result.forecaster, force=promote, decide=decide
     )
 
 

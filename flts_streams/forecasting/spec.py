@@ -23,6 +23,8 @@ FEATURES = (
     "rb_up",
     "rb_up_var",
 )
+# Columns that grow with a site's traffic: a scale-free model reads them as logs relative to the window.
+VOLUME_FEATURES = ("down", "up", "rnti_count")
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,9 @@ class ModelSpec:
     # split (training.calibrate); empty: none.
     quantile_offsets: tuple[float, ...] = ()
     distilled_from: int = 0  # members of the ensemble this one network was trained to reproduce (0: none)
+    # Scale-free inputs (a global model across sites): these columns are read as logs and centred on their
+    # window mean, the history features relative to the window's level; empty: absolute inputs.
+    relative: tuple[str, ...] = ()
 
     @property
     def cadence(self) -> np.timedelta64:
@@ -81,6 +86,17 @@ class ModelSpec:
         return offsets
 
     @property
+    def log_index(self) -> list[int]:
+        """Positions of the features read as logs: the targets of a log-space model and the relative columns."""
+        logged = set(self.target_index) if self.log_targets else set()
+        return sorted(logged | {self.features.index(c) for c in self.relative})
+
+    @property
+    def relative_index(self) -> list[int]:
+        """Positions of the relative (window-centred) columns within the features."""
+        return [self.features.index(c) for c in self.relative]
+
+    @property
     def target_index(self) -> list[int]:
         """Positions of the targets within the features."""
         return [self.features.index(t) for t in self.targets]
@@ -96,7 +112,7 @@ class ModelSpec:
         """Inverse of to_json."""
         d: dict[str, Any] = json.loads(text)
         d["scaler"] = Scaler.from_dict(d["scaler"])
-        for key in ("features", "targets", "time_features", "quantiles", "quantile_offsets"):
+        for key in ("features", "targets", "time_features", "quantiles", "quantile_offsets", "relative"):
             if key in d:
                 d[key] = tuple(d[key])
         return cls(**d)

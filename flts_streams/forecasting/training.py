@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -20,7 +20,7 @@ from flts_streams.forecasting.graph import LOG_FLOOR
 from flts_streams.forecasting.history import history_features
 from flts_streams.forecasting.model import ForecastEnsemble, build_net
 from flts_streams.forecasting.scaler import Scaler
-from flts_streams.forecasting.spec import FEATURES, ModelSpec
+from flts_streams.forecasting.spec import FEATURES, VOLUME_FEATURES, ModelSpec
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +53,8 @@ class TrainConfig:
     # Serve one network trained to reproduce the members' mean (distillation) instead of all of them:
     # five LSTMs per forward cut /predict throughput from 0.51 to 0.35 of the bare handler.
     distill: bool = True
+    # Scale-free inputs (spec.relative): one model for sites of any traffic level (a global model).
+    scale_free: bool = False
 
 
 @dataclass
@@ -79,25 +81,40 @@ def split_point(rows: int, cfg: TrainConfig) -> int:
     return val_start
 
 
-def make_spec(frame: PreparedFrame, cfg: TrainConfig, val_start: int) -> ModelSpec:
-    """Spec with a scaler fitted on the training rows only (on log targets when the model is log-space)."""
-    missing = [c for c in (*cfg.features, *cfg.targets) if c not in frame.columns]
+def make_spec(
+    frames: PreparedFrame | Sequence[PreparedFrame], cfg: TrainConfig, val_starts: int | Sequence[int]
+) -> ModelSpec:
+    """Spec with a scaler fitted on the training rows only (on log targets when the model is log-space).
+
+    Several frames (a global model): the scaler is fitted on all their training rows, each scale-free
+    column centred on its frame's mean, so its scale is the variation within a site, not between sites.
+    """
+    frames, val_starts = _as_lists(frames, val_starts)
+    missing = sorted({c for f in frames for c in (*cfg.features, *cfg.targets) if c not in f.columns})
     if missing:
         raise InvalidInput(f"training data lacks columns {missing}")
     check_quantiles(cfg.quantiles)
-    log_targets = cfg.log_targets and bool((frame.select(cfg.targets) > 0).all())
+    positive = all(bool((f.select(cfg.targets) > 0).all()) for f in frames)
+    log_targets = cfg.scale_free or (cfg.log_targets and positive)
     if cfg.log_targets and not log_targets:
         log.info("log_targets off: a target is zero or negative in the training data")
-    scaler = Scaler.fit(
-        cfg.features, _model_space(frame.select(cfg.features), cfg.features, cfg.targets, log_targets)[:val_start]
-    )
+    relative = tuple(c for c in cfg.features if c in VOLUME_FEATURES or c in cfg.targets) if cfg.scale_free else ()
+    logged = _logged(cfg.features, cfg.targets, log_targets, relative)
+    rows = []
+    for frame, val_start in zip(frames, val_starts):
+        part = _model_space(frame.select(cfg.features), logged)[:val_start]
+        if relative:
+            idx = [cfg.features.index(c) for c in relative]
+            part[:, idx] -= part[:, idx].mean(axis=0)
+        rows.append(part)
+    scaler = Scaler.fit(cfg.features, np.concatenate(rows))
     return ModelSpec(
         kind=cfg.kind,
         features=cfg.features,
         targets=cfg.targets,
         window=cfg.window,
         horizon=cfg.horizon,
-        cadence_s=float(frame.cadence.astype("timedelta64[ns]").astype(np.int64) / 1e9),
+        cadence_s=_cadence_s(frames),
         scaler=scaler,
         time_features=cfg.time_features,
         hidden_size=cfg.hidden_size,
@@ -109,7 +126,25 @@ def make_spec(frame: PreparedFrame, cfg: TrainConfig, val_start: int) -> ModelSp
         profile_halfwidth=cfg.profile_halfwidth,
         log_targets=log_targets,
         members=cfg.members,
+        relative=relative,
     )
+
+
+def _as_lists(
+    frames: PreparedFrame | Sequence[PreparedFrame], val_starts: int | Sequence[int]
+) -> tuple[list[PreparedFrame], list[int]]:
+    """One frame or several, with their validation starts, as lists."""
+    if isinstance(frames, PreparedFrame):
+        return [frames], [int(val_starts)]  # type: ignore[arg-type]
+    return list(frames), [int(v) for v in val_starts]  # type: ignore[union-attr]
+
+
+def _cadence_s(frames: list[PreparedFrame]) -> float:
+    """The frames' common cadence in seconds; InvalidInput when they differ."""
+    found = {float(f.cadence.astype("timedelta64[ns]").astype(np.int64) / 1e9) for f in frames}
+    if len(found) != 1:
+        raise InvalidInput(f"training files have different cadences {sorted(found)} s; one model needs one cadence")
+    return found.pop()
 
 
 def check_quantiles(quantiles: tuple[float, ...]) -> None:
@@ -118,15 +153,19 @@ def check_quantiles(quantiles: tuple[float, ...]) -> None:
         raise InvalidInput(f"quantiles must be distinct levels strictly between 0 and 1; got {list(quantiles)}")
 
 
-def _model_space(
-    values: np.ndarray, features: tuple[str, ...], targets: tuple[str, ...], log_targets: bool
-) -> np.ndarray:
-    """Feature columns with the targets as logs when the model is log-space (forecast.LOG_FLOOR applies)."""
-    if not log_targets:
+def _logged(
+    features: tuple[str, ...], targets: tuple[str, ...], log_targets: bool, relative: tuple[str, ...]
+) -> list[int]:
+    """Positions of the columns the model reads as logs (ModelSpec.log_index before there is a spec)."""
+    return sorted({features.index(t) for t in targets if log_targets} | {features.index(c) for c in relative})
+
+
+def _model_space(values: np.ndarray, logged: list[int]) -> np.ndarray:
+    """Feature columns with the ``logged`` ones as logs (forecast.LOG_FLOOR applies)."""
+    if not logged:
         return values
     out = values.astype(np.float64, copy=True)
-    idx = [features.index(t) for t in targets]
-    out[:, idx] = np.log(np.maximum(out[:, idx], LOG_FLOOR))
+    out[:, logged] = np.log(np.maximum(out[:, logged], LOG_FLOOR))
     return out
 
 
@@ -142,7 +181,7 @@ class Tensors:
 
 def tensors(frame: PreparedFrame, spec: ModelSpec) -> Tensors:
     """The model's view of a frame: what each training origin reads, computed once for all rows."""
-    model_space = _model_space(frame.select(spec.features), spec.features, spec.targets, spec.log_targets)
+    model_space = _model_space(frame.select(spec.features), spec.log_index)
     scaled = spec.scaler.transform(model_space, spec.features).astype(np.float32)
     tf = time_features(frame.timestamps, spec.time_features)
     x = torch.from_numpy(np.concatenate([scaled, tf], axis=1))
@@ -162,6 +201,13 @@ def tensors(frame: PreparedFrame, spec: ModelSpec) -> Tensors:
     return Tensors(x, torch.from_numpy(tf), torch.from_numpy(scaled[:, spec.target_index]), torch.from_numpy(hist))
 
 
+def joined(parts: Sequence[Tensors]) -> Tensors:
+    """The tensors of several frames one after the other (origins are offset by the rows before them)."""
+    if len(parts) == 1:
+        return parts[0]
+    return Tensors(*(torch.cat([getattr(p, name) for p in parts]) for name in ("x", "tf", "y", "history")))
+
+
 def gather(t: Tensors, at: torch.Tensor, w: int, h: int) -> tuple[torch.Tensor, ...]:
     """Origins ``at``: inputs (B,W,F+T), future calendar (B,H,T), history (B,K), targets (B,H,n)."""
     past = at[:, None] + torch.arange(-w, 0)[None, :]
@@ -175,13 +221,25 @@ def quantile_loss(pred: torch.Tensor, target: torch.Tensor, levels: torch.Tensor
     return (2 * torch.maximum(levels * err, (levels - 1) * err)).mean()
 
 
-def train(frame: PreparedFrame, cfg: TrainConfig, on_epoch: EpochCallback | None = None) -> TrainResult:
-    """Train each member with early stopping on validation loss; returns the best epochs' model."""
-    val_start = split_point(len(frame), cfg)
-    spec = make_spec(frame, cfg, val_start)
-    data = tensors(frame, spec)
-    train_at = torch.from_numpy(origins(val_start, 0, cfg.window, cfg.horizon))
-    val_at = torch.from_numpy(origins(len(frame), val_start, cfg.window, cfg.horizon))
+def train(
+    frames: PreparedFrame | Sequence[PreparedFrame], cfg: TrainConfig, on_epoch: EpochCallback | None = None
+) -> TrainResult:
+    """Train each member with early stopping on validation loss; returns the best epochs' model.
+
+    Several frames (e.g. sites, for a global model): each is split chronologically on its own and
+    no window crosses from one into the next.
+    """
+    frames = [frames] if isinstance(frames, PreparedFrame) else list(frames)
+    val_starts = [split_point(len(f), cfg) for f in frames]
+    spec = make_spec(frames, cfg, val_starts)
+    data = joined([tensors(f, spec) for f in frames])
+    starts = np.cumsum([0, *(len(f) for f in frames)])
+    train_at = torch.from_numpy(
+        np.concatenate([origins(v, 0, cfg.window, cfg.horizon) + o for v, o in zip(val_starts, starts)])
+    )
+    val_at = torch.from_numpy(
+        np.concatenate([origins(len(f), v, cfg.window, cfg.horizon) + o for f, v, o in zip(frames, val_starts, starts)])
+    )
     levels = torch.tensor([0.5, *spec.quantiles])
     member_spec = replace(spec, members=1)
     states, history = [], []
@@ -196,7 +254,7 @@ def train(frame: PreparedFrame, cfg: TrainConfig, on_epoch: EpochCallback | None
     else:
         net.load_state_dict(states[0])
     if cfg.distill and spec.members > 1:
-        teacher = _outputs(net, data, torch.cat([train_at, val_at]), cfg, len(frame))
+        teacher = _outputs(net, data, torch.cat([train_at, val_at]), cfg, int(starts[-1]))
         spec = replace(member_spec, distilled_from=spec.members)
         state, rows = _train_member(
             spec, data, train_at, val_at, levels, cfg, cfg.seed + spec.distilled_from, on_epoch, teacher
@@ -204,9 +262,9 @@ def train(frame: PreparedFrame, cfg: TrainConfig, on_epoch: EpochCallback | None
         history += [{"member": -1, **row} for row in rows]  # -1: the distilled network
         net = build_net(spec)
         net.load_state_dict(state)
-    forecaster = calibrate(Forecaster(spec, net), frame, val_start)
-    result = TrainResult(forecaster, val_start, history)
-    result.val_metrics = horizon_metrics(forecaster, frame, val_start)
+    forecaster = calibrate(Forecaster(spec, net), frames, val_starts)
+    result = TrainResult(forecaster, val_starts[0], history)
+    result.val_metrics = horizon_metrics(forecaster, frames, val_starts)
     return result
 
 
@@ -300,34 +358,46 @@ def _evaluate(net: nn.Module, data: Tensors, at: torch.Tensor, cfg: TrainConfig)
     return total / max(len(at), 1)
 
 
-def calibrate(forecaster: Forecaster, frame: PreparedFrame, val_start: int) -> Forecaster:
+def calibrate(
+    forecaster: Forecaster, frames: PreparedFrame | Sequence[PreparedFrame], val_starts: int | Sequence[int]
+) -> Forecaster:
     """The forecaster with each quantile shifted so that, on the validation split, that share of actuals
     of the first target falls below it (split-conformal, per level, in the network's scaled units).
 
     Pinball loss alone left intervals too narrow where the validation days differ from the training
     days (ElBorn: 0.1-0.9 covered 66-69% of the benchmark's actuals). The split also chose the epochs,
-    so the calibration is a little optimistic.
+    so the calibration is a little optimistic. Several frames: their validation origins pooled.
     """
     spec = forecaster.spec
     if not spec.quantiles:
         return forecaster
-    at = origins(len(frame), val_start, spec.window, spec.horizon)
-    out = model_outputs(forecaster, frame, at)[:, :, 0, :]
-    truth = actuals(frame.column(spec.targets[0]), at, spec.horizon)
-    to_scaled = forecaster.target_space
-    shift = [float(np.quantile(to_scaled(truth) - to_scaled(out[..., 1 + i]), q)) for i, q in enumerate(spec.quantiles)]
+    gaps = []
+    for frame, val_start in zip(*_as_lists(frames, val_starts)):
+        at = origins(len(frame), val_start, spec.window, spec.horizon)
+        out = model_outputs(forecaster, frame, at)[:, :, 0, :]
+        truth = actuals(frame.column(spec.targets[0]), at, spec.horizon)
+        to_scaled = forecaster.target_space
+        gaps.append(np.stack([to_scaled(truth) - to_scaled(out[..., 1 + i]) for i in range(len(spec.quantiles))]))
+    pooled = np.concatenate(gaps, axis=1)
+    shift = [float(np.quantile(pooled[i], q)) for i, q in enumerate(spec.quantiles)]
     offsets = tuple(a + b for a, b in zip(spec.output_offsets[1:], shift))
     return Forecaster(replace(spec, quantile_offsets=offsets), forecaster.net)
 
 
-def horizon_metrics(forecaster: Forecaster, frame: PreparedFrame, start: int) -> dict[str, float]:
-    """Validation MAE/RMSE per target and horizon, in original units."""
+def horizon_metrics(
+    forecaster: Forecaster, frames: PreparedFrame | Sequence[PreparedFrame], starts: int | Sequence[int]
+) -> dict[str, float]:
+    """Validation MAE/RMSE per target and horizon, in original units (several frames: their origins pooled)."""
     spec = forecaster.spec
-    at = origins(len(frame), start, spec.window, spec.horizon)
-    pred = model_predictions(forecaster, frame, at)
+    preds, truths = [], []
+    for frame, start in zip(*_as_lists(frames, starts)):
+        at = origins(len(frame), start, spec.window, spec.horizon)
+        preds.append(model_predictions(forecaster, frame, at))
+        truths.append(np.stack([actuals(frame.column(t), at, spec.horizon) for t in spec.targets], axis=2))
+    pred, truth = np.concatenate(preds), np.concatenate(truths)
     metrics: dict[str, float] = {}
     for j, target in enumerate(spec.targets):
-        s = score("model", pred[:, :, j], actuals(frame.column(target), at, spec.horizon))
+        s = score("model", pred[:, :, j], truth[:, :, j])
         metrics[f"val_mae_{target}"] = s.mean_mae
         metrics[f"val_rmse_{target}"] = s.mean_rmse
         for h in range(spec.horizon):
