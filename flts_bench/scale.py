@@ -41,24 +41,20 @@ def synthetic_objects(root: Path, identifiers: list[str], source: pd.DataFrame, 
     """One object per identifier: a day of ``source`` at a random offset, scaled by 0.1-10x (a cell of its own)."""
     rng = np.random.default_rng(seed)
     root.mkdir(parents=True, exist_ok=True)
-    values = source.drop(columns=["ts"])
-    volume = [c for c in ("down", "up", "rnti_count") if c in values.columns]
+    volume = [c for c in ("down", "up", "rnti_count") if c in source.columns]
+    stamps = pd.date_range("2026-01-08", periods=ROWS, freq="120s")  # every cell's day ends at the same time
     for ident in identifiers:
         start = int(rng.integers(0, len(source) - ROWS))
         part = source.iloc[start : start + ROWS].copy()
         part[volume] = part[volume].to_numpy() * float(np.exp(rng.uniform(np.log(0.1), np.log(10))))
-        # every cell's day ends at the same time: forecasts of all identifiers are comparable
-        part["ts"] = pd.date_range("2026-01-08", periods=ROWS, freq="120s")
+        part.insert(0, "ts", stamps)
         part.to_parquet(root / f"{ident}.parquet", index=False)
 
 
 def source_frame(data: Path | None) -> pd.DataFrame:
-    """The real data when given (blank cells forward-filled), else a week of the demo data."""
-    if data is None:
-        return demo_frame(days=7, seed=11)
-    frame = pd.read_csv(data).ffill().bfill()
-    frame["ts"] = pd.to_datetime(frame[frame.columns[0]] if "ts" not in frame else frame["ts"])
-    return frame
+    """The measured columns of the real data when given (blank cells filled), else a week of the demo data."""
+    frame = demo_frame(days=7, seed=11) if data is None else pd.read_csv(data).ffill().bfill()
+    return frame.drop(columns=[frame.columns[0]])  # the time column: each cell gets its own stamps
 
 
 def register_champions(tracking: str, model_uri: str, names: list[str]) -> float:

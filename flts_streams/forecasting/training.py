@@ -208,6 +208,15 @@ def joined(parts: Sequence[Tensors]) -> Tensors:
     return Tensors(*(torch.cat([getattr(p, name) for p in parts]) for name in ("x", "tf", "y", "history")))
 
 
+def joined_origins(rows: Sequence[int], val_starts: Sequence[int], w: int, h: int) -> tuple[np.ndarray, np.ndarray]:
+    """(training, validation) origins of frames of ``rows`` rows laid one after the other: each origin's window
+    and horizon lie inside its own frame and its own split."""
+    starts = np.cumsum([0, *rows])
+    train_at = [origins(v, 0, w, h) + o for v, o in zip(val_starts, starts)]
+    val_at = [origins(n, v, w, h) + o for n, v, o in zip(rows, val_starts, starts)]
+    return np.concatenate(train_at), np.concatenate(val_at)
+
+
 def gather(t: Tensors, at: torch.Tensor, w: int, h: int) -> tuple[torch.Tensor, ...]:
     """Origins ``at``: inputs (B,W,F+T), future calendar (B,H,T), history (B,K), targets (B,H,n)."""
     past = at[:, None] + torch.arange(-w, 0)[None, :]
@@ -233,13 +242,8 @@ def train(
     val_starts = [split_point(len(f), cfg) for f in frames]
     spec = make_spec(frames, cfg, val_starts)
     data = joined([tensors(f, spec) for f in frames])
-    starts = np.cumsum([0, *(len(f) for f in frames)])
-    train_at = torch.from_numpy(
-        np.concatenate([origins(v, 0, cfg.window, cfg.horizon) + o for v, o in zip(val_starts, starts)])
-    )
-    val_at = torch.from_numpy(
-        np.concatenate([origins(len(f), v, cfg.window, cfg.horizon) + o for f, v, o in zip(frames, val_starts, starts)])
-    )
+    lengths = [len(f) for f in frames]
+    train_at, val_at = (torch.from_numpy(a) for a in joined_origins(lengths, val_starts, cfg.window, cfg.horizon))
     levels = torch.tensor([0.5, *spec.quantiles])
     member_spec = replace(spec, members=1)
     states, history = [], []
@@ -254,7 +258,7 @@ def train(
     else:
         net.load_state_dict(states[0])
     if cfg.distill and spec.members > 1:
-        teacher = _outputs(net, data, torch.cat([train_at, val_at]), cfg, int(starts[-1]))
+        teacher = _outputs(net, data, torch.cat([train_at, val_at]), cfg, sum(lengths))
         spec = replace(member_spec, distilled_from=spec.members)
         state, rows = _train_member(
             spec, data, train_at, val_at, levels, cfg, cfg.seed + spec.distilled_from, on_epoch, teacher

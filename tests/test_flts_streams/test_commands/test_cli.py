@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from flts_streams.commands.cli import main
 from flts_streams.forecasting.demo import demo_frame
@@ -49,3 +50,17 @@ def test_evaluate_reports_model_and_baselines(tmp_path, mlflow_store):
     assert sorted(ev.quantiles) == [0.1, 0.5, 0.9] and 0 <= ev.coverage(0.1, 0.9).mean() <= 1
     assert ev.mae("reference") < ev.mae("persistence")  # a fitted reference, not noise
     assert (tmp_path / "p.png").stat().st_size > 1000
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--data", "a.csv"], "give --identifier ID"),
+        (["--data", "a.csv", "--identifier", "A", "--global"], "give --identifier ID"),
+        (["--data", "a.csv", "b.csv", "--identifier", "A"], "several files train the global model"),
+        (["--data", "a.csv", "--global", "--publish"], "registry alias"),
+    ],
+)
+def test_train_says_which_model_it_trains(argv, message, caplog):
+    assert main(["train", *argv]) != 0
+    assert message in caplog.text
