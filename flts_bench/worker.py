@@ -38,6 +38,7 @@ class Worker:
     extra_env: dict[str, str] = field(default_factory=dict)
     port: int = field(default_factory=free_port)
     log_level: str = "info"
+    app: str = "flts_streams"  # the Faust app module (`flts bench claims` also runs a bare one)
     process: subprocess.Popen | None = None
     log_path: Path | None = None
 
@@ -73,7 +74,7 @@ class Worker:
         self.log_path = self.var_dir / f"worker-{self.port}.log"
         with open(self.log_path, "ab") as out:  # the child keeps its own copy of the descriptor
             self.process = subprocess.Popen(
-                [FAUST, "-A", "flts_streams", "worker", "-l", self.log_level],
+                [FAUST, "-A", self.app, "worker", "-l", self.log_level],
                 env=self.env(),
                 stdout=out,
                 stderr=subprocess.STDOUT,

@@ -353,7 +353,16 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
     if args.which == "claims":
         from flts_bench import claims
 
-        summary = claims.run(settings.paths.var_dir / "bench", args.count, args.identifiers or 20, Path(args.docs))
+        unknown = set(args.profiles.split(",")) - set(claims.PROFILES)
+        if unknown:
+            raise InvalidInput(f"unknown profiles {sorted(unknown)}; choose from {sorted(claims.PROFILES)}")
+        summary = claims.run(
+            settings.paths.var_dir / "bench",
+            args.count,
+            args.identifiers or 2_000,
+            Path(args.docs),
+            profiles=tuple(args.profiles.split(",")),
+        )
         _say(json.dumps(summary, indent=2))
         return 0
     if args.which == "scale":
@@ -457,7 +466,10 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument("which", choices=("http", "claims", "scale"))
     be.add_argument("--count", type=int, default=100_000, help="claims: burst size")
     be.add_argument(
-        "--identifiers", type=int, default=None, help="claims: identifiers of the burst (20); scale: cells (10,000)"
+        "--identifiers", type=int, default=None, help="claims: identifiers of the burst (2,000); scale: cells (10,000)"
+    )
+    be.add_argument(
+        "--profiles", default="embedded,batching", help="claims: producer profiles, embedded and/or batching"
     )
     be.add_argument("--champions", type=int, default=1_000, help="scale: identifiers with a champion of their own")
     be.add_argument("--data", default=None, help="scale: a data file the cells are copied from (default: demo data)")

@@ -89,6 +89,9 @@ class StreamingSettings(_Group):
     )
     object_max_rows: int = Field(50_000, ge=1, description="Most rows decoded from a claim object (~69 days at 2 min)")
     object_max_columns: int = Field(256, ge=2, description="Most columns decoded from a claim object")
+    object_concurrency: int = Field(
+        8, ge=1, description="Objects read, and prediction logs written, at once per micro-batch"
+    )
     dead_letter_prefix: str = Field(
         "dead-letters", description="Key prefix, in the default bucket, of originals too large to dead-letter whole"
     )
@@ -180,6 +183,11 @@ class EmbeddedSettings(_Group):
     enabled: bool = Field(False, description="Apply the Tansu workarounds (set by `flts dev` and the tests)")
     session_timeout_s: float = Field(8.0, gt=0, description="Consumer session timeout (Tansu holds joins for half)")
     heartbeat_s: float = Field(2.0, gt=0, description="Consumer heartbeat interval (at most a third of the timeout)")
+    single_record_batches: bool = Field(
+        True,
+        description="One record per produced batch: Tansu's end offsets stay exact, which recovery needs "
+        "(off: a throughput profile for benchmarks only)",
+    )
 
 
 class Settings(BaseSettings):
@@ -256,12 +264,13 @@ class Settings(BaseSettings):
 
     def embedded_faust_overrides(self) -> dict[str, Any]:
         """Tansu workarounds (docs/ARCHITECTURE.md, "Known traps"): short sessions, one record per produced batch."""
-        return {
+        conf: dict[str, Any] = {
             "broker_session_timeout": self.embedded.session_timeout_s,
             "broker_heartbeat_interval": self.embedded.heartbeat_s,
             "broker_rebalance_timeout": self.embedded.session_timeout_s,
+        }
+        if self.embedded.single_record_batches:
             # Tansu's ListOffsets(latest) is off for multi-record batches: 1-byte
             # batches force one record per batch so end offsets are exact.
-            "producer_max_batch_size": 1,
-            "producer_linger": 0.0,
-        }
+            conf |= {"producer_max_batch_size": 1, "producer_linger": 0.0}
+        return conf

@@ -1,4 +1,4 @@
-"""Compact serialization of prepared frames for the latest_frames table (Arrow IPC, zstd)."""
+"""Serialization of prepared frames for the latest_frames table (Arrow IPC)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,10 @@ def encode_frame(frame: PreparedFrame) -> bytes:
     meta = {b"cadence_ns": str(int(frame.cadence.astype("timedelta64[ns]").astype(np.int64))).encode()}
     table = pa.table(arrays, names=[_TIME, *frame.columns]).replace_schema_metadata(meta)
     sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, table.schema, options=pa.ipc.IpcWriteOptions(compression="zstd")) as writer:
+    # Uncompressed: zstd saved nothing on a claim's 60 rows of noisy floats (7,168 against 7,192 bytes) and 12%
+    # at 1,000 rows, for 460 us a frame against 45 (11% of a claim burst's CPU). Values written compressed
+    # before still decode: the reader follows each stream's own header.
+    with pa.ipc.new_stream(sink, table.schema) as writer:
         writer.write_table(table)
     return sink.getvalue().to_pybytes()
 
