@@ -90,6 +90,7 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
             alias=alias,
             promote=args.promote,
             progress=progress,
+            rival=settings.model.global_name or None,
         )
     _say(
         f"run_id={reg.run_id}\nmodel_uri={reg.model_uri}\nregistered={reg.registered_name} version={reg.version}\n"

@@ -146,15 +146,21 @@ def register(
     *,
     force: bool = False,
     decide: bool = True,
+    rival: str | None = None,
 ) -> Registration:
     """Register the run's model and move the alias when there is no champion, it wins, or force.
 
     With ``decide`` False the alias stays: the workers' backtest decides on the model-training event.
-    Several frames (a global model): the validation MAEs of all of them, summed, decide.
+    Several frames (a global model): the validation MAEs of all of them, summed, decide. ``rival``: the
+    model that answers when ``name`` has no champion (the global one): the first champion must beat it.
     """
     version = mlflow.register_model(model_uri, name).version
     if decide:
-        promoted, reason = decide_by_validation_mae(champion_uri(name, alias), frame, val_start, candidate, force)
+        current = champion_uri(name, alias)
+        rival_uri = champion_uri(rival, alias) if current is None and rival and rival != name else None
+        promoted, reason = decide_by_validation_mae(current or rival_uri, frame, val_start, candidate, force)
+        if rival_uri is not None and not force:
+            reason += f" (the champion of {rival}, which answers it while it has none)"
     else:
         promoted, reason = False, "left to the workers' backtest (model-training event)"
     if promoted:

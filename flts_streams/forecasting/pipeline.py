@@ -44,11 +44,15 @@ def train_and_register(
     promote: bool = False,
     progress: bool = True,
     decide: bool = True,
+    rival: str | None = None,
 ) -> packaging.Registration:
-    """Train on a file, log the model to MLflow, register it and maybe move the champion alias (``decide``)."""
+    """Train on a file, log the model to MLflow, register it and maybe move the champion alias (``decide``).
+
+    ``rival``: the global model's registered name; an identifier's first champion must beat it.
+    """
     name = packaging.registered_name(registry_prefix, identifier)
     return _train_and_register(
-        [data], identifier, name, cfg, alias=alias, promote=promote, progress=progress, decide=decide
+        [data], identifier, name, cfg, alias=alias, promote=promote, progress=progress, decide=decide, rival=rival
     )
 
 
@@ -85,6 +89,7 @@ def _train_and_register(
     promote: bool,
     progress: bool,
     decide: bool = True,
+    rival: str | None = None,
 ) -> packaging.Registration:
     frames = [load_frame(f, cfg.features) for f in files]
     bar = tqdm(total=cfg.epochs, desc=f"train {identifier} {cfg.kind}", unit="epoch", disable=not progress)
@@ -101,7 +106,7 @@ def _train_and_register(
     run_id, uri = packaging.log_model(result, cfg, identifier, data_name)
     val_starts = [split_point(len(f), cfg) for f in frames]
     return packaging.register(
-        run_id, uri, name, alias, frames, val_starts, result.forecaster, force=promote, decide=decide
+        run_id, uri, name, alias, frames, val_starts, result.forecaster, force=promote, decide=decide, rival=rival
     )
 
 

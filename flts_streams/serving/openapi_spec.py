@@ -33,6 +33,7 @@ def example_answer() -> dict[str, Any]:
         "run_id": "b59bdca5...",
         "model_uri": "models:/flts-demo@champion",
         "model_identifier": "*",
+        "model_source": "default",
         "fallback_model": True,
         "synthetic_model": True,
         "model_reason": "no model is trained for 'example-cell': the demo model answered; "
@@ -101,7 +102,17 @@ def _prediction_schema() -> dict[str, Any]:
             "identifier": {"type": "string"},
             "run_id": {"type": "string"},
             "model_uri": {"type": "string"},
-            "model_identifier": {"type": "string", "description": 'whose model answered ("*": the default model)'},
+            "model_identifier": {
+                "type": "string",
+                "description": 'whose model answered: the identifier, "@global" (the global model) '
+                'or "*" (the default)',
+            },
+            "model_source": {
+                "type": "string",
+                "enum": ["own", "global", "default"],
+                "description": "the serving order's rung that answered: the identifier's own champion, else the "
+                "global champion, else the default (the demo model under `flts dev`)",
+            },
             "fallback_model": {"type": "boolean", "description": "true when the identifier has no model of its own"},
             "synthetic_model": {"type": "boolean", "description": "true when the model was trained on synthetic data"},
             "model_reason": {"type": "string", "description": "why this model answered, in words"},

@@ -91,3 +91,23 @@ def test_the_global_model_trains_on_a_directorys_files_and_registers_under_its_n
     assert reg.registered_name == "network-global" and reg.promoted
     loaded = packaging.load("models:/network-global@champion")
     assert loaded.forecaster.spec.relative == VOLUME_FEATURES
+
+
+def test_an_identifiers_first_champion_must_beat_the_global_model(tmp_path, mlflow_store):
+    """Own before global in the serving order: an own model that forecasts worse would displace a better one."""
+    from flts_streams.forecasting.evaluation import validation_mae
+    from flts_streams.forecasting.pipeline import load_frame, train_and_register
+    from flts_streams.forecasting.training import split_point
+
+    data = tmp_path / "site.csv"
+    _site(12).to_csv(data, index=False)
+    cfg = TrainConfig(epochs=1, hidden_size=8, members=1)
+    train_global_and_register([data], "flts-global", cfg, alias="champion", progress=False)
+    reg = train_and_register(
+        data, "A", cfg, registry_prefix="flts-", alias="champion", progress=False, rival="flts-global"
+    )
+    assert "the champion of flts-global" in reg.reason
+    frame = load_frame(data, cfg.features)
+    start = split_point(len(frame), cfg)
+    own, rival = (packaging.load(u).forecaster for u in (reg.model_uri, "models:/flts-global@champion"))
+    assert reg.promoted == (validation_mae(own, frame, start) < validation_mae(rival, frame, start))
