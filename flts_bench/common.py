@@ -43,8 +43,11 @@ def stop(proc: subprocess.Popen) -> None:
             proc.kill()
 
 
-def train_bench_model(var: Path) -> tuple[str, str]:
-    """A small demo model registered in ``var``'s MLflow store; returns (tracking URI, model URI)."""
+def train_bench_model(var: Path, scale_free: bool = False) -> tuple[str, str]:
+    """A small demo model registered in ``var``'s MLflow store; returns (tracking URI, model URI).
+
+    ``scale_free``: inputs as the global model reads them (``flts train --global``).
+    """
     from flts_streams.forecasting import packaging
     from flts_streams.forecasting.demo import demo_frame
     from flts_streams.forecasting.pipeline import train_and_register
@@ -56,7 +59,12 @@ def train_bench_model(var: Path) -> tuple[str, str]:
     data = var / "bench.csv"
     demo_frame(days=7, seed=3).to_csv(data, index=False)
     reg = train_and_register(
-        data, "bench", TrainConfig(epochs=3), registry_prefix="flts-", alias="champion", progress=False
+        data,
+        "bench",
+        TrainConfig(epochs=3, scale_free=scale_free),
+        registry_prefix="flts-",
+        alias="champion",
+        progress=False,
     )
     return settings.mlflow_tracking_uri, reg.model_uri
 

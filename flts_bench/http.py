@@ -69,12 +69,15 @@ def _history_payload() -> bytes:
     return json.dumps(body).encode()
 
 
-def run(out_dir: Path, seconds: float, docs: Path, rounds: int = ROUNDS) -> dict:
-    """Start the three servers, drive each at 1/16/64 connections in interleaved rounds, plus health and overload."""
+def run(out_dir: Path, seconds: float, docs: Path, rounds: int = ROUNDS, scale_free: bool = False) -> dict:
+    """Start the three servers, drive each at 1/16/64 connections in interleaved rounds, plus health and overload.
+
+    ``scale_free``: serve a model built like the global one (`flts train --global`) instead of a site's.
+    """
     var = out_dir / "var"
     shutil.rmtree(var, ignore_errors=True)
     var.mkdir(parents=True)
-    tracking, uri = train_bench_model(var)
+    tracking, uri = train_bench_model(var, scale_free=scale_free)
     ours_body, mlflow_body = _payloads()
     (out_dir / "body.json").write_bytes(ours_body)  # for other clients (loadtests/wrk_post.lua)
     bindir = Path(sys.executable).parent
@@ -132,7 +135,7 @@ def run(out_dir: Path, seconds: float, docs: Path, rounds: int = ROUNDS) -> dict
         rss["after_overload"] = round(rss_mb(worker.pid), 1)
         time.sleep(IDLE_AFTER_S)
         rss["after_idle"] = round(rss_mb(worker.pid), 1)
-    summary = _summary(by_round, health, loaded, overload, seconds, rounds, size, rss)
+    summary = _summary(by_round, health, loaded, overload, seconds, rounds, size, rss) | {"scale_free": scale_free}
     write_report(summary, docs, out_dir)
     return summary
 
@@ -268,6 +271,9 @@ def _fmt_spread(x: dict, unit: str = "") -> str:
     return f"{x['median']}{unit} (rounds {x['min']}-{x['max']}{unit})"
 
 
+MODEL_KINDS = ("a per-site one", "built like the global one (scale-free inputs)")
+
+
 def write_report(summary: dict, docs: Path, out_dir: Path) -> None:
     """docs/BENCHMARKS.md section + PNG + raw JSON."""
     (out_dir / "bench-http.json").write_text(json.dumps(summary, indent=2))
@@ -276,8 +282,10 @@ def write_report(summary: dict, docs: Path, out_dir: Path) -> None:
     lines = [
         "## HTTP: `flts bench http`",
         "",
-        f"Command: `flts bench http --seconds {summary['seconds_per_level']:g}` "
-        "(one run; closed-loop async client in the "
+        f"Command: `flts bench http --seconds {summary['seconds_per_level']:g}"
+        f"{' --scale-free' if summary.get('scale_free') else ''}` "
+        f"(one run; the model served: {MODEL_KINDS[bool(summary.get('scale_free'))]}"
+        "; closed-loop async client in the "
         f"same machine; 30-row payload, 30-step horizon, a {summary['response_bytes']}-byte answer, which the bare "
         "handler answers too; 2 cores shared by client and server). Each server is measured "
         f"at each level in {summary['rounds']} interleaved rounds (the table pools them); ratios are taken within "

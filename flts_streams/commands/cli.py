@@ -380,7 +380,9 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     from flts_bench import http
 
-    summary = http.run(settings.paths.var_dir / "bench", args.seconds, Path(args.docs), rounds=args.rounds)
+    summary = http.run(
+        settings.paths.var_dir / "bench", args.seconds, Path(args.docs), rounds=args.rounds, scale_free=args.scale_free
+    )
     _say(json.dumps(summary["ratios"], indent=2))
     return 0
 
@@ -478,6 +480,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--seconds", type=float, default=8.0, help="http: measurement time per server and level, split over the rounds"
     )
     be.add_argument("--rounds", type=int, default=3, help="http: interleaved rounds (ratios are taken within each)")
+    be.add_argument(
+        "--scale-free", action="store_true", help="http: serve a model built like the global one (scale-free inputs)"
+    )
     be.add_argument("--docs", default="docs", help="where BENCHMARKS.md and the plot go")
     be.set_defaults(func=cmd_bench)
     ac = sub.add_parser("accuracy", help="live accuracy of an identifier's claim forecasts (a running worker)")
