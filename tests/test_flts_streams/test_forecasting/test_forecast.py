@@ -14,7 +14,7 @@ from flts_streams.core.errors import HorizonTooLong, InvalidInput, NotEnoughRows
 from flts_streams.forecasting.demo import demo_frame
 from flts_streams.forecasting.forecast import Forecast, Forecaster
 from flts_streams.forecasting.frame import prepare_frame
-from flts_streams.forecasting.graph import TRACE_LOCK
+from flts_streams.forecasting.graph import TRACE_LOCK, ServingGraph, _shared_graph
 from flts_streams.forecasting.model import build_net
 from flts_streams.forecasting.scaler import Scaler
 from flts_streams.forecasting.spec import FEATURES, ModelSpec
@@ -250,6 +250,7 @@ def test_tracing_at_load_warns_nothing(frame, time_feats):
         # TracerWarnings would otherwise reach every worker log per load. (torch 2.13 also deprecates
         # torch.jit.trace; DeprecationWarnings stay hidden in the worker, see forecasting/graph.py.)
         warnings.simplefilter("error", torch.jit.TracerWarning)
+        _shared_graph.cache_clear()  # a model of a known architecture traces nothing
         Forecaster(spec, build_net(spec, 0))
 
 
@@ -258,12 +259,32 @@ def test_tracing_waits_for_the_process_wide_trace_lock(frame):
     # two torch.jit.trace calls at a time can fail with "IndexError: unordered_map::at".
     spec = _spec(frame)
     net = build_net(spec, 0)
+    _shared_graph.cache_clear()  # a model of a known architecture traces nothing
     with ThreadPoolExecutor(1) as pool:
         with TRACE_LOCK:
             pending = pool.submit(Forecaster, spec, net)
             time.sleep(2.0)  # a load takes ~0.1-0.3 s here
             assert not pending.done()
         assert isinstance(pending.result(timeout=60), Forecaster)
+
+
+def test_models_of_one_architecture_share_one_graph_and_forecast_with_their_own_weights(frame):
+    """One trace per architecture: a graph per model cost ~1.3 MB with 1,000 champions in a worker (issue 27)."""
+    spec = _spec(frame, quantiles=(0.1, 0.9), history_days=1)
+    a, b = Forecaster(spec, build_net(spec, 1)), Forecaster(spec, build_net(spec, 2))
+    assert a._graph._graph is b._graph._graph
+    window = frame.tail(800)
+    for f in (a, b):
+        item = f.make_input(window)
+        eager = ServingGraph(f.net, spec, f._offsets_ns).eval()
+        with torch.inference_mode():
+            want = eager(
+                torch.from_numpy(item.window[None]), torch.tensor([item.last_ns]), torch.from_numpy(item.history[None])
+            )
+        np.testing.assert_allclose(f.predict_inputs([item])[0], want[0].numpy(), rtol=1e-6)
+    assert not np.allclose(a.forecast(window).values, b.forecast(window).values)
+    other = _spec(frame, quantiles=(0.1, 0.9), history_days=1, log_targets=True)  # baked into the trace
+    assert Forecaster(other, build_net(other, 1))._graph._graph is not a._graph._graph
 
 
 def test_models_built_on_parallel_threads_all_work_and_agree(frame):
