@@ -30,4 +30,10 @@ class Reload(View):
             model = await app.models.load(identifier, admin_rules.model_uri(body["model_uri"]))
             return self.json({"loaded": {identifier: {"model_uri": model.uri, "run_id": model.run_id}}})
         count = await app.models.load_champions()
-        return self.json({"reloaded": count, "models": {k: m.uri for k, m in app.models.models().items()}})
+        return self.json(
+            {
+                "reloaded": count,
+                "models": {k: m.uri for k, m in app.models.models().items()},  # in memory
+                "champions_indexed": len(app.models.champions()),  # own champions, loaded on first use
+            }
+        )
