@@ -8,5 +8,6 @@ forecast_accuracy = app.Table(
     key_type=bytes,  # raw keys, as latest_frames: the same partitions as the claims topic
     value_type=bytes,
     partitions=app.settings.topics.partitions,
+    options=app.settings.rocksdb_options(),  # bounded memory: flts_streams/core/settings.py
     help="Forecasts issued for claims per identifier and their scores against later actuals",
 )

@@ -8,5 +8,6 @@ latest_frames = app.Table(
     key_type=bytes,  # raw keys: the same bytes (and partitions) as the claims topic
     value_type=bytes,
     partitions=app.settings.topics.partitions,
+    options=app.settings.rocksdb_options(),  # bounded memory: flts_streams/core/settings.py
     help="Newest prepared frame tail per identifier",
 )

@@ -8,5 +8,6 @@ target_history = app.Table(
     key_type=bytes,  # raw keys, as latest_frames: the same partitions as the claims topic
     value_type=bytes,
     partitions=app.settings.topics.partitions,
+    options=app.settings.rocksdb_options(),  # bounded memory: flts_streams/core/settings.py
     help="Recent values of the first target per identifier, for models that read history",
 )

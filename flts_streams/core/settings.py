@@ -92,6 +92,10 @@ class StreamingSettings(_Group):
     object_concurrency: int = Field(
         8, ge=1, description="Objects read, and prediction logs written, at once per micro-batch"
     )
+    rocksdb_write_buffer_mb: int = Field(
+        4, ge=1, description="RocksDB memtable per table partition (MB; two per partition at most)"
+    )
+    rocksdb_block_cache_mb: int = Field(8, ge=1, description="RocksDB read cache per table partition (MB)")
     dead_letter_prefix: str = Field(
         "dead-letters", description="Key prefix, in the default bucket, of originals too large to dead-letter whole"
     )
@@ -261,6 +265,22 @@ class Settings(BaseSettings):
         if self.embedded.enabled:
             conf.update(self.embedded_faust_overrides())
         return conf
+
+    def rocksdb_options(self) -> dict[str, Any]:
+        """Options of every table's RocksDB (a fresh dict: Faust's store pops keys from the one it is given).
+
+        Faust opens one RocksDB per table and partition with 64 MB memtables (up to 3) and a 2 GB
+        read cache each (faust/stores/rocksdb.py): with 3 tables x 4 partitions a 100k-claim burst
+        over 2,000 identifiers grew a worker by ~1 GB, and reading 10,000 identifiers' frames took
+        it to 2.3 GB (`flts bench claims`, `flts bench scale`). tests/test_tables pins those defaults.
+        """
+        s = self.streaming
+        return {
+            "write_buffer_size": s.rocksdb_write_buffer_mb * 2**20,
+            "max_write_buffer_number": 2,
+            "block_cache_size": s.rocksdb_block_cache_mb * 2**20,
+            "block_cache_compressed_size": s.rocksdb_block_cache_mb * 2**20,
+        }
 
     def embedded_faust_overrides(self) -> dict[str, Any]:
         """Tansu workarounds (docs/ARCHITECTURE.md, "Known traps"): short sessions, one record per produced batch."""

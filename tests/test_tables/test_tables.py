@@ -10,7 +10,9 @@ from flts_streams.forecasting.demo import demo_prepared_frame
 from flts_streams.models.promotion import Decision, champion_from_table
 from flts_streams.streaming.frame_codec import decode_frame, encode_frame
 from tables.champions import champions
+from tables.forecast_accuracy import forecast_accuracy
 from tables.latest_frames import latest_frames
+from tables.target_history import target_history
 
 IDENTIFIERS = ["PobleSec", "Les Corts", "elBorn", "cell-0042", "*", "ñandú"]
 
@@ -54,3 +56,26 @@ def test_champions_values_come_back_as_the_decision_that_wrote_them():
     written = decision.champion()
     _, decoded = _roundtrip(champions, written.model_dump(mode="json"))  # what agents/models.py writes
     assert champion_from_table(decoded) == written
+
+
+def test_faust_rocksdb_defaults_are_still_too_large_for_many_table_partitions():
+    """Pins Faust's per-database defaults our bounded options replace (flts_streams/core/settings.py).
+
+    One RocksDB per table and partition, each with 64 MB memtables (up to 3) and a 2 GB read cache:
+    a 100k-claim burst over 2,000 identifiers grew a worker by ~1 GB. If an upgrade changes them,
+    revisit FLTS_STREAMING__ROCKSDB_*.
+    """
+    from faust.stores.rocksdb import RocksDBOptions
+
+    defaults = RocksDBOptions()
+    assert (defaults.write_buffer_size, defaults.max_write_buffer_number) == (64 * 2**20, 3)
+    assert defaults.block_cache_size == 2 * 2**30
+
+
+@pytest.mark.parametrize("table", [latest_frames, target_history, forecast_accuracy, champions], ids=lambda t: t.name)
+def test_every_table_opens_rocksdb_with_bounded_memory(table):
+    from faust.stores.rocksdb import RocksDBOptions
+
+    options = RocksDBOptions(**table.options)
+    assert options.write_buffer_size * options.max_write_buffer_number <= 16 * 2**20
+    assert options.block_cache_size <= 64 * 2**20
