@@ -181,7 +181,7 @@ class ModelRegistry(Service):
         """Load a model off the event loop and swap it in atomically for ``key`` (an identifier or a pinned key)."""
         async with self._load_slots:  # a burst of first requests must not start a thousand loads at once
             started = time.perf_counter()
-            model = await asyncio.to_thread(packaging.load, uri)
+            model = await asyncio.to_thread(_load_pinned if key in PINNED else packaging.load, uri)
             self.metrics.model_load.observe(time.perf_counter() - started)
         if key not in PINNED:
             self._index[key] = uri  # evicted later, it comes back as this model
@@ -253,3 +253,10 @@ class ModelRegistry(Service):
         if await self._try_load(identifier, uri):
             return self._own.get(identifier)
         return None
+
+
+def _load_pinned(uri: str) -> LoadedModel:
+    """A default or global model: it answers most requests, so it gets a graph of its own (graph.private_graph)."""
+    model = packaging.load(uri)
+    model.forecaster.use_private_graph()
+    return model
