@@ -283,12 +283,12 @@ def test_models_of_one_architecture_share_one_graph_and_forecast_with_their_own_
             )
         np.testing.assert_allclose(f.predict_inputs([item])[0], want[0].numpy(), rtol=1e-6)
     assert not np.allclose(a.forecast(window).values, b.forecast(window).values)
+    other = _spec(frame, quantiles=(0.1, 0.9), history_days=1, log_targets=True)  # baked into the trace
+    assert Forecaster(other, build_net(other, 1))._graph._graph is not a._graph._graph
     shared = a.predict_inputs([a.make_input(window)])
     a.use_private_graph()  # the default and global models' faster graph: the same forecasts
     assert a._graph is not b._graph._graph
     np.testing.assert_allclose(a.predict_inputs([a.make_input(window)]), shared, rtol=1e-6)
-    other = _spec(frame, quantiles=(0.1, 0.9), history_days=1, log_targets=True)  # baked into the trace
-    assert Forecaster(other, build_net(other, 1))._graph._graph is not a._graph._graph
 
 
 def test_models_built_on_parallel_threads_all_work_and_agree(frame):
