@@ -49,7 +49,7 @@ async def test_bad_events_are_dead_lettered_unfinished_runs_ignored_and_bad_mode
     assert decisions[0]["value"]["decision"] == "REJECTED"
     assert decisions[0]["value"]["reason"].startswith("evaluation failed")
     assert decisions[0]["value"]["identifier"] == "*"  # no identifier: the default model's slot
-    assert app.models.own_model("*") is None  # nothing was swapped in
+    assert await app.models.own_model("*") is None  # nothing was swapped in
 
 
 async def _read(bootstrap: str, topic: str, expect: int | None) -> list[dict]:
