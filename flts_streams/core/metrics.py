@@ -10,10 +10,9 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 REPAIR_ACTIONS = ("read_again", "idle_read_again", "retention_removed", "no_record")
-FALLBACK_KINDS = (
-    "default",
-    "synthetic_demo",
-)  # label of flts_fallback_predictions by spec.synthetic_data (False, True)
+# Labels of flts_fallback_predictions: the rung that answered (serving_rule.model_source), the default
+# split by whether it was trained on synthetic data (flts dev's demo model).
+FALLBACK_KINDS = ("global", "default", "synthetic_demo")
 
 
 class Metrics:
@@ -59,7 +58,7 @@ class Metrics:
             ["model"],
             registry=r,
         )
-        self.fallback_children = tuple(self.fallbacks.labels(kind) for kind in FALLBACK_KINDS)  # indexed by a bool
+        self.fallback_children = {kind: self.fallbacks.labels(kind) for kind in FALLBACK_KINDS}
         self.models_loaded = Gauge("flts_models_loaded", "Models currently loaded", registry=r)
         self.model_evictions = Counter(
             "flts_model_evictions", "Own models unloaded to keep FLTS_MODEL__MAX_LOADED", registry=r

@@ -20,6 +20,7 @@ from flts_streams.forecasting.packaging import LoadedModel
 from flts_streams.forecasting.spec import ModelSpec
 from flts_streams.models.micro_batching import MicroBatcher
 from flts_streams.models.registry import ModelRegistry
+from flts_streams.models.serving_rule import model_source
 
 log = logging.getLogger(__name__)
 FALLBACK_LOG_LIMIT = 1000  # identifiers whose first fallback is logged; beyond, the metric alone counts them
@@ -81,7 +82,7 @@ class Predictor(Service):
         model, owner = await self.registry.resolve(identifier)  # once: a swap mid-request cannot mix models
         forecaster = model.forecaster
         if owner != identifier:
-            self._count_fallback(identifier, model)
+            self._count_fallback(identifier, model, owner)
         h = forecaster.check_horizon(horizon)
         wanted = (
             tuple(range(len(forecaster.spec.quantiles)))
@@ -94,10 +95,12 @@ class Predictor(Service):
         values: np.ndarray = await self._batcher.submit(model, item, source, timeout)
         return Prediction(forecaster.forecast_of(item, values, h), model, owner, wanted)
 
-    def _count_fallback(self, identifier: str, model: LoadedModel) -> None:
+    def _count_fallback(self, identifier: str, model: LoadedModel, owner: str) -> None:
         """Count a forecast by a model not trained for ``identifier``; log the first one per identifier."""
         synthetic = model.forecaster.spec.synthetic_data
-        self.metrics.fallback_children[synthetic].inc()
+        source = model_source(identifier, owner)
+        kind = "synthetic_demo" if synthetic and source == "default" else source
+        self.metrics.fallback_children[kind].inc()
         if identifier not in self._fallbacks_logged and len(self._fallbacks_logged) < FALLBACK_LOG_LIMIT:
             self._fallbacks_logged.add(identifier)
             log.info(

@@ -21,6 +21,7 @@ from tests.integration.harness import (
 )
 
 pytestmark = pytest.mark.integration
+FALLBACKS, KINDS = "flts_fallback_predictions_total", ("global", "default")
 
 
 def test_cached_predict_is_routed_to_the_owner(tmp_path, trained):
@@ -127,6 +128,9 @@ def test_a_few_thousand_identifiers_route_and_load_their_own_models_lazily(tmp_p
         own = {r["value"]["identifier"] for r in results if r["value"]["model_source"] == "own"}
         assert own == set(idents[:OWN])
         assert {r["value"]["model_identifier"] for r in results if r["value"]["model_source"] != "own"} == {"@global"}
+        # Counted by the rung that answered (at least once: a claim may be forecast again after a rebalance).
+        global_, default = (sum(metric(w, f'{FALLBACKS}{{model="{k}"}}') for w in (a, b)) for k in KINDS)
+        assert global_ >= CELLS - OWN and default == 0
         on_a, on_b = _loaded(a) - {"*", "@global"}, _loaded(b) - {"*", "@global"}
         assert on_a | on_b == own and not on_a & on_b and on_a and on_b  # once each, on the owner
         for ident in [*idents[:OWN], *idents[OWN::97]]:  # asked of either worker: routed to the owner
