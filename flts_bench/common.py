@@ -46,11 +46,12 @@ def stop(proc: subprocess.Popen) -> None:
 def train_bench_model(var: Path, scale_free: bool = False) -> tuple[str, str]:
     """A small demo model registered in ``var``'s MLflow store; returns (tracking URI, model URI).
 
-    ``scale_free``: inputs as the global model reads them (``flts train --global``).
+    Registered as the champion of the identifier ``bench``, or with ``scale_free`` as the global model
+    (``flts train --global``: it answers every identifier without a champion of its own).
     """
     from flts_streams.forecasting import packaging
     from flts_streams.forecasting.demo import demo_frame
-    from flts_streams.forecasting.pipeline import train_and_register
+    from flts_streams.forecasting.pipeline import train_and_register, train_global_and_register
     from flts_streams.forecasting.training import TrainConfig
 
     settings = Settings(paths={"var_dir": var})
@@ -58,14 +59,11 @@ def train_bench_model(var: Path, scale_free: bool = False) -> tuple[str, str]:
     packaging.ensure_experiment("flts-bench", settings.mlflow_artifact_root)
     data = var / "bench.csv"
     demo_frame(days=7, seed=3).to_csv(data, index=False)
-    reg = train_and_register(
-        data,
-        "bench",
-        TrainConfig(epochs=3, scale_free=scale_free),
-        registry_prefix="flts-",
-        alias="champion",
-        progress=False,
-    )
+    cfg = TrainConfig(epochs=3)
+    if scale_free:
+        reg = train_global_and_register([data], settings.model.global_name, cfg, alias="champion", progress=False)
+    else:
+        reg = train_and_register(data, "bench", cfg, registry_prefix="flts-", alias="champion", progress=False)
     return settings.mlflow_tracking_uri, reg.model_uri
 
 

@@ -72,7 +72,9 @@ def _history_payload() -> bytes:
 def run(out_dir: Path, seconds: float, docs: Path, rounds: int = ROUNDS, scale_free: bool = False) -> dict:
     """Start the three servers, drive each at 1/16/64 connections in interleaved rounds, plus health and overload.
 
-    ``scale_free``: serve a model built like the global one (`flts train --global`) instead of a site's.
+    The model served: a site's, as the bench identifier's own champion (a graph shared by its architecture), or
+    with ``scale_free`` the global model (`flts train --global`, a graph of its own), as in a network deployment.
+    The report says which rung answered (the first answer's ``model_source``).
     """
     var = out_dir / "var"
     shutil.rmtree(var, ignore_errors=True)
@@ -119,6 +121,7 @@ def run(out_dir: Path, seconds: float, docs: Path, rounds: int = ROUNDS, scale_f
         )
         worker.wait_ready(timeout=120)
         size = answer_size(f"http://127.0.0.1:{wport}/predict", ours_body)
+        source = requests.post(f"{worker.url}/predict", data=ours_body, headers=JSON, timeout=30).json()["model_source"]
         spawn(stack, [sys.executable, "-m", "flts_bench.bare", str(bport), str(size)], base_env, var / "bare.log")
         wait_http(f"http://127.0.0.1:{mport}/ping")
         wait_http(f"http://127.0.0.1:{bport}/ping")
@@ -135,7 +138,8 @@ def run(out_dir: Path, seconds: float, docs: Path, rounds: int = ROUNDS, scale_f
         rss["after_overload"] = round(rss_mb(worker.pid), 1)
         time.sleep(IDLE_AFTER_S)
         rss["after_idle"] = round(rss_mb(worker.pid), 1)
-    summary = _summary(by_round, health, loaded, overload, seconds, rounds, size, rss) | {"scale_free": scale_free}
+    summary = _summary(by_round, health, loaded, overload, seconds, rounds, size, rss)
+    summary |= {"scale_free": scale_free, "model_source": source}
     write_report(summary, docs, out_dir)
     return summary
 
@@ -271,7 +275,7 @@ def _fmt_spread(x: dict, unit: str = "") -> str:
     return f"{x['median']}{unit} (rounds {x['min']}-{x['max']}{unit})"
 
 
-MODEL_KINDS = ("a per-site one", "built like the global one (scale-free inputs)")
+MODEL_KINDS = ("a per-site one", "the global model (scale-free inputs, `flts train --global`)")
 
 
 def write_report(summary: dict, docs: Path, out_dir: Path) -> None:
@@ -284,7 +288,8 @@ def write_report(summary: dict, docs: Path, out_dir: Path) -> None:
         "",
         f"Command: `flts bench http --seconds {summary['seconds_per_level']:g}"
         f"{' --scale-free' if summary.get('scale_free') else ''}` "
-        f"(one run; the model served: {MODEL_KINDS[bool(summary.get('scale_free'))]}"
+        f"(one run; the model served: {MODEL_KINDS[bool(summary.get('scale_free'))]}, "
+        f"answers with `model_source: {summary.get('model_source', '?')}`"
         "; closed-loop async client in the "
         f"same machine; 30-row payload, 30-step horizon, a {summary['response_bytes']}-byte answer, which the bare "
         "handler answers too; 2 cores shared by client and server). Each server is measured "

@@ -480,9 +480,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--seconds", type=float, default=8.0, help="http: measurement time per server and level, split over the rounds"
     )
     be.add_argument("--rounds", type=int, default=3, help="http: interleaved rounds (ratios are taken within each)")
-    be.add_argument(
-        "--scale-free", action="store_true", help="http: serve a model built like the global one (scale-free inputs)"
-    )
+    be.add_argument("--scale-free", action="store_true", help="http: serve the global model, not an own champion")
     be.add_argument("--docs", default="docs", help="where BENCHMARKS.md and the plot go")
     be.set_defaults(func=cmd_bench)
     ac = sub.add_parser("accuracy", help="live accuracy of an identifier's claim forecasts (a running worker)")
