@@ -153,6 +153,7 @@ class Forecaster:
         # Window and horizon timestamps relative to the last row: frames are regular by construction.
         step_ns = int(spec.cadence.astype("timedelta64[ns]").astype(np.int64))
         self._offsets_ns = np.arange(1 - spec.window, spec.horizon + 1, dtype=np.int64) * step_ns
+        self._future_ns = self._offsets_ns[spec.window :]
         # None: a calendar feature needs numpy
         self._graph: Callable[..., torch.Tensor] | None = serving_graph(self.net, spec, self._offsets_ns)
         # The numpy path's traced network, made on first use: with a graph it is never used, and tracing it for
@@ -242,7 +243,7 @@ class Forecaster:
 
     def future_timestamps(self, item: ModelInput) -> np.ndarray:
         """The H timestamps a window's forecast is for."""
-        return (item.last_ns + self._offsets_ns[self.spec.window :]).view("datetime64[ns]")
+        return (item.last_ns + self._future_ns).view("datetime64[ns]")
 
     def predict_inputs(self, inputs: Sequence[ModelInput]) -> np.ndarray:
         """One batched forward: (B, H, targets, outputs) in original units (outputs: the point, then each quantile)."""

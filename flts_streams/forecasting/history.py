@@ -76,14 +76,15 @@ def window_only_features(y: np.ndarray, *, window: int, horizon: int, per_day: i
     """history_features of one series too short to reach the day before (a 30-row request), cheaply; else None.
 
     The general path costs ~25 us per request even when every feature falls back; this one ~5 us.
+    np.add.reduce, not ndarray.mean: the same float64 sum and division without numpy's Python wrapper (~4 us each).
     """
     n = y.shape[0]
     if n >= per_day - window:
         return None
-    level = float(y[-window:].mean())
-    out = np.full(history_size(horizon), level, dtype=np.float32)
-    out[-3] = y[-max(1, per_day // 4) :].mean()
-    out[-2] = y.mean()  # the whole series: shorter than the 24 h mean's window
+    recent, quarter = y[-window:], y[-max(1, per_day // 4) :]
+    out = np.full(history_size(horizon), float(np.add.reduce(recent)) / recent.shape[0], dtype=np.float32)
+    out[-3] = float(np.add.reduce(quarter)) / quarter.shape[0]
+    out[-2] = float(np.add.reduce(y)) / n  # the whole series: shorter than the 24 h mean's window
     out[-1] = 0.0
     return out
 
