@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import logging
 import shutil
@@ -14,11 +13,10 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import requests
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from flts_bench.bare_faust import BARE_IN, BARE_OUT, RESULT_BYTES
-from flts_bench.common import replace_section, train_bench_model
+from flts_bench.common import account_claims, claim_counters, replace_section, train_bench_model
 from flts_bench.worker import Worker, rss_mb, service_topics
 from flts_streams.forecasting.demo import demo_frame
 from flts_streams.kafka.embedded_broker import ensure_topics, free_port, start_tansu
@@ -90,47 +88,6 @@ async def _raw_loop(bootstrap: str, n: int, value: bytes, batching: bool = False
             await consumer.stop()
     finally:
         await producer.stop()
-
-
-async def _account(bootstrap: str, tag: str, n: int, timeout: float) -> tuple[dict[str, float], int, float]:
-    """Read results and dead letters until every claim of the burst is accounted for (or timeout)."""
-    consumer = AIOKafkaConsumer(
-        "inference-results",
-        "flts-dead-letter",
-        bootstrap_servers=bootstrap,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        max_poll_records=2000,
-    )
-    await consumer.start()
-    latencies: dict[str, float] = {}
-    dead, last = 0, time.time()
-    deadline = time.monotonic() + timeout
-    try:
-        while len(latencies) + dead < n and time.monotonic() < deadline:
-            for tp, records in (await consumer.getmany(timeout_ms=1000)).items():
-                for r in records:
-                    if tp.topic == "flts-dead-letter":
-                        dead += tag.encode() in base64.b64decode(json.loads(r.value).get("value_b64", ""))
-                        continue
-                    msg = json.loads(r.value)
-                    cid = msg["claim"]["claim_id"] or ""
-                    if cid.startswith(tag):
-                        latencies[cid] = msg["processed_at"] - msg["published_at"]
-                        last = max(last, msg["processed_at"])
-    finally:
-        await consumer.stop()
-    return latencies, dead, last
-
-
-def _claim_counters(port: int) -> dict[str, float]:
-    """The worker's own claim outcome counters (to tell a lost claim from a slow one)."""
-    text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
-    return {
-        line.split('"')[1]: float(line.split()[-1])
-        for line in text.splitlines()
-        if line.startswith("flts_claims_total{")
-    }
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -238,8 +195,10 @@ def worker_burst(broker_url: str, bootstrap: str, var: Path, plan: ClaimPlan, en
         time.sleep(1.5)
         before, tag, started = max(sampler.samples), f"bench{int(time.time())}", time.time()
         publish_claims(bootstrap, "inference-data", plan, tag, progress=False)
-        latencies, dead, last = asyncio.run(_account(bootstrap, tag, plan.count, timeout=max(120.0, plan.count / 20)))
-        counters = _claim_counters(worker.port)
+        latencies, dead, last = asyncio.run(
+            account_claims(bootstrap, tag, plan.count, timeout=max(120.0, plan.count / 20))
+        )
+        counters = claim_counters(worker.port)
         peak = max(sampler.samples)
         time.sleep(5)
         after = sampler.stop()[-1]

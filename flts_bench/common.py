@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import subprocess
 import time
 from contextlib import ExitStack
 from pathlib import Path
 
 import requests
+from aiokafka import AIOKafkaConsumer
 
 from flts_streams.core.settings import Settings
 
@@ -82,3 +85,44 @@ def replace_section(path: Path, heading: str, text: str) -> None:
     nxt = old.find("\n## ", start + len(heading))
     rest = old[nxt + 1 :] if nxt != -1 else ""
     path.write_text(old[:start] + text.rstrip() + "\n" + ("\n" + rest if rest else ""))
+
+
+async def account_claims(bootstrap: str, tag: str, n: int, timeout: float) -> tuple[dict[str, float], int, float]:
+    """Read results and dead letters until every claim of the burst is accounted for (or timeout)."""
+    consumer = AIOKafkaConsumer(
+        "inference-results",
+        "flts-dead-letter",
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        max_poll_records=2000,
+    )
+    await consumer.start()
+    latencies: dict[str, float] = {}
+    dead, last = 0, time.time()
+    deadline = time.monotonic() + timeout
+    try:
+        while len(latencies) + dead < n and time.monotonic() < deadline:
+            for tp, records in (await consumer.getmany(timeout_ms=1000)).items():
+                for r in records:
+                    if tp.topic == "flts-dead-letter":
+                        dead += tag.encode() in base64.b64decode(json.loads(r.value).get("value_b64", ""))
+                        continue
+                    msg = json.loads(r.value)
+                    cid = msg["claim"]["claim_id"] or ""
+                    if cid.startswith(tag):
+                        latencies[cid] = msg["processed_at"] - msg["published_at"]
+                        last = max(last, msg["processed_at"])
+    finally:
+        await consumer.stop()
+    return latencies, dead, last
+
+
+def claim_counters(port: int) -> dict[str, float]:
+    """The worker's own claim outcome counters (to tell a lost claim from a slow one)."""
+    text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+    return {
+        line.split('"')[1]: float(line.split()[-1])
+        for line in text.splitlines()
+        if line.startswith("flts_claims_total{")
+    }

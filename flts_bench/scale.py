@@ -23,8 +23,7 @@ import numpy as np
 import pandas as pd
 import requests
 
-from flts_bench.claims import _account, _claim_counters
-from flts_bench.common import replace_section, train_bench_model
+from flts_bench.common import account_claims, claim_counters, replace_section, train_bench_model
 from flts_bench.loadgen import drive
 from flts_bench.worker import Worker, rss_mb, service_topics
 from flts_streams.forecasting.demo import demo_frame
@@ -181,12 +180,12 @@ def run(
         plan = ClaimPlan({i: f"cells/{i}.parquet" for i in idents}, identifiers, "flts")
         started = time.time()
         publish_claims(broker.bootstrap, "inference-data", plan, tag, progress=False)
-        latencies, dead, last = asyncio.run(_account(broker.bootstrap, tag, identifiers, timeout=1200))
+        latencies, dead, last = asyncio.run(account_claims(broker.bootstrap, tag, identifiers, timeout=1200))
         claims = {
             "results": len(latencies),
             "dead_letters": dead,
             "per_s": round(len(latencies) / max(1e-9, last - started), 1),
-            "counters": _claim_counters(worker.port),
+            "counters": claim_counters(worker.port),
         }
         worker.stop()
         frames_mb = table_bytes(var, "latest_frames") / 2**20
