@@ -235,14 +235,16 @@ class ClaimProcessor:
 
     async def _load_frame(self, bucket: str, key: str) -> PreparedFrame | Exception:
         try:
-            s = self.settings.streaming
-            data = await self._retry(
-                lambda: asyncio.to_thread(self.store.get, bucket, key, s.object_max_bytes), f"get {bucket}/{key}"
-            )
-            limits = ObjectLimits(s.object_max_rows, s.object_max_columns)
-            return await asyncio.to_thread(frame_from_object, data, key, (), limits)
+            # Read and decode in one thread call: two were two trips through the busy event loop per object.
+            return await self._retry(lambda: asyncio.to_thread(self._read_frame, bucket, key), f"get {bucket}/{key}")
         except Exception as exc:  # noqa: BLE001 - the agent boundary: an escaped error would lose the event
             return exc
+
+    def _read_frame(self, bucket: str, key: str) -> PreparedFrame:
+        """An object's frame (in a thread); only the read can fail transiently, so a retry repeats little."""
+        s = self.settings.streaming
+        data = self.store.get(bucket, key, s.object_max_bytes)
+        return frame_from_object(data, key, (), ObjectLimits(s.object_max_rows, s.object_max_columns))
 
     async def _forecasts(
         self,
