@@ -261,6 +261,8 @@ class Settings(BaseSettings):
             "stream_buffer_maxsize": 4096,
             "broker_commit_interval": 1.0,
             "web_enabled": True,
+            # faust.Worker without its spinner, which sets the root logger to DEBUG at -l warn (the module says why).
+            "Worker": "flts_streams.kafka.faust_worker:FltsWorker",
         }
         if self.embedded.enabled:
             conf.update(self.embedded_faust_overrides())
