@@ -15,7 +15,7 @@ from flts_streams.core.errors import HorizonTooLong, InvalidInput, NotEnoughRows
 from flts_streams.forecasting.features import time_features
 from flts_streams.forecasting.frame import PreparedFrame
 from flts_streams.forecasting.graph import LOG_FLOOR, private_graph, serving_graph, traced_net
-from flts_streams.forecasting.history import history_features, window_only_features
+from flts_streams.forecasting.history import history_features, history_size, window_only_features
 from flts_streams.forecasting.model import Net, build_net
 from flts_streams.forecasting.spec import ModelSpec
 
@@ -137,6 +137,9 @@ class ModelInput:
     window: np.ndarray  # (W, F) float64, original units
     last_ns: int  # timestamp of the window's last row, ns since the epoch
     history: np.ndarray | None = None  # (K,) float32 history features in model units (None: the model reads none)
+    # The first target (original units) of a series too short to reach the day before (a 30-row request):
+    # its window-only features are computed for the whole batch at once (Forecaster.predict_inputs).
+    short: np.ndarray | None = None
 
 
 class Forecaster:
@@ -154,6 +157,8 @@ class Forecaster:
         step_ns = int(spec.cadence.astype("timedelta64[ns]").astype(np.int64))
         self._offsets_ns = np.arange(1 - spec.window, spec.horizon + 1, dtype=np.int64) * step_ns
         self._future_ns = self._offsets_ns[spec.window :]
+        self._history_rows = spec.history_rows  # spec properties: computed once, not per request
+        self._short_below = spec.rows_per_day - spec.window  # a series shorter reaches no slot of the day before
         # None: a calendar feature needs numpy
         self._graph: Callable[..., torch.Tensor] | None = serving_graph(self.net, spec, self._offsets_ns)
         # The numpy path's traced network, made on first use: with a graph it is never used, and tracing it for
@@ -211,8 +216,11 @@ class Forecaster:
         last_ns = int(frame.timestamps.view(np.int64)[-1])
         if not spec.history_days:
             return ModelInput(window, last_ns)
-        series = frame.column(spec.targets[0]) if history is None else history
-        return ModelInput(window, last_ns, self.history_of(series[-spec.history_rows :]))
+        series = (frame.column(spec.targets[0]) if history is None else history)[-self._history_rows :]
+        if series.shape[0] < self._short_below:
+            # Per request these few features cost ~8 us of the event loop's time; per batch a few numpy calls.
+            return ModelInput(window, last_ns, short=np.asarray(series, dtype=np.float64))
+        return ModelInput(window, last_ns, self.history_of(series))
 
     def target_space(self, values: np.ndarray) -> np.ndarray:
         """Values of the first target (original units) in the network's scaled units."""
@@ -222,9 +230,9 @@ class Forecaster:
         """(K,) history features of one series of the first target (original units) ending at the window's last row."""
         spec = self.spec
         y = self._target_space(np.asarray(series, dtype=np.float64))
-        short = window_only_features(y, window=spec.window, horizon=spec.horizon, per_day=spec.rows_per_day)
+        short = window_only_features(y[None], window=spec.window, horizon=spec.horizon, per_day=spec.rows_per_day)
         if short is not None:
-            return short
+            return short[0]
         return history_features(
             y,
             np.array([y.shape[0]]),
@@ -250,13 +258,30 @@ class Forecaster:
         raw = np.stack([i.window for i in inputs])  # (B, W, F); stack and fromiter keep the GIL
         last = np.fromiter((i.last_ns for i in inputs), np.int64, len(inputs))
         if self.spec.history_days:
-            history = np.stack([i.history for i in inputs])  # type: ignore[misc]  # (B, K): set by make_input
+            history = self.history_batch(inputs)
         else:
             history = np.zeros((len(inputs), 0), dtype=np.float32)
         if self._graph is None:
             return self._predict_numpy(raw, last, history)
         with torch.inference_mode():
             return self._graph(torch.from_numpy(raw), torch.from_numpy(last), torch.from_numpy(history)).numpy()
+
+    def history_batch(self, inputs: Sequence[ModelInput]) -> np.ndarray:
+        """(B, K) history features: those make_input computed, and the short series' all at once per length."""
+        spec = self.spec
+        out = np.empty((len(inputs), history_size(spec.horizon)), dtype=np.float32)
+        short: dict[int, list[int]] = {}  # series length -> positions in the batch
+        for j, item in enumerate(inputs):
+            if item.short is None:
+                out[j] = item.history
+            else:
+                short.setdefault(item.short.shape[0], []).append(j)
+        for rows in short.values():
+            y = self._target_space(np.stack([inputs[j].short for j in rows]))  # type: ignore[misc]  # short is set
+            features = window_only_features(y, window=spec.window, horizon=spec.horizon, per_day=spec.rows_per_day)
+            assert features is not None, "make_input defers only series too short for the day before"
+            out[rows] = features
+        return out
 
     def _predict_numpy(self, raw: np.ndarray, last: np.ndarray, history: np.ndarray) -> np.ndarray:
         """The same forward with scaling and calendar features in numpy (any time feature)."""

@@ -231,7 +231,7 @@ def test_the_serving_graph_equals_the_numpy_path_and_the_eager_network(frame, ki
         batch = inputs[:size]
         served = f.predict_inputs(batch)
         raw, last = np.stack([i.window for i in batch]), np.array([i.last_ns for i in batch])
-        history = np.stack([i.history for i in batch]) if spec.history_days else np.zeros((size, 0), np.float32)
+        history = f.history_batch(batch) if spec.history_days else np.zeros((size, 0), np.float32)
         numpy_path = f._predict_numpy(raw, last, history)
         run, f._run = f._run, f.net
         try:
@@ -339,5 +339,21 @@ def test_a_30_row_request_to_a_history_model_is_answered_from_the_window(frame):
     spec = _spec(frame, **RICH)
     f = Forecaster(spec, build_net(spec, 0))
     item = f.make_input(frame.tail(30))
-    assert item.history is not None and item.history[-1] == 0.0  # no day of history found
+    assert item.history is None and item.short is not None  # its features are computed with its batch's
+    features = f.history_batch([item])[0]
+    assert features[-1] == 0.0  # no day of history found
+    np.testing.assert_array_equal(features, f.history_of(frame.tail(30).column(spec.targets[0])))
     assert np.isfinite(f.forecast(frame.tail(30)).values).all()
+
+
+def test_a_batch_of_short_and_long_series_gets_each_its_own_history_features(frame):
+    """Short series are batched per length; long ones keep the features make_input computed."""
+    spec = _spec(frame, **RICH)
+    f = Forecaster(spec, build_net(spec, 0))
+    frames = [frame.tail(30), frame.tail(31), frame.tail(30), frame.tail(200), frame.tail(spec.history_rows)]
+    items = [f.make_input(x) for x in frames]
+    assert [i.short is not None for i in items] == [True, True, True, True, False]
+    alone = np.stack([f.history_of(x.column(spec.targets[0])[-spec.history_rows :]) for x in frames])
+    np.testing.assert_array_equal(f.history_batch(items), alone)
+    one_by_one = np.concatenate([f.predict_inputs([i]) for i in items])
+    np.testing.assert_allclose(f.predict_inputs(items), one_by_one, rtol=1e-6)

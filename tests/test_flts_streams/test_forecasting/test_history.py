@@ -67,11 +67,13 @@ def test_many_origins_at_once_equal_one_at_a_time():
 def test_the_cheap_path_for_short_series_equals_the_general_one():
     from flts_streams.forecasting.history import window_only_features
 
-    y = np.random.default_rng(2).normal(size=DAY - W - 1)
-    cheap = window_only_features(y, window=W, horizon=H, per_day=DAY)
-    assert cheap is not None
-    np.testing.assert_allclose(cheap, _features(y, [len(y)], days=2, halfwidth=1)[0], rtol=1e-6)
-    assert window_only_features(np.zeros(DAY), window=W, horizon=H, per_day=DAY) is None  # long enough: general
+    for n in (5, W, W + 1, DAY // 4 + 1, DAY - W - 1):
+        ys = np.random.default_rng(n).normal(size=(3, n))  # a stack of series of one length, as a batch has
+        cheap = window_only_features(ys, window=W, horizon=H, per_day=DAY)
+        assert cheap is not None
+        general = np.concatenate([_features(y, [n], days=2, halfwidth=1) for y in ys])
+        np.testing.assert_allclose(cheap, general, rtol=1e-6)
+    assert window_only_features(np.zeros((1, DAY)), window=W, horizon=H, per_day=DAY) is None  # long: general
 
 
 def test_origins_are_taken_in_chunks_with_the_same_result():
