@@ -28,16 +28,12 @@ def prediction_json(identifier: str, prediction: Prediction, *, cached: bool) ->
     """``orjson.dumps(prediction_body(...))``, with the forecasts spliced in as bytes (the /predict hot path)."""
     head = orjson.dumps(_prediction_head(identifier, prediction, cached=cached))
     forecast = prediction.forecast
-    parts = [head[:-1], b',"predictions":', forecast.records_json("ts")]
-    if prediction.quantile_index:
-        for n, i in enumerate(prediction.quantile_index):
+    point, *quantiles = forecast.records_json_with("ts", prediction.quantile_index)
+    parts = [head[:-1], b',"predictions":', point]
+    if quantiles:
+        for n, (i, records) in enumerate(zip(prediction.quantile_index, quantiles)):
             key = orjson.dumps(quantile_key(forecast.quantile_levels[i]))
-            parts += [
-                b',"quantiles":{' if n == 0 else b",",
-                key,
-                b":",
-                forecast.quantile_forecast(i).records_json("ts"),
-            ]
+            parts += [b',"quantiles":{' if n == 0 else b",", key, b":", records]
         parts.append(b"}")
     return b"".join(parts) + b"}"
 

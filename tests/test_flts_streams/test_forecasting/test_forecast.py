@@ -154,17 +154,27 @@ def test_records_json_is_the_dump_of_records_byte_for_byte(frame, targets, n, dt
     awkward = [np.nan, np.inf, -np.inf, -0.0, 1e300, 1e-300, 123456789.123, -7.0, 0.1]
     with np.errstate(over="ignore"):  # 1e300 as float32 is inf: wanted
         values = (np.resize(awkward, n * len(targets)).reshape(n, -1) * (1 + np.arange(n))[:, None]).astype(dtype)
-    fc = Forecast(stamps, targets, values, f.iso)
+    levels = (0.1, 0.5, 0.9)
+    quantiles = np.stack([values * (1 + q) for q in levels], axis=-1)  # (n, targets, levels), float64
+    fc = Forecast(stamps, targets, values, f.iso, levels, quantiles)
     for key in ("ts", "timestamp"):
         assert fc.records_json(key) == orjson.dumps(fc.records(key))
+        together = fc.records_json_with(key, (2, 0))  # the point forecast, then each quantile asked for
+        assert together == [
+            orjson.dumps(x.records(key)) for x in (fc, fc.quantile_forecast(2), fc.quantile_forecast(0))
+        ]
 
 
 @pytest.mark.parametrize("targets,n", [((), 3), (("down",), 0)])
 def test_records_json_of_an_empty_forecast(targets, n):
     import orjson
 
-    fc = Forecast(np.zeros(n, dtype="datetime64[ns]"), targets, np.zeros((n, len(targets))))
+    values = np.zeros((n, len(targets)))
+    fc = Forecast(
+        np.zeros(n, dtype="datetime64[ns]"), targets, values, quantile_levels=(0.5,), quantiles=values[..., None]
+    )
     assert fc.records_json() == orjson.dumps(fc.records())
+    assert fc.records_json_with("ts", (0,)) == [orjson.dumps(fc.records())] * 2
 
 
 @pytest.mark.parametrize(
