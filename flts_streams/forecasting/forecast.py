@@ -119,10 +119,11 @@ class Forecast:
         if not n or not targets:
             return [orjson.dumps(f.records(time_key)) for f in (self, *map(self.quantile_forecast, quantiles))]
         assert self.quantiles is not None or not quantiles, "the model forecasts no quantiles"
-        blocks = [self.values, *(self.quantiles[:, :, q] for q in quantiles)]  # type: ignore[index]
-        stacked = np.concatenate([np.asarray(b, dtype=np.float64).T for b in blocks])  # (len(blocks) * targets, n)
+        stacked = self.values.T  # (targets, n), then each quantile's below it
+        if quantiles:
+            stacked = np.concatenate([stacked, *(self.quantiles[:, :, q].T for q in quantiles)])  # type: ignore[index]
         # Numbers hold no ',' or '],[': the dump of the array splits cleanly into cells.
-        dumped = orjson.dumps(np.ascontiguousarray(stacked), option=orjson.OPT_SERIALIZE_NUMPY)
+        dumped = orjson.dumps(np.ascontiguousarray(stacked, dtype=np.float64), option=orjson.OPT_SERIALIZE_NUMPY)
         columns = dumped[2:-2].decode().split("],[")
         key, *names = [orjson.dumps(name).decode() for name in (time_key, *self.targets)]
         row = ["},{" + key + ':"', "", '",' + names[0] + ":", ""]
@@ -134,8 +135,8 @@ class Forecast:
         template[0] = "[{" + key + ':"'
         template.append("}]")
         out = []
-        for k in range(len(blocks)):
-            parts = template.copy()
+        for k in range(1 + len(quantiles)):
+            parts = template.copy() if k < len(quantiles) else template  # the last one may fill the template
             for j in range(targets):
                 parts[3 + 2 * j :: width] = columns[k * targets + j].split(",")  # n cells: "}]" is past the last
             out.append("".join(parts).encode())

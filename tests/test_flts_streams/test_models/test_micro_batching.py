@@ -213,7 +213,10 @@ def test_a_window_appended_as_the_drain_job_finds_the_queue_empty_is_not_strande
             if not batch and not late:  # queue found empty, job ending: a window arrives right now
                 batcher._draining = True  # as the submit saw it, a moment before
                 late.append(asyncio.run_coroutine_threadsafe(batcher.submit(model, 7.0), loop))
-                time.sleep(0.05)  # the submit has appended and seen "draining" by now
+                waited = time.monotonic()
+                while not batcher._queue and time.monotonic() - waited < 5:  # the submit has appended ...
+                    time.sleep(0.001)
+                time.sleep(0.01)  # ... and seen "draining" (the same step of the loop)
                 batcher._draining = False
             return batch
 
