@@ -114,7 +114,7 @@ class MicroBatcher:
         self._eager_at = max(1, min(max_batch // 2 if eager_at is None else eager_at, max_batch))
         self._max_wait = max_wait_s
         self._queue: deque[_Pending] = deque()
-        self._lock = threading.Lock()  # makes "queue ran dry" and "drain job ended" one step (submit needs no lock)
+        self._lock = threading.Lock()  # makes "queue ran dry" and "drain job ended" one step
         self._draining = False  # a drain job owns the executor: what is queued goes without a flush
         self._flush: asyncio.TimerHandle | asyncio.Handle | None = None
         self._last_size = 0
@@ -129,12 +129,11 @@ class MicroBatcher:
         """
         loop = asyncio.get_running_loop()
         future = loop.create_future()
-        # No lock here: deque.append is atomic, and a window appended just as a drain job ends is seen by the
-        # job's last look at the queue (_drain). Taking the lock on the loop cost ~4% of its time at 64
-        # connections: the loop waited for the torch thread to release it, then for the GIL.
-        self._queue.append(_Pending(model, item, source, future))
-        if not self._draining:
-            if len(self._queue) >= self._eager_at:
+        with self._lock:
+            self._queue.append(_Pending(model, item, source, future))
+            draining, queued = self._draining, len(self._queue)
+        if not draining:
+            if queued >= self._eager_at:
                 self._start_drain(loop)
             else:
                 self._schedule(loop)
@@ -177,10 +176,6 @@ class MicroBatcher:
         while batch := self._take():
             outcomes = _run_groups(list(_by_model(batch).values()))
             loop.call_soon_threadsafe(self._deliver, outcomes)
-        if self._queue:
-            # Appended after _take found the queue empty, by a submit that still saw this job draining: start
-            # another (_start_drain does nothing if one has started meanwhile).
-            loop.call_soon_threadsafe(self._start_drain, loop)
 
     def _take(self) -> list[_Pending]:
         """Up to max_batch live windows off the queue (expired ones dropped); [] ends the drain job."""

@@ -197,41 +197,6 @@ def test_no_window_is_stranded_when_the_queue_runs_dry_as_new_windows_arrive():
     assert sum(fc.sizes) == 1200 and max(fc.sizes) <= 2
 
 
-def test_a_window_appended_as_the_drain_job_finds_the_queue_empty_is_not_stranded():
-    # submit takes no lock: it may append while the executor thread is between finding the queue empty
-    # and ending its job, and still see the job draining (so it starts none). Forced here step by step.
-    fc = _Forecaster()
-    model = _model(fc)
-
-    async def body(batcher):
-        loop = asyncio.get_running_loop()
-        late: list[asyncio.Task] = []
-        take = batcher._take
-
-        def take_then_race():
-            batch = take()
-            if not batch and not late:  # queue found empty, job ending: a window arrives right now
-                batcher._draining = True  # as the submit saw it, a moment before
-                late.append(asyncio.run_coroutine_threadsafe(batcher.submit(model, 7.0), loop))
-                waited = time.monotonic()
-                while not batcher._queue and time.monotonic() - waited < 5:  # the submit has appended ...
-                    time.sleep(0.001)
-                time.sleep(0.01)  # ... and seen "draining" (the same step of the loop)
-                batcher._draining = False
-            return batch
-
-        batcher._take = take_then_race
-        first = await batcher.submit(model, 1.0)
-        for _ in range(100):
-            if late:
-                break
-            await asyncio.sleep(0.01)
-        return first, await asyncio.wait_for(asyncio.wrap_future(late[0]), 2)
-
-    first, second = asyncio.run(_with_batcher(0.0005, body))
-    assert (first[0][0], second[0][0]) == (1.0, 7.0)
-
-
 def test_batches_never_exceed_max_batch_and_a_full_batch_does_not_wait():
     fc = _Forecaster(delay=0.01)
     model = _model(fc)
