@@ -89,8 +89,11 @@ class StreamingSettings(_Group):
     )
     object_max_rows: int = Field(50_000, ge=1, description="Most rows decoded from a claim object (~69 days at 2 min)")
     object_max_columns: int = Field(256, ge=2, description="Most columns decoded from a claim object")
-    object_concurrency: int = Field(
-        8, ge=1, description="Objects read, and prediction logs written, at once per micro-batch"
+    object_concurrency: int | None = Field(
+        None,
+        ge=1,
+        description="Thread calls reading claim objects, and writing prediction logs, at once per micro-batch "
+        "(empty: 1 for file://, where more only contend for the GIL; 8 for s3://, whose requests wait on the network)",
     )
     rocksdb_write_buffer_mb: int = Field(
         4, ge=1, description="RocksDB memtable per table partition (MB; two per partition at most)"
@@ -232,6 +235,12 @@ class Settings(BaseSettings):
     def storage_url(self) -> str:
         """Object store URL, defaulting to a directory under var_dir."""
         return self.storage.url or f"file://{(self.paths.var_dir / 'objects').resolve()}"
+
+    def object_concurrency(self) -> int:
+        """Thread calls at once for a micro-batch's objects: the setting, else by the store (see its description)."""
+        if self.streaming.object_concurrency is not None:
+            return self.streaming.object_concurrency
+        return 1 if self.storage_url.startswith("file:") else 8
 
     def broker_url(self) -> str:
         """Faust's broker setting as the worker sees it (FLTS_BROKER_URL, else our default), built without the app."""

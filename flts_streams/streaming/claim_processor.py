@@ -223,23 +223,13 @@ class ClaimProcessor:
     ) -> dict[tuple[str, str], PreparedFrame | Exception]:
         """Fetch and prepare each distinct object once; failures dead-letter every claim that named it."""
         refs = list(dict.fromkeys((p.bucket, p.claim.object_key) for p in pending))
-        loaded = await self._in_threads(refs, lambda ref: self._read_frame(*ref))
-        for i, frame in enumerate(loaded):
-            if isinstance(frame, TransientError):  # e.g. the store is down: retried until it is back
-                loaded[i] = await self._load_frame(*refs[i])
+        loaded = await self._in_threads(refs, lambda ref: self._read_frame(*ref), "get")
         frames = dict(zip(refs, loaded))
         for p in pending:
             frame = frames[(p.bucket, p.claim.object_key)]
             if isinstance(frame, Exception):
                 outcomes[p.index] = self._dead(p.inp, frame)
         return frames
-
-    async def _load_frame(self, bucket: str, key: str) -> PreparedFrame | Exception:
-        try:
-            # Read and decode in one thread call: two were two trips through the busy event loop per object.
-            return await self._retry(lambda: asyncio.to_thread(self._read_frame, bucket, key), f"get {bucket}/{key}")
-        except Exception as exc:  # noqa: BLE001 - the agent boundary: an escaped error would lose the event
-            return exc
 
     def _read_frame(self, bucket: str, key: str) -> PreparedFrame:
         """An object's frame (in a thread); only the read can fail transiently, so a retry repeats little."""
@@ -468,11 +458,9 @@ class ClaimProcessor:
             key = log_object_key(self.settings.streaming.log_prefix, identifier, first.where, first.published_at)
             logs.append((key, b"\n".join(r for _, r in items) + b"\n"))
         bucket = self.settings.storage.bucket
-        failures = await self._in_threads(logs, lambda log_: self.store.put(bucket, *log_))  # all before any commit
-        for i, failure in enumerate(failures):
-            if isinstance(failure, TransientError):  # retried until the store takes it
-                failures[i] = await self._put_log(*logs[i])
-            elif failure is not None and not isinstance(failure, FltsError):
+        failures = await self._in_threads(logs, lambda log_: self.store.put(bucket, *log_), "put")  # before any commit
+        for failure in failures:
+            if failure is not None and not isinstance(failure, FltsError):
                 raise failure  # not the store refusing: the batch's catch-all dead-letters it, as before
         for (identifier, items), failure in zip(per_identifier.items(), failures):
             for p, record in items:
@@ -482,50 +470,60 @@ class ClaimProcessor:
                 outcomes[p.index] = ClaimOutcome("processed", identifier, result=record)
                 self.metrics.claims.labels("processed").inc()
 
-    async def _in_threads(self, items: Sequence[A], work: Callable[[A], R]) -> list[R | Exception]:
-        """``work`` on every item, in at most ``object_concurrency`` thread calls taking contiguous chunks in turn.
+    async def _in_threads(self, items: Sequence[A], work: Callable[[A], R], what: str) -> list[R | Exception]:
+        """``work`` on every item, in at most ``Settings.object_concurrency()`` thread calls, each a contiguous chunk;
+        each item's result or exception. Transient failures are retried (all that are left, in chunks again) until
+        they pass, so an outage holds the batch and costs no claim.
 
         Why chunks, not a thread call per object: each call is a trip through the event loop and its GIL
         hand-offs; with 256 distinct objects per micro-batch, 8 threads contending for the GIL with the loop
-        made reads and writes ~2.8x slower than alone (docs/BENCHMARKS.md). Chunks keep the same number of
-        stores' requests in flight (S3's latency). An item that fails gives its exception; after a
-        TransientError the rest of its chunk is not tried (the same error: an outage costs one timeout).
+        made reads and writes ~2.8x slower than alone (docs/BENCHMARKS.md). Chunks keep as many requests in
+        flight as before (S3's latency). After a TransientError the rest of its chunk is not tried this round.
         """
-        size = max(1, -(-len(items) // self.settings.streaming.object_concurrency))
-        chunks = [items[i : i + size] for i in range(0, len(items), size)]
-        done = await asyncio.gather(*(asyncio.to_thread(_each, work, chunk) for chunk in chunks))
-        return [result for chunk in done for result in chunk]
-
-    async def _put_log(self, key: str, data: bytes) -> FltsError | None:
-        """Write one prediction-log object (transient failures retried); the error when it cannot be written."""
-        try:
-            await self._retry(
-                lambda: asyncio.to_thread(self.store.put, self.settings.storage.bucket, key, data), f"put {key}"
-            )
-        except FltsError as exc:  # e.g. a bucket that does not exist: not transient
-            return exc
-        return None
+        results: list[R | Exception] = [_NotTried()] * len(items)  # each replaced in the first round
+        todo = list(range(len(items)))
+        attempt = 0
+        while todo:
+            size = -(-len(todo) // self.settings.object_concurrency())
+            chunks = [todo[i : i + size] for i in range(0, len(todo), size)]
+            done = await asyncio.gather(*(asyncio.to_thread(_each, work, [items[j] for j in c]) for c in chunks))
+            for chunk, outs in zip(chunks, done):
+                for j, out in zip(chunk, outs):
+                    results[j] = out
+            todo = [j for j in todo if isinstance(results[j], TransientError)]
+            if todo:
+                attempt += 1
+                failed = [results[j] for j in todo if not isinstance(results[j], _NotTried)]
+                await self._backoff(attempt, f"{what} of {len(todo)} objects", failed[0], len(failed))
+        return results
 
     async def _retry(self, call: Callable[[], Awaitable[T]], what: str) -> T:
         """Retry transient failures (object store, model registry) with capped exponential backoff, never giving up."""
-        delay = self.settings.streaming.retry_backoff_s
         attempt = 0
         while True:
             attempt += 1
             try:
                 return await call()
             except TransientError as exc:
-                self.metrics.claims.labels("retried").inc()
-                log.warning("transient error, retrying attempt=%d op=%s error=%s", attempt, what, exc)
-                await asyncio.sleep(backoff_s(delay, attempt))
+                await self._backoff(attempt, what, exc)
+
+    async def _backoff(self, attempt: int, what: str, error: object, failures: int = 1) -> None:
+        """Count, log and wait out ``failures`` transient failures of one attempt."""
+        self.metrics.claims.labels("retried").inc(failures)
+        log.warning("transient error, retrying attempt=%d op=%s error=%s", attempt, what, error)
+        await asyncio.sleep(backoff_s(self.settings.streaming.retry_backoff_s, attempt))
+
+
+class _NotTried(TransientError):
+    """An item of a chunk after one that failed transiently: tried again with the failed ones."""
 
 
 def _each(work: Callable[[A], R], chunk: Sequence[A]) -> list[R | Exception]:
-    """``work`` on each item in turn (in a thread): its result or exception; after a TransientError, that error."""
+    """``work`` on each item in turn (in a thread): its result or exception; after a TransientError, _NotTried."""
     out: list[R | Exception] = []
     for item in chunk:
         if out and isinstance(out[-1], TransientError):
-            out.append(out[-1])
+            out.append(_NotTried("not tried: an earlier object of its chunk failed transiently"))
             continue
         try:
             out.append(work(item))

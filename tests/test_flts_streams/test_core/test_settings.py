@@ -85,3 +85,12 @@ def test_agents_never_set_the_stream_current_event():
             if isinstance(n, ast.Attribute) and n.attr == "_set_current_event"
         ]
         assert not calls, f"{path}:{calls[0].lineno}"
+
+
+def test_object_concurrency_defaults_by_store_and_yields_to_the_setting(tmp_path):
+    # A local directory's reads are CPU-bound (more threads only contend for the GIL); S3 waits on the network.
+    assert Settings(paths={"var_dir": tmp_path}).object_concurrency() == 1
+    assert Settings(storage={"url": "s3://127.0.0.1:9000"}).object_concurrency() == 8
+    assert (
+        Settings(storage={"url": "s3://127.0.0.1:9000"}, streaming={"object_concurrency": 3}).object_concurrency() == 3
+    )

@@ -155,6 +155,39 @@ async def test_transient_store_errors_are_retried_not_dead_lettered(tmp_path, pr
     assert predictor.metrics.claims.labels("retried")._value.get() == 2
 
 
+async def test_a_chunk_stops_at_a_transient_error_and_its_objects_are_retried_one_by_one(tmp_path, predictor):
+    # Objects are read in chunks, one thread call each (file://: one chunk); after a transient failure the rest
+    # of the chunk is not tried (an outage costs one timeout), and every object is retried until it reads.
+    store = CountingStore(tmp_path / "objects", fail_first=1)
+    keys = [f"{name}.parquet" for name in "abcd"]
+    for key in keys:
+        store.put("flts", key, _parquet(seed=len(key)))
+    batch = await _processor(tmp_path, predictor, store).process_batch(
+        [_claim(key[0].upper(), key, i) for i, key in enumerate(keys)]
+    )
+    assert [o.status for o in batch.outcomes] == ["processed"] * 4
+    assert store.gets == ["a.parquet", *keys]  # the first failed; b, c, d waited for the retries
+    assert predictor.metrics.claims.labels("retried")._value.get() == 1
+
+
+@pytest.mark.parametrize("threads", [1, 3, 8])
+async def test_objects_read_in_chunks_each_once_and_each_claim_gets_its_own(tmp_path, predictor, threads):
+    store = CountingStore(tmp_path / "objects")
+    keys = [f"o{i}.parquet" for i in range(7)]
+    for i, key in enumerate(keys):
+        store.put("flts", key, _parquet(seed=i))
+    settings = Settings(
+        paths={"var_dir": tmp_path / "var"}, streaming={"retry_backoff_s": 0.01, "object_concurrency": threads}
+    )
+    claims = [_claim(f"S{i % 3}", key, i) for i, key in enumerate(keys)]
+    batch = await ClaimProcessor(settings, store, predictor.metrics, predictor).process_batch(claims)
+    assert sorted(store.gets) == keys
+    results = [json.loads(o.result) for o in batch.outcomes]
+    assert [r["claim"]["object_key"] for r in results] == keys
+    logs = sorted(str(p) for p in (tmp_path / "objects" / "flts").rglob("*.jsonl"))
+    assert len(logs) == 3  # one prediction log per identifier, written in chunks too
+
+
 async def test_unexpected_errors_dead_letter_instead_of_escaping(tmp_path, predictor):
     store = CountingStore(tmp_path / "objects", error=RuntimeError("boom"))
     batch = await _processor(tmp_path, predictor, store).process_batch([_claim("A", "a.parquet", 1)])
