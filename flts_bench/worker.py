@@ -39,6 +39,9 @@ class Worker:
     port: int = field(default_factory=free_port)
     log_level: str = "info"
     app: str = "flts_streams"  # the Faust app module (`flts bench claims` also runs a bare one)
+    # Another checkout's code (an A/B): its cwd and PYTHONPATH. Both: `faust -A` imports the app with the cwd first
+    # on sys.path and the app's other top-level packages (web, agents, tables) after it is gone (docs/BENCHMARKS.md).
+    checkout: Path | None = None
     process: subprocess.Popen | None = None
     log_path: Path | None = None
 
@@ -64,6 +67,7 @@ class Worker:
                 "FLTS_PATHS__VAR_DIR": str(self.var_dir),
                 "FLTS_EMBEDDED__ENABLED": "true",
             }
+            | ({"PYTHONPATH": str(self.checkout)} if self.checkout else {})
             | self.extra_env,
             inherit_flts=False,
         )
@@ -79,6 +83,7 @@ class Worker:
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                cwd=self.checkout,
             )
         return self
 
