@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -133,3 +134,50 @@ def test_the_store_refuses_an_object_above_the_byte_limit_before_reading_it(tmp_
     with pytest.raises(ObjectTooLarge, match="5000 bytes, above the 4096-byte limit"):
         store.get("flts", "big.bin", max_bytes=4096)
     assert store.get("flts", "big.bin", max_bytes=5000) == b"x" * 5000
+
+
+@pytest.mark.parametrize("with_proc", [True, False], ids=["fd-links", "resolved"])
+def test_local_store_refuses_symlinks_out_of_the_bucket(tmp_path, with_proc):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.bin").write_bytes(b"secret")
+    bucket = tmp_path / "store" / "flts"
+    bucket.mkdir(parents=True)
+    (bucket / "dir").symlink_to(outside, target_is_directory=True)
+    (bucket / "file.bin").symlink_to(outside / "secret.bin")
+    (bucket / "inner").mkdir()
+    (bucket / "inner" / "x.bin").write_bytes(b"ok")
+    (bucket / "alias").symlink_to(bucket / "inner", target_is_directory=True)  # inside: allowed
+    fd_links = Path("/proc/self/fd") if with_proc else tmp_path / "no-such-dir"
+    if with_proc and not fd_links.is_dir():
+        pytest.skip("no /proc/self/fd on this OS: the resolved variant covers it")
+    store = LocalStore(tmp_path / "store", fd_links=fd_links)
+    for key in ("dir/secret.bin", "file.bin"):
+        with pytest.raises(InvalidObjectKey, match="escapes bucket"):
+            store.get("flts", key)
+    for key in ("dir/new.bin", "dir/sub/new.bin"):
+        with pytest.raises(InvalidObjectKey, match="escapes bucket"):
+            store.put("flts", key, b"x")
+    with pytest.raises(InvalidObjectKey, match="escapes bucket"):
+        store.list("flts", "dir/")
+    assert sorted(p.name for p in outside.iterdir()) == ["secret.bin"]  # nothing written outside
+    assert store.get("flts", "alias/x.bin") == b"ok"
+    store.put("flts", "alias/y.bin", b"y")
+    assert (bucket / "inner" / "y.bin").read_bytes() == b"y"
+
+
+def test_local_store_overwrites_and_never_follows_a_planted_temp_link(tmp_path):
+    store = LocalStore(tmp_path)
+    store.put("flts", "a/b.bin", b"one")
+    store.put("flts", "a/b.bin", b"two")
+    assert store.get("flts", "a/b.bin") == b"two"
+    target = tmp_path / "victim"
+    target.write_bytes(b"keep")
+    (tmp_path / "flts" / "a" / "c.bin.tmp").symlink_to(target)
+    with pytest.raises(OSError):  # O_NOFOLLOW: the write does not go through the link
+        store.put("flts", "a/c.bin", b"x")
+    assert target.read_bytes() == b"keep"
+    with pytest.raises(ObjectNotFound, match="is a prefix"):
+        store.get("flts", "a")
+    with pytest.raises(ObjectNotFound):
+        store.get("flts", "a/b.bin/deeper")
