@@ -439,3 +439,87 @@ async def test_a_held_cached_forecast_of_another_model_is_remembered_and_scored_
     assert sorted((f.run_id, f.scored) for f in acc.forecasts) == [("run-1", 0), ("run-1", 30), ("run-2", 30)]
     assert {r["run_id"] for r in acc.summary(24)} == {"run-1", "run-2"}
     assert held.take("A") == []
+
+
+async def test_a_batch_in_parts_answers_and_keeps_what_one_part_would(tmp_path):
+    # process_batch reads part k+1's objects while part k is forecast, logged and scored; a later part must see
+    # the history and live accuracy the earlier parts wrote, exactly as one part of the whole batch does.
+    from flts_streams.streaming.live_accuracy import decode_accuracy
+
+    settings = Settings(paths={"var_dir": tmp_path / "var"}, streaming={"retry_backoff_s": 0.01})
+    predictor = await _started(settings, model(history_days=2, quantiles=(0.1, 0.5, 0.9)))
+    store, _ = _two_day_objects(tmp_path, seed=10)
+    claims = [
+        _claim("A", "d1.parquet", 1),
+        _claim("B", "d1.parquet", 2),
+        _claim("A", "d2.parquet", 3),
+        _claim("B", "missing.parquet", 4),
+        _claim("B", "d2.parquet", 5),
+        _claim("A", "d2.parquet", 6),  # redelivered within the batch: scores nothing twice
+        _claim("C", "d2.parquet", 7),
+    ]
+    batches = {}
+    try:
+        for part_size in (64, 2, 1):
+            processor = ClaimProcessor(
+                settings, store, predictor.metrics, predictor, accuracy_of={}.get, part_size=part_size
+            )
+            batches[part_size] = await processor.process_batch(claims)
+    finally:
+        await predictor.stop()
+    whole = batches[64]
+    assert [o.status for o in whole.outcomes] == ["processed"] * 3 + ["dead_lettered"] + ["processed"] * 3
+    assert decode_accuracy(whole.accuracy["A"][1]).forecasts[0].scored == 30  # d2 scored d1's forecast
+    assert whole.histories["A"][0] == 5 and whole.frames["B"][0] == 4
+    for part_size in (2, 1):
+        batch = batches[part_size]
+        assert [o.status for o in batch.outcomes] == [o.status for o in whole.outcomes]
+        for mine, theirs in zip(batch.outcomes, whole.outcomes):
+            if mine.result is not None:
+                a, b = json.loads(mine.result), json.loads(theirs.result)
+                assert _numbers(a["predictions"], a["quantiles"]) == pytest.approx(
+                    _numbers(b["predictions"], b["quantiles"]), rel=1e-5
+                )  # float32 forwards of other batch sizes round differently
+        assert batch.frames == whole.frames and batch.histories == whole.histories
+        assert batch.training_requests == whole.training_requests
+        # (which claim of an identifier writes its book may differ: a redelivery in a later part rewrites it)
+        assert batch.accuracy.keys() == whole.accuracy.keys()
+        for identifier, (_, value) in batch.accuracy.items():
+            mine_acc, their_acc = decode_accuracy(value), decode_accuracy(whole.accuracy[identifier][1])
+            assert [(f.origin_ns, f.scored) for f in mine_acc.forecasts] == [
+                (f.origin_ns, f.scored) for f in their_acc.forecasts
+            ]
+            assert json.dumps(mine_acc.summary(24)) == json.dumps(their_acc.summary(24)) or all(
+                _numbers(x) == pytest.approx(_numbers(y), rel=1e-5)
+                for x, y in zip(mine_acc.summary(24), their_acc.summary(24), strict=True)
+            )
+
+
+def _numbers(*values: object) -> list[float]:
+    """Every number in nested JSON-like values, in order."""
+    out: list[float] = []
+    for value in values:
+        if isinstance(value, dict):
+            out.extend(_numbers(*value.values()))
+        elif isinstance(value, list):
+            out.extend(_numbers(*value))
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            out.append(float(value))
+    return out
+
+
+async def test_an_unexpected_failure_dead_letters_its_part_only(tmp_path, predictor):
+    class FailingOnce(CountingStore):
+        def get(self, bucket: str, key: str, max_bytes: int | None = None) -> bytes:
+            if key == "bad.parquet":
+                raise RuntimeError("boom")  # not a store error: escapes the per-object sorting
+            return super().get(bucket, key, max_bytes)
+
+    store = FailingOnce(tmp_path / "objects")
+    store.put("flts", "a.parquet", _parquet(seed=1))
+    processor = _processor(tmp_path, predictor, store)
+    processor.part_size = 2
+    claims = [_claim("A", "a.parquet", 1), _claim("B", "a.parquet", 2), _claim("C", "bad.parquet", 3)]
+    claims.append(_claim("D", "a.parquet", 4))
+    batch = await processor.process_batch([*claims, _claim("E", "a.parquet", 5)])
+    assert [o.status for o in batch.outcomes] == ["processed", "processed", "dead_lettered", "processed", "processed"]
