@@ -57,9 +57,6 @@ from flts_streams.streaming.target_history import (
 log = logging.getLogger(__name__)
 # Below Faust's producer_max_request_size (1,000,000): a record the producer refuses is never built.
 RECORD_MAX_BYTES = 1_000_000 - 16 * 1024
-# Claims per part of a micro-batch: a quarter of the default batch, so reads hide behind three parts' work
-# while each part's forecasts still share forward passes.
-PART_SIZE = 64
 T = TypeVar("T")
 A = TypeVar("A")
 R = TypeVar("R")
@@ -105,7 +102,6 @@ class ClaimProcessor:
         history_of: Callable[[str], bytes | None] = _no_history,
         accuracy_of: Callable[[str], bytes | None] | None = None,
         held_forecasts: Callable[[str], list[IssuedForecast]] = lambda identifier: [],
-        part_size: int = PART_SIZE,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -115,36 +111,14 @@ class ClaimProcessor:
         self.history_of = history_of  # identifier -> its target_history value (the agent reads the table)
         self.accuracy_of = accuracy_of  # identifier -> its forecast_accuracy value; None: live accuracy off
         self.held_forecasts = held_forecasts  # identifier -> forecasts of GET /predict/{id} to remember (taken)
-        self.part_size = part_size  # claims per part of a micro-batch (process_batch)
 
     async def process_batch(self, inputs: Sequence[ClaimInput]) -> BatchResult:
-        """Process a micro-batch; every input gets exactly one outcome, even if a step fails unexpectedly.
-
-        In parts of ``part_size`` claims, in input order, each reading the objects of the next while its own
-        forecasts, logs and scores are made: reads take a thread, the rest the event loop, and a part waiting
-        for all its objects before anything else left one or the other idle (docs/BENCHMARKS.md). A part sees
-        the table values the parts before it wrote, as if the batch were that many batches.
-        """
-        started = time.perf_counter()
-        outcomes: list[ClaimOutcome | None] = [None] * len(inputs)
-        result = BatchResult([])
-        parts = [range(i, min(i + self.part_size, len(inputs))) for i in range(0, len(inputs), self.part_size)]
-        loading = asyncio.ensure_future(self._load(inputs, parts[0], outcomes)) if parts else None
+        """Process a micro-batch; every input gets exactly one outcome, even if a step fails unexpectedly."""
         try:
-            for k, part in enumerate(parts):
-                assert loading is not None
-                pending, frames = await loading
-                loading = None
-                if k + 1 < len(parts):
-                    loading = asyncio.ensure_future(self._load(inputs, parts[k + 1], outcomes))
-                await self._finish(inputs, part, pending, frames, outcomes, result)
-        finally:
-            if loading is not None:  # cancelled (the worker stopping): no read left running
-                loading.cancel()
-        result.outcomes = [o for o in outcomes if o is not None]
-        assert len(result.outcomes) == len(inputs), "every claim needs exactly one outcome"
-        self.metrics.claim_duration.observe(time.perf_counter() - started)
-        self.metrics.claim_batch_size.observe(len(inputs))
+            result = await self._process(inputs)
+        except Exception as exc:  # noqa: BLE001 - the agent boundary: an escaped error would lose the batch
+            log.exception("claim batch failed size=%d; dead-lettering it", len(inputs))
+            result = BatchResult([self._dead(inp, exc) for inp in inputs])
         await self._spill(result.outcomes)
         return result
 
@@ -164,60 +138,34 @@ class ClaimProcessor:
                 except FltsError:  # e.g. the bucket does not exist: the dead letter keeps its truncated copy
                     log.exception("dead-letter original not stored bucket=%s key=%s", bucket, name)
 
-    async def _load(
-        self, inputs: Sequence[ClaimInput], part: range, outcomes: list[ClaimOutcome | None]
-    ) -> tuple[list[_Pending], dict[tuple[str, str], PreparedFrame | Exception]]:
-        """Admit a part's claims and read their objects; the claims that end here get their outcomes."""
-        try:
-            pending = []
-            for i in part:
-                item = self._admit(i, inputs[i])
-                if isinstance(item, ClaimOutcome):
-                    outcomes[i] = item
-                else:
-                    pending.append(item)
-            return pending, await self._frames(pending, outcomes)
-        except Exception as exc:  # noqa: BLE001 - the agent boundary: an escaped error would lose the batch
-            self._lost(inputs, part, outcomes, exc)
-            return [], {}
-
-    async def _finish(
-        self,
-        inputs: Sequence[ClaimInput],
-        part: range,
-        pending: list[_Pending],
-        frames: dict,
-        outcomes: list[ClaimOutcome | None],
-        result: BatchResult,
-    ) -> None:
-        """Forecast, log and score a loaded part; its table values join ``result`` (later parts read them)."""
-        try:
-            chains: dict[str, HistoryChain] = {}  # identifier -> its kept series and this part's frames
-            predictions = await self._forecasts(pending, frames, outcomes, chains, result)
-            done = [p for p in pending if outcomes[p.index] is None]
-            kept = self._table_frames(done, frames, predictions, outcomes)
-            await self._results([p for p in done if outcomes[p.index] is None], predictions, outcomes)
-            processed = [p for p in done if outcomes[p.index] is not None and outcomes[p.index].status == "processed"]  # type: ignore[union-attr]
-            histories = self._histories(processed, frames, predictions, chains)
-            accuracy: dict[str, tuple[int, bytes]] = {}
-            requests: list[tuple[str, bytes]] = []
-            if self.accuracy_of is not None:
-                accuracy, requests = self._live_accuracy(processed, frames, predictions, result)
-        except Exception as exc:  # noqa: BLE001 - the agent boundary: an escaped error would lose the batch
-            self._lost(inputs, part, outcomes, exc)
-            return
-        result.frames.update((p.claim.identifier, (p.index, kept[_ref(p)])) for p in processed)
-        result.histories.update(histories)
-        result.accuracy.update(accuracy)
-        result.training_requests.extend(requests)
-
-    def _lost(
-        self, inputs: Sequence[ClaimInput], part: range, outcomes: list[ClaimOutcome | None], exc: Exception
-    ) -> None:
-        """Dead-letter every claim of a part a step failed unexpectedly for (whatever outcome it had)."""
-        log.exception("claim batch part failed size=%d; dead-lettering it", len(part), exc_info=exc)
-        for i in part:
-            outcomes[i] = self._dead(inputs[i], exc)
+    async def _process(self, inputs: Sequence[ClaimInput]) -> BatchResult:
+        started = time.perf_counter()
+        outcomes: list[ClaimOutcome | None] = [None] * len(inputs)
+        pending = []
+        for i, inp in enumerate(inputs):
+            item = self._admit(i, inp)
+            if isinstance(item, ClaimOutcome):
+                outcomes[i] = item
+            else:
+                pending.append(item)
+        result = BatchResult([])
+        frames = await self._frames(pending, outcomes)
+        chains: dict[str, HistoryChain] = {}  # identifier -> its kept series and this batch's frames
+        predictions = await self._forecasts(pending, frames, outcomes, chains)
+        done = [p for p in pending if outcomes[p.index] is None]
+        kept = self._table_frames(done, frames, predictions, outcomes)
+        await self._results([p for p in done if outcomes[p.index] is None], predictions, outcomes)
+        processed = [p for p in done if outcomes[p.index] is not None and outcomes[p.index].status == "processed"]  # type: ignore[union-attr]
+        for p in processed:
+            result.frames[p.claim.identifier] = (p.index, kept[_ref(p)])
+        result.histories = self._histories(processed, frames, predictions, chains)
+        if self.accuracy_of is not None:
+            result.accuracy, result.training_requests = self._live_accuracy(processed, frames, predictions)
+        result.outcomes = [o for o in outcomes if o is not None]
+        assert len(result.outcomes) == len(inputs), "every claim needs exactly one outcome"
+        self.metrics.claim_duration.observe(time.perf_counter() - started)
+        self.metrics.claim_batch_size.observe(len(inputs))
+        return result
 
     def _admit(self, i: int, inp: ClaimInput) -> _Pending | ClaimOutcome:
         """Decode, check deadline, bucket and key; the claim continues or ends here."""
@@ -295,7 +243,6 @@ class ClaimProcessor:
         frames: dict,
         outcomes: list[ClaimOutcome | None],
         chains: dict[str, HistoryChain],
-        written: BatchResult,
     ) -> dict[tuple[str, str, str], Prediction]:
         """One forecast per (identifier, bucket, object), all submitted together so they share forwards."""
         jobs: dict[tuple[str, str, str], Awaitable[Prediction]] = {}
@@ -305,7 +252,7 @@ class ClaimProcessor:
                 if ref not in jobs:
                     identifier = p.claim.identifier
                     if identifier not in chains:
-                        chains[identifier] = HistoryChain(self._kept_history(identifier, written))
+                        chains[identifier] = HistoryChain(self._kept_history(identifier))
                     count = chains[identifier].append(frames[ref[1:]])
                     jobs[ref] = self._forecast(identifier, frames[ref[1:]], chains[identifier], count)
         answers = await asyncio.gather(*jobs.values(), return_exceptions=True)
@@ -337,10 +284,9 @@ class ClaimProcessor:
             f"forecast {identifier}",
         )
 
-    def _kept_history(self, identifier: str, written: BatchResult) -> TargetHistory | None:
-        """The identifier's target_history value as an earlier part wrote it or the table holds it, None when
-        absent or unreadable (then the frame alone counts)."""
-        payload = written.histories[identifier][1] if identifier in written.histories else self.history_of(identifier)
+    def _kept_history(self, identifier: str) -> TargetHistory | None:
+        """The identifier's target_history value, None when absent or unreadable (then the frame alone counts)."""
+        payload = self.history_of(identifier)
         if payload is None:
             return None
         try:
@@ -365,17 +311,17 @@ class ClaimProcessor:
         return {k: (i, encode_history(h)) for k, (i, h) in extended.items() if h is not None}
 
     def _live_accuracy(
-        self, processed: list[_Pending], frames: dict, predictions: dict, written: BatchResult
+        self, processed: list[_Pending], frames: dict, predictions: dict
     ) -> tuple[dict[str, tuple[int, bytes]], list[tuple[str, bytes]]]:
-        """_accuracy, or nothing for this part if it fails: scoring never costs a claim its result."""
+        """_accuracy, or nothing for this batch if it fails: scoring never costs a claim its result."""
         try:
-            return self._accuracy(processed, frames, predictions, written)
+            return self._accuracy(processed, frames, predictions)
         except Exception:  # noqa: BLE001 - a side line of the claims path; the batch's results stand
             log.exception("live accuracy skipped for a batch size=%d", len(processed))
             return {}, []
 
     def _accuracy(
-        self, processed: list[_Pending], frames: dict, predictions: dict, written: BatchResult
+        self, processed: list[_Pending], frames: dict, predictions: dict
     ) -> tuple[dict[str, tuple[int, bytes]], list[tuple[str, bytes]]]:
         """forecast_accuracy values: per identifier, earlier forecasts scored by each frame, then its forecast kept;
         and the training requests of identifiers whose live accuracy drifted.
@@ -397,7 +343,7 @@ class ClaimProcessor:
             if not set(targets) <= set(frame.columns):
                 continue  # nothing to score with, and no actuals to issue from
             identifier = p.claim.identifier
-            book = books[identifier][1] if identifier in books else self._first_book(identifier, targets, keep, written)
+            book = books[identifier][1] if identifier in books else self._first_book(identifier, targets, keep)
             if book.targets != targets:
                 book = LiveAccuracy(targets)  # a model of other targets: start afresh
             stamps = frame.timestamps.astype("datetime64[ns]").view(np.int64)
@@ -428,20 +374,19 @@ class ClaimProcessor:
         )
         return identifier, json.dumps(training_request(identifier, run_id, found, now)).encode()
 
-    def _first_book(self, identifier: str, targets: tuple[str, ...], keep: int, written: BatchResult) -> LiveAccuracy:
-        """The identifier's book as the part finds it: kept in the table or by an earlier part (or new), plus the
-        forecasts answered to GET /predict/{id} since its last claim."""
-        book = self._kept_accuracy(identifier, written) or LiveAccuracy(targets)
+    def _first_book(self, identifier: str, targets: tuple[str, ...], keep: int) -> LiveAccuracy:
+        """The identifier's book as the batch finds it: kept in the table (or new), plus the forecasts answered
+        to GET /predict/{id} since its last claim."""
+        book = self._kept_accuracy(identifier) or LiveAccuracy(targets)
         for held in self.held_forecasts(identifier):
             if held.values.shape[1] == len(book.targets):
                 book.issue(held, keep, replace=False)
         return book
 
-    def _kept_accuracy(self, identifier: str, written: BatchResult) -> LiveAccuracy | None:
-        """The identifier's forecast_accuracy value as an earlier part wrote it or the table holds it, None when
-        absent or unreadable (then scoring starts afresh)."""
+    def _kept_accuracy(self, identifier: str) -> LiveAccuracy | None:
+        """The identifier's forecast_accuracy value, None when absent or unreadable (then scoring starts afresh)."""
         assert self.accuracy_of is not None
-        payload = written.accuracy[identifier][1] if identifier in written.accuracy else self.accuracy_of(identifier)
+        payload = self.accuracy_of(identifier)
         if payload is None:
             return None
         try:
