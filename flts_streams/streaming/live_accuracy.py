@@ -29,6 +29,9 @@ _MAGIC = b"LA01"
 _LEN = struct.Struct("<4sI")
 
 
+_EDGES = np.array(HORIZON_EDGES)
+
+
 def horizon_bucket(step: int) -> str:
     """The bucket label of a forecast step (1 = the first step ahead)."""
     low = 1
@@ -37,6 +40,9 @@ def horizon_bucket(step: int) -> str:
             return f"{low}-{edge}"
         low = edge + 1
     return f"{low}+"
+
+
+_BUCKETS = tuple(horizon_bucket(edge) for edge in (*HORIZON_EDGES, HORIZON_EDGES[-1] + 1))  # by searchsorted position
 
 
 @dataclass
@@ -166,25 +172,31 @@ class LiveAccuracy:
         inside: np.ndarray | None,
         totals: dict[tuple[str, str], Scored],
     ) -> None:
-        """Add scored steps (their absolute errors, persistence's, interval hits) to their rows and the totals."""
-        buckets = np.array([horizon_bucket(int(step) + 1) for step in step_index])
+        """Add scored steps (their absolute errors, persistence's, interval hits) to their rows and the totals.
+
+        Steps come in ascending order, so each (horizon bucket, bin) they touch is one contiguous run of them:
+        summed with one reduceat each, not a mask per pair (this ran once per claim, for every due forecast).
+        """
+        buckets = np.searchsorted(_EDGES, step_index + 1)  # position of each step's bucket in _BUCKETS
+        starts = np.flatnonzero(np.diff(buckets, prepend=-1) | np.diff(bins, prepend=bins[0] - 1))
+        counts = np.diff(starts, append=len(step_index)).tolist()
+        group_sums = np.add.reduceat(sums, starts, axis=0)
+        hits = np.add.reduceat(inside.astype(np.int64), starts).tolist() if inside is not None else None
         n = len(self.targets)
-        for bucket, bin_id in dict.fromkeys(zip(buckets.tolist(), bins.tolist())):  # a few: buckets x bins touched
-            rows = (buckets == bucket) & (bins == bin_id)
-            count = int(rows.sum())
+        for g, (position, bin_id) in enumerate(zip(buckets[starts].tolist(), bins[starts].tolist())):
+            bucket, count = _BUCKETS[position], counts[g]
             row = self._row(run_id, bucket, bin_id)
             row[_STEPS] += count
-            row[_FIRST_SUM:] += sums[rows].sum(axis=0)
+            row[_FIRST_SUM:] += group_sums[g]
             total = totals.setdefault((run_id, bucket), Scored(run_id, bucket, 0, 0, 0, 0.0, 0.0))
             total.steps += count
-            total.abs_error += float(sums[rows, 0].sum())
-            total.persistence_abs_error += float(sums[rows, n].sum())
-            if inside is not None:
-                hits = int(inside[rows].sum())
+            total.abs_error += float(group_sums[g, 0])
+            total.persistence_abs_error += float(group_sums[g, n])
+            if hits is not None:
                 row[_WITH_INTERVAL] += count
-                row[_INSIDE] += hits
+                row[_INSIDE] += hits[g]
                 total.with_interval += count
-                total.inside += hits
+                total.inside += hits[g]
 
     def _row(self, run_id: str, bucket: str, bin_id: int) -> np.ndarray:
         self.newest_bin = max(self.newest_bin, bin_id)
@@ -196,6 +208,8 @@ class LiveAccuracy:
     def _forget_old_bins(self) -> None:
         oldest = self.newest_bin - WINDOW_BINS + 1
         for key in list(self.sums):
+            if min(self.sums[key], default=oldest - 1) >= oldest:
+                continue  # nothing to forget: most claims (a min is a fifth of rebuilding the dict)
             bins = {b: row for b, row in self.sums[key].items() if b >= oldest}
             if bins:
                 self.sums[key] = bins
@@ -368,12 +382,14 @@ def encode_accuracy(acc: LiveAccuracy) -> bytes:
             "sums": sums,
         }
     )
+    # Each array's bytes joined: a third of the time of concatenating them first (re-encoded for every claim).
+    f4 = "<f4"
     arrays = [
-        _f4([f.values.ravel() for f in fs]),  # every forecast's (steps, targets), one after the other
-        _f4([f.last for f in fs]),
-        _f4([f.interval.ravel() for f in fs if f.interval is not None]),
-        _f4([f.actual for f in fs]),
-        *(np.ascontiguousarray([acc.sums[key][i] for i in ids], dtype="<f8").tobytes() for key, ids in groups),
+        *[f.values.astype(f4, copy=False).tobytes() for f in fs],  # every forecast's (steps, targets), in turn
+        *[f.last.astype(f4, copy=False).tobytes() for f in fs],
+        *[f.interval.astype(f4, copy=False).tobytes() for f in fs if f.interval is not None],
+        *[f.actual.astype(f4, copy=False).tobytes() for f in fs],
+        *(np.concatenate([acc.sums[key][i] for i in ids]).astype("<f8", copy=False).tobytes() for key, ids in groups),
     ]
     return _LEN.pack(_MAGIC, len(header)) + header + b"".join(arrays)
 
@@ -417,10 +433,6 @@ def _decode(payload: bytes) -> LiveAccuracy:
     if reader.offset != len(payload):
         raise InvalidInput("forecast_accuracy value has trailing bytes")
     return acc
-
-
-def _f4(parts: list[np.ndarray]) -> bytes:
-    return np.concatenate(parts).astype("<f4").tobytes() if parts else b""
 
 
 class _Reader:

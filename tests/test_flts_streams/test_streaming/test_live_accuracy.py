@@ -216,3 +216,45 @@ def test_issued_from_frame_starts_at_the_frames_last_row():
     issued = issued_from_frame(forecast, "run-a", frame)
     assert (issued.origin_ns, issued.step_ns, issued.last.tolist(), issued.interval) == (ORIGIN, STEP, [3.0], None)
     assert issued_from_frame(Forecast(forecast.timestamps, ("other",), forecast.values), "run-a", frame) is None
+
+
+def test_each_step_lands_in_its_own_horizon_bucket_and_bin_with_its_errors():
+    # 40 steps of 2 minutes span four horizon buckets and six 15-minute bins; the actuals skip step 17 and leave
+    # step 23 blank. Rows and totals must equal a plain per-step tally (scoring groups steps per bucket and bin).
+    rng = np.random.default_rng(3)
+    values = rng.uniform(0, 100, 40)
+    low, high = values - rng.uniform(0, 20, 40), values + rng.uniform(0, 20, 40)
+    acc = LiveAccuracy(("down",))
+    acc.issue(_forecast(values, last=50.0, interval=[low, high]), keep=4)
+    stamps, actuals = _actuals(1, rng.uniform(0, 100, 40))
+    actuals[22] = np.nan  # step 23
+    keep = np.arange(40) != 16  # step 17 never arrives
+    scored = acc.score(stamps[keep], actuals[keep])
+    expected: dict[tuple[str, int], list[float]] = {}
+    for h in range(40):
+        actual = float(actuals[h, 0])
+        if h == 16 or np.isnan(actual):
+            continue
+        due = ORIGIN + (h + 1) * STEP
+        row = expected.setdefault((horizon_bucket(h + 1), due // BIN_NS), [0, 0, 0, 0.0, 0.0])
+        forecast, lo, hi = (float(np.float32(x)) for x in (values[h], low[h], high[h]))
+        row[0] += 1
+        row[1] += 1
+        row[2] += lo <= actual <= hi
+        row[3] += abs(actual - forecast)
+        row[4] += abs(actual - 50.0)
+    got = {(bucket, bin_id): row for (_, bucket), bins in acc.sums.items() for bin_id, row in bins.items()}
+    assert got.keys() == expected.keys() and len(got) >= 8
+    for key, row in expected.items():
+        np.testing.assert_allclose(got[key], row, rtol=1e-12)
+    by_bucket = {s.bucket: s for s in scored}
+    assert sorted(by_bucket) == ["1-10", "11-20", "21-30", "31+"]
+    for bucket, total in by_bucket.items():
+        rows = [row for (b, _), row in expected.items() if b == bucket]
+        assert (total.steps, total.with_interval, total.inside) == (
+            sum(r[0] for r in rows),
+            sum(r[1] for r in rows),
+            sum(r[2] for r in rows),
+        )
+        assert total.abs_error == pytest.approx(sum(r[3] for r in rows), rel=1e-12)
+        assert total.persistence_abs_error == pytest.approx(sum(r[4] for r in rows), rel=1e-12)
