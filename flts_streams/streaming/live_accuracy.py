@@ -219,12 +219,15 @@ class LiveAccuracy:
     def issue(self, forecast: IssuedForecast, keep: int, replace: bool = True) -> None:
         """Remember a forecast; the same origin and run again replaces it (a claim processed twice), or with
         ``replace`` False is left out (a cached forecast of what a claim forecast already holds)."""
-        same = [f for f in self.forecasts if (f.origin_ns, f.run_id) == (forecast.origin_ns, forecast.run_id)]
-        if same and not replace:
-            return
-        self.forecasts = [f for f in self.forecasts if all(f is not g for g in same)]
+        origin, run_id = forecast.origin_ns, forecast.run_id
+        same = {id(f) for f in self.forecasts if f.origin_ns == origin and f.run_id == run_id}
+        if same:  # rare (a redelivery); the common case costs one pass over the kept forecasts
+            if not replace:
+                return
+            self.forecasts = [f for f in self.forecasts if id(f) not in same]
         self.forecasts.append(forecast)
-        self.forecasts.sort(key=lambda f: f.origin_ns)
+        if len(self.forecasts) > 1 and self.forecasts[-2].origin_ns > origin:
+            self.forecasts.sort(key=lambda f: f.origin_ns)  # an older origin than the newest kept
         del self.forecasts[:-keep]
 
     def scored_through(self) -> int | None:
