@@ -8,8 +8,9 @@ its next unscored step, so a claim processed twice (at-least-once delivery) scor
 
 from __future__ import annotations
 
+import math
 import struct
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -415,20 +416,19 @@ def _decode(payload: bytes) -> LiveAccuracy:
     n = len(targets)
     acc = LiveAccuracy(targets, newest_bin=head["newest_bin"], requested_at=head["requested_at"])
     meta = head["forecasts"]
-    values = reader.take("<f4", sum(m[3] for m in meta) * n)
+    steps = [m[3] for m in meta]
+    values = reader.take("<f4", sum(steps) * n)
     lasts = reader.take("<f4", len(meta) * n).reshape(len(meta), n)
     intervals = reader.take("<f4", sum(2 * m[3] for m in meta if m[5]))
-    actuals = reader.take("<f4", sum(m[3] for m in meta)).copy()  # written to as steps are scored
-    at_value = at_interval = 0
-    for i, (run_id, origin, step, steps, scored, has_interval) in enumerate(meta):
-        interval = None
-        if has_interval:
-            interval = intervals[at_interval : at_interval + 2 * steps].reshape(2, steps)
-            at_interval += 2 * steps
-        forecast_values = values[at_value : at_value + steps * n].reshape(steps, n)
-        actual = actuals[at_value // n : at_value // n + steps]
-        at_value += steps * n
-        acc.forecasts.append(IssuedForecast(run_id, origin, step, forecast_values, lasts[i], interval, scored, actual))
+    actuals = reader.take("<f4", sum(steps)).copy()  # written to as steps are scored
+    per_values = _pieces(values, steps, lambda s: (s, n))
+    per_actual = _pieces(actuals, steps, lambda s: (s,))
+    per_interval = iter(_pieces(intervals, [m[3] for m in meta if m[5]], lambda s: (2, s)))
+    for i, (run_id, origin, step, _, scored, has_interval) in enumerate(meta):
+        interval = next(per_interval) if has_interval else None
+        acc.forecasts.append(
+            IssuedForecast(run_id, origin, step, per_values[i], lasts[i], interval, scored, per_actual[i])
+        )
     width = _FIRST_SUM + 2 * n
     for run_id, bucket, ids in head["sums"]:
         rows = reader.take("<f8", len(ids) * width).reshape(len(ids), width).copy()
@@ -436,6 +436,21 @@ def _decode(payload: bytes) -> LiveAccuracy:
     if reader.offset != len(payload):
         raise InvalidInput("forecast_accuracy value has trailing bytes")
     return acc
+
+
+def _pieces(flat: np.ndarray, steps: list[int], shape: Callable[[int], tuple[int, ...]]) -> list[np.ndarray]:
+    """``flat`` cut into consecutive views of ``shape(s)`` for each forecast's steps ``s``.
+
+    Forecasts of one model have equal steps: then one reshape, not one slice and reshape each (decoded per claim).
+    """
+    if steps and steps.count(steps[0]) == len(steps):
+        return list(flat.reshape(len(steps), *shape(steps[0])))
+    out, at = [], 0
+    for s in steps:
+        size = math.prod(shape(s))
+        out.append(flat[at : at + size].reshape(shape(s)))
+        at += size
+    return out
 
 
 class _Reader:

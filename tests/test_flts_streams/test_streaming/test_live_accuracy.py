@@ -125,6 +125,29 @@ def test_the_table_value_round_trips():
     assert back.forecasts[1].interval is None
     np.testing.assert_array_equal(back.forecasts[0].interval, f.interval)
     assert back.summary(24) == acc.summary(24)
+    assert encode_accuracy(back) == encode_accuracy(acc)
+
+
+@pytest.mark.parametrize("steps", [(30, 30, 30), (30, 12, 45)], ids=["equal-steps", "mixed-steps"])
+def test_every_forecast_comes_back_with_its_own_arrays(steps):
+    # Decoding cuts the stored arrays per forecast in one reshape when the steps are equal, one by one otherwise.
+    rng = np.random.default_rng(len(set(steps)))
+    acc = LiveAccuracy(("down", "up"))
+    for i, s in enumerate(steps):
+        band = rng.random((2, s)).astype(np.float32) if i != 1 else None
+        values, last = rng.random((s, 2)).astype(np.float32), rng.random(2).astype(np.float32)
+        acc.issue(IssuedForecast(f"run-{i}", ORIGIN + i * STEP, STEP, values, last, band), keep=4)
+    acc.score(ORIGIN + np.arange(1, 40, dtype=np.int64) * STEP, rng.random((39, 2)).astype(np.float32))
+    back = decode_accuracy(encode_accuracy(acc))
+    for mine, theirs in zip(back.forecasts, acc.forecasts, strict=True):
+        np.testing.assert_array_equal(mine.values, theirs.values)
+        np.testing.assert_array_equal(mine.last, theirs.last)
+        np.testing.assert_array_equal(mine.actual, theirs.actual)
+        assert (mine.interval is None) == (theirs.interval is None) and mine.scored == theirs.scored
+        if mine.interval is not None:
+            np.testing.assert_array_equal(mine.interval, theirs.interval)
+    back.forecasts[0].actual[0] = -1.0  # each forecast's actuals are its own (written to as steps are scored)
+    assert back.forecasts[1].actual[0] != -1.0
 
 
 @pytest.mark.parametrize("payload", [b"", b"XXXX\x00\x00\x00\x00", b"LA01\x05\x00\x00\x00{bad}"])
