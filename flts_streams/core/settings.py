@@ -112,7 +112,10 @@ class AccuracySettings(_Group):
 
     enabled: bool = Field(True, description="Remember claim forecasts and score them (forecast_accuracy table)")
     forecasts_kept: int = Field(
-        48, ge=1, le=1000, description="Newest forecasts kept per identifier for scoring (about 0.4 KB each)"
+        48,
+        ge=1,
+        le=1000,
+        description="Newest forecasts kept per identifier for scoring (about 0.5 KB each for one target)",
     )
     summary_worst: int = Field(10, ge=1, le=1000, description="Identifiers listed by GET /accuracy, worst skill first")
     remember_cached: bool = Field(
