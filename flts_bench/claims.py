@@ -17,7 +17,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from flts_bench.bare_faust import BARE_IN, BARE_OUT, RESULT_BYTES
 from flts_bench.common import account_claims, claim_counters, replace_section, train_bench_model
-from flts_bench.worker import Worker, rss_mb, service_topics
+from flts_bench.worker import Worker, cpu_s, rss_mb, service_topics
 from flts_streams.forecasting.demo import demo_frame
 from flts_streams.kafka.embedded_broker import ensure_topics, free_port, start_tansu
 from flts_streams.streaming.publishing import ClaimPlan, publish_claims
@@ -107,6 +107,7 @@ class Burst:
     latencies: list[float] = field(default_factory=list)
     counters: dict[str, float] = field(default_factory=dict)
     result_bytes: float = 0.0
+    cpu_s: float = 0.0  # the consumer's CPU seconds over the burst (all threads)
 
     @property
     def rate(self) -> float:
@@ -176,9 +177,10 @@ def bare_ceiling(broker_url: str, bootstrap: str, var: Path, plan: ClaimPlan, en
             raise RuntimeError(f"the bare Faust app answered nothing:\n{app.log_tail()}")
         sampler = RssSampler(app.pid).start()
         time.sleep(1.0)
-        before, tag, started = max(sampler.samples), f"bare{int(time.time())}", time.time()
+        before, tag, started, cpu = max(sampler.samples), f"bare{int(time.time())}", time.time(), cpu_s(app.pid)
         publish_claims(bootstrap, BARE_IN, plan, tag, progress=False)
         burst = _results_of(bootstrap, BARE_OUT, tag, plan.count, started, max(120.0, plan.count / 20))
+        burst.cpu_s = cpu_s(app.pid) - cpu
         burst.rss = {"before": before, "peak": max(sampler.stop())}
         return burst
     finally:
@@ -193,11 +195,12 @@ def worker_burst(broker_url: str, bootstrap: str, var: Path, plan: ClaimPlan, en
         time.sleep(2)
         sampler = RssSampler(worker.pid).start()
         time.sleep(1.5)
-        before, tag, started = max(sampler.samples), f"bench{int(time.time())}", time.time()
+        before, tag, started, cpu = max(sampler.samples), f"bench{int(time.time())}", time.time(), cpu_s(worker.pid)
         publish_claims(bootstrap, "inference-data", plan, tag, progress=False)
         latencies, dead, last = asyncio.run(
             account_claims(bootstrap, tag, plan.count, timeout=max(120.0, plan.count / 20))
         )
+        used = cpu_s(worker.pid) - cpu
         counters = claim_counters(worker.port)
         peak = max(sampler.samples)
         time.sleep(5)
@@ -211,6 +214,7 @@ def worker_burst(broker_url: str, bootstrap: str, var: Path, plan: ClaimPlan, en
         {"before": before, "peak": peak, "after": after},
         sorted(latencies.values()),
         counters,
+        cpu_s=used,
     )
 
 
@@ -279,6 +283,10 @@ def _profile_summary(n: int, raw: float, bare: Burst, worker: Burst) -> dict:
         "rss_mb": {k: round(v) for k, v in worker.rss.items()},
         "rss_growth_mb": round(worker.rss["peak"] - worker.rss["before"]),
         "bare_rss_mb": {k: round(v) for k, v in bare.rss.items()},
+        # CPU: steadier than the ratio on a shared machine (the bare app's rate moved 2x between runs)
+        "worker_cpu_cores": round(worker.cpu_s / worker.seconds, 2) if worker.seconds else None,
+        "worker_cpu_ms_per_claim": round(1000 * worker.cpu_s / worker.results, 3) if worker.results else None,
+        "bare_cpu_ms_per_claim": round(1000 * bare.cpu_s / bare.results, 3) if bare.results else None,
         "worker_counters": worker.counters,
     }
 
@@ -305,6 +313,11 @@ def _write_report(s: dict, docs: Path) -> None:
             lambda p: f"{p['rss_mb']['before']} / {p['rss_mb']['peak']} / {p['rss_mb']['after']}",
         ),
         ("worker RSS growth (MB, goal < 300)", lambda p: p["rss_growth_mb"]),
+        ("worker CPU over the burst (cores, all threads)", lambda p: p.get("worker_cpu_cores")),
+        (
+            "CPU per claim, worker / bare Faust (ms)",
+            lambda p: f"{p.get('worker_cpu_ms_per_claim')} / {p.get('bare_cpu_ms_per_claim')}",
+        ),
     ]
     lines = [
         "## Claims: `flts bench claims`",

@@ -29,6 +29,12 @@ def rss_mb(pid: int) -> float:
     return psutil.Process(pid).memory_info().rss / 2**20
 
 
+def cpu_s(pid: int) -> float:
+    """CPU seconds a process has used so far, user and system, all its threads."""
+    times = psutil.Process(pid).cpu_times()
+    return times.user + times.system
+
+
 @dataclass
 class Worker:
     """One `faust -A flts_streams worker` subprocess on a free loopback web port, its log in ``var_dir``."""
