@@ -313,10 +313,10 @@ def _write_report(s: dict, docs: Path) -> None:
             lambda p: f"{p['rss_mb']['before']} / {p['rss_mb']['peak']} / {p['rss_mb']['after']}",
         ),
         ("worker RSS growth (MB, goal < 300)", lambda p: p["rss_growth_mb"]),
-        ("worker CPU over the burst (cores, all threads)", lambda p: p.get("worker_cpu_cores")),
+        ("worker CPU over the burst (cores, all threads)", lambda p: p["worker_cpu_cores"]),
         (
             "CPU per claim, worker / bare Faust (ms)",
-            lambda p: f"{p.get('worker_cpu_ms_per_claim')} / {p.get('bare_cpu_ms_per_claim')}",
+            lambda p: f"{p['worker_cpu_ms_per_claim']} / {p['bare_cpu_ms_per_claim']}",
         ),
     ]
     lines = [

@@ -85,13 +85,14 @@ class LocalStore:
     def put(self, bucket: str, key: str, data: bytes) -> None:
         """Write a new object atomically (temp file + rename), both inside the directory checked to be in the bucket."""
         path = self._path(bucket, key)
+        as_folder = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
         try:
-            folder = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            folder = os.open(path.parent, as_folder)
         except FileNotFoundError:  # a new folder: check what creating it would go through, then create it
             if not path.parent.resolve().is_relative_to(self.root / bucket):
                 raise InvalidObjectKey(f"object key {key!r} escapes bucket {bucket!r}") from None
             path.parent.mkdir(parents=True, exist_ok=True)
-            folder = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            folder = os.open(path.parent, as_folder)
         try:
             self._check_inside(bucket, key, folder, path.parent)
             tmp = path.name + ".tmp"
