@@ -8,11 +8,14 @@ import json
 import logging
 import shutil
 import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from flts_streams.commands.dev_stack import Supervisor, WebAddress
+    from flts_streams.forecasting.frame import PreparedFrame
+    from flts_streams.forecasting.training import TrainConfig
     from flts_streams.streaming.object_store import ObjectStore
 
 from flts_streams.core.errors import FltsError, InvalidInput
@@ -46,19 +49,11 @@ def _tracking(settings: Settings) -> None:
 
 
 def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
-    """Train one model (an identifier's, or the global one across many files) and register it."""
-    from flts_streams.forecasting.pipeline import train_and_register, train_global_and_register
+    """Train one model (an identifier's, or the global one across many files or claims) and register it."""
+    from flts_streams.forecasting.pipeline import train_and_register, train_global_and_register, train_global_frames
     from flts_streams.forecasting.training import TrainConfig
 
-    if args.global_model == bool(args.identifier):
-        raise InvalidInput("give --identifier ID (that identifier's model) or --global (one model across the files)")
-    if args.global_model and args.publish:
-        raise InvalidInput(
-            "--publish announces an identifier's model; the global model reaches every worker through its registry "
-            f"alias ({settings.model.global_name}@{settings.model.champion_alias}) within a few seconds"
-        )
-    if not args.global_model and len(args.data) != 1:
-        raise InvalidInput("an identifier's model trains on one file; several files train the global model (--global)")
+    _check_train_args(args, settings)
     _tracking(settings)
     cfg = TrainConfig(
         kind=args.model,
@@ -72,7 +67,12 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
         members=args.members,
     )
     alias, progress = settings.model.champion_alias, not args.quiet
-    if args.global_model:
+    if args.claims:
+        frames, data_name = _network_frames(settings, cfg, args.claims_days or settings.retraining.lookback_days)
+        reg = train_global_frames(
+            frames, data_name, settings.model.global_name, cfg, alias=alias, promote=args.promote, progress=progress
+        )
+    elif args.global_model:
         reg = train_global_and_register(
             [Path(d) for d in args.data],
             settings.model.global_name,
@@ -99,6 +99,57 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     if args.publish:
         _publish_success(settings, reg.run_id, reg.model_uri, args.identifier, args.model)
     return 0
+
+
+def _check_train_args(args: argparse.Namespace, settings: Settings) -> None:
+    """InvalidInput naming the fix when the arguments do not say one model and its data."""
+    if args.global_model == bool(args.identifier):
+        raise InvalidInput("give --identifier ID (that identifier's model) or --global (one model across the data)")
+    if args.claims and not args.global_model:
+        raise InvalidInput(
+            "--claims trains the global model (add --global); an identifier's model retrains from its claims "
+            "through `flts trainer`"
+        )
+    if args.global_model and bool(args.data) == args.claims:
+        raise InvalidInput("give the global model's data: --data FILE_OR_DIR ... or --claims (the stored claims)")
+    if args.global_model and args.publish:
+        raise InvalidInput(
+            "--publish announces an identifier's model; the global model reaches every worker through its registry "
+            f"alias ({settings.model.global_name}@{settings.model.champion_alias}) within a few seconds"
+        )
+    if not args.global_model and len(args.data or ()) != 1:
+        raise InvalidInput("an identifier's model trains on one file; several files train the global model (--global)")
+
+
+def _network_frames(settings: Settings, cfg: TrainConfig, days: float) -> tuple[list[PreparedFrame], str]:
+    """Every identifier's claim objects of the last ``days``, joined into series (said on stdout); the data's name."""
+    from flts_streams.forecasting.training import min_rows
+    from flts_streams.streaming.claim_objects import ObjectLimits
+    from flts_streams.streaming.claim_training_data import claimed_objects_by_identifier, network_data
+    from flts_streams.streaming.object_store import open_store
+
+    s, bucket = settings.streaming, settings.storage.bucket
+    store = open_store(settings)
+    objects = claimed_objects_by_identifier(store, bucket, s.log_prefix, time.time() - days * 86400)
+    if not objects:
+        raise InvalidInput(
+            f"no processed claims in the last {days:g} days: no prediction logs under {bucket}/{s.log_prefix}/ "
+            f"in {settings.storage_url}"
+        )
+    limits = ObjectLimits(s.object_max_rows, s.object_max_columns)
+    data = network_data(store, objects, limits, s.object_max_bytes, cfg.features, min_rows(cfg))
+    left_out = "; ".join(f"{i}: {why}" for i, why in list(data.skipped.items())[:5])
+    _say(
+        f"claims of the last {days:g} days: {len(data.rows)} of {len(objects)} identifiers, "
+        f"{sum(data.rows.values())} rows in {len(data.frames)} series"
+        + (f"; {len(data.skipped)} left out ({left_out}{'; ...' if len(data.skipped) > 5 else ''})" if left_out else "")
+    )
+    if not data.frames:
+        raise InvalidInput(
+            f"none of the {len(objects)} identifiers' claims holds {min_rows(cfg)} rows in a row to train on "
+            f"(window {cfg.window}, horizon {cfg.horizon}); {left_out}"
+        )
+    return data.frames, f"claims of {len(data.rows)} identifiers, {days:g} days"
 
 
 def _publish_success(settings: Settings, run_id: str, model_uri: str, identifier: str, kind: str) -> None:
@@ -401,9 +452,17 @@ def build_parser() -> argparse.ArgumentParser:
     tr = sub.add_parser("train", help="train a forecaster and log it to MLflow")
     tr.add_argument(
         "--data",
-        required=True,
         nargs="+",
         help="CSV or Parquet file; with --global several files or directories (each file one series)",
+    )
+    tr.add_argument(
+        "--claims",
+        action="store_true",
+        help="with --global: train on the objects claims named (the prediction logs in the configured store say "
+        "which), each identifier's joined by time",
+    )
+    tr.add_argument(
+        "--claims-days", type=float, default=None, help="days of claims read (default: FLTS_RETRAINING__LOOKBACK_DAYS)"
     )
     tr.add_argument("--identifier", help="the identifier whose model this is (registered as prefix + identifier)")
     tr.add_argument(

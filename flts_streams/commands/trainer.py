@@ -26,10 +26,10 @@ from flts_streams.core.schemas import TrainingEvent
 from flts_streams.core.settings import Settings
 from flts_streams.streaming.claim_messages import Coordinates, safe_identifier
 from flts_streams.streaming.claim_objects import ObjectLimits
+from flts_streams.streaming.claim_training_data import InsufficientData, check_enough, claimed_objects, training_table
 from flts_streams.streaming.dead_letters import dead_letter, dead_letter_key
 from flts_streams.streaming.object_store import open_store
 from flts_streams.streaming.publishing import send_record, send_training_event
-from flts_streams.streaming.retraining import InsufficientData, check_enough, claimed_objects, training_table
 
 log = logging.getLogger(__name__)
 

@@ -51,9 +51,11 @@ def train_and_register(
     ``rival``: the global model's registered name; an identifier's first champion must beat it.
     """
     name = packaging.registered_name(registry_prefix, identifier)
+    frames = [load_frame(data, cfg.features)]
     return _train_and_register(
-        [data], identifier, name, cfg, alias=alias, promote=promote, progress=progress, decide=decide, rival=rival
-    )
+        frames, data.name, identifier, name, cfg, alias=alias, promote=promote, progress=progress, decide=decide,
+        rival=rival,
+    )  # fmt: skip
 
 
 def train_global_and_register(
@@ -63,8 +65,27 @@ def train_global_and_register(
     files = data_files(data)
     if len(files) < 1:
         raise InvalidInput(f"no CSV or Parquet files in {[str(d) for d in data]}")
+    frames = [load_frame(f, cfg.features) for f in files]
+    data_name = files[0].name if len(files) == 1 else f"{len(files)} files"
+    return train_global_frames(frames, data_name, name, cfg, alias=alias, promote=promote, progress=progress)
+
+
+def train_global_frames(
+    frames: list[PreparedFrame],
+    data_name: str,
+    name: str,
+    cfg: TrainConfig,
+    *,
+    alias: str,
+    promote: bool = False,
+    progress: bool = True,
+) -> packaging.Registration:
+    """The global model (scale-free) trained across prepared series, e.g. every identifier's claims."""
+    if not frames:
+        raise InvalidInput("no series to train the global model on")
+    cfg = replace(cfg, scale_free=True)
     return _train_and_register(
-        files, GLOBAL_IDENTIFIER, name, replace(cfg, scale_free=True), alias=alias, promote=promote, progress=progress
+        frames, data_name, GLOBAL_IDENTIFIER, name, cfg, alias=alias, promote=promote, progress=progress
     )
 
 
@@ -80,7 +101,8 @@ def data_files(paths: list[Path]) -> list[Path]:
 
 
 def _train_and_register(
-    files: list[Path],
+    frames: list[PreparedFrame],
+    data_name: str,
     identifier: str,
     name: str,
     cfg: TrainConfig,
@@ -91,7 +113,6 @@ def _train_and_register(
     decide: bool = True,
     rival: str | None = None,
 ) -> packaging.Registration:
-    frames = [load_frame(f, cfg.features) for f in files]
     bar = tqdm(total=cfg.epochs, desc=f"train {identifier} {cfg.kind}", unit="epoch", disable=not progress)
 
     def on_epoch(epoch: int, row: dict[str, float]) -> None:
@@ -102,7 +123,6 @@ def _train_and_register(
         result = train(frames if len(frames) > 1 else frames[0], cfg, on_epoch)
     finally:
         bar.close()
-    data_name = files[0].name if len(files) == 1 else f"{len(files)} files"
     run_id, uri = packaging.log_model(result, cfg, identifier, data_name)
     val_starts = [split_point(len(f), cfg) for f in frames]
     return packaging.register(

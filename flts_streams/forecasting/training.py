@@ -70,15 +70,26 @@ class TrainResult:
 EpochCallback = Callable[[int, dict[str, float]], None]
 
 
+def min_rows(cfg: TrainConfig) -> int:
+    """Fewest rows a series needs to train on: both sides of its split hold a window and a horizon."""
+    need = cfg.window + cfg.horizon
+    bound = int(need / min(cfg.val_fraction, 1 - cfg.val_fraction)) + 2  # enough whatever int() rounds
+    return next((rows for rows in range(2 * need, bound) if _splits(rows, cfg)), bound)
+
+
+def _splits(rows: int, cfg: TrainConfig) -> bool:
+    val_start = int(rows * (1 - cfg.val_fraction))
+    return val_start >= cfg.window + cfg.horizon and rows - val_start >= cfg.window + cfg.horizon
+
+
 def split_point(rows: int, cfg: TrainConfig) -> int:
     """First validation row of a chronological split."""
-    val_start = int(rows * (1 - cfg.val_fraction))
-    if val_start < cfg.window + cfg.horizon or rows - val_start < cfg.window + cfg.horizon:
+    if not _splits(rows, cfg):
         raise InvalidInput(
             f"{rows} rows are too few to train with window {cfg.window} and horizon {cfg.horizon}; "
-            f"need at least {int((cfg.window + cfg.horizon) / min(cfg.val_fraction, 1 - cfg.val_fraction)) + 1}"
+            f"need at least {min_rows(cfg)}"
         )
-    return val_start
+    return int(rows * (1 - cfg.val_fraction))
 
 
 def make_spec(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.client
 import io
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -12,12 +13,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import requests
 
+from flts_streams.commands.cli import main
 from flts_streams.core.errors import ObjectNotFound, ObjectTooLarge, TransientError
 from flts_streams.core.settings import Settings
 from flts_streams.forecasting.demo import demo_frame
 from flts_streams.kafka.embedded_broker import free_port
 from flts_streams.streaming.object_store import S3Store, open_store
 from tests.integration.harness import Worker, claim, consume, metric, poll, produce, start_broker
+from tests.test_flts_streams.test_streaming.test_claim_training_data import store_network
 
 pytestmark = pytest.mark.integration
 SECRET = f"secret-{uuid.uuid4().hex}"  # moto accepts any key pair
@@ -122,6 +125,18 @@ def test_s3_store_round_trip_missing_and_outage(s3):
     finally:
         s3.server.start()
     assert store.get("flts", "a/b.bin") == b"hello"
+
+
+def test_the_global_model_trains_on_a_networks_claims_in_s3(tmp_path, monkeypatch, capsys, s3):
+    """`flts train --global --claims` reads the prediction logs and claim objects where the workers wrote them."""
+    store_network(open_store(s3.settings()), time.time())
+    env = {"FLTS_PATHS__VAR_DIR": str(tmp_path / "var"), "FLTS_STORAGE__URL": f"s3://127.0.0.1:{s3.port}", **CREDS}
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert main(["train", "--global", "--claims", "--epochs", "1", "--members", "1", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "2 of 4 identifiers, 660 rows in 2 series" in out and "registered=flts-global version=1" in out
+    assert not (tmp_path / "var" / "objects").exists()  # nothing copied down
 
 
 def _s3_worker(tmp_path, trained, broker, s3_port: int) -> Worker:

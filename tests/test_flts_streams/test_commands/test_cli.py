@@ -1,6 +1,8 @@
-"""The flts command line: demo data, settings table, evaluate on small data."""
+"""The flts command line: demo data, settings table, evaluate on small data, train from claims."""
 
 from __future__ import annotations
+
+import time
 
 import numpy as np
 import pandas as pd
@@ -11,6 +13,8 @@ from flts_streams.forecasting.demo import demo_frame
 from flts_streams.forecasting.pipeline import evaluate, train_and_register
 from flts_streams.forecasting.spec import FEATURES
 from flts_streams.forecasting.training import TrainConfig
+from flts_streams.streaming.object_store import LocalStore
+from tests.test_flts_streams.test_streaming.test_claim_training_data import store_network
 
 
 def test_demo_data_has_the_real_columns_gaps_and_blanks(tmp_path, capsys):
@@ -59,8 +63,25 @@ def test_evaluate_reports_model_and_baselines(tmp_path, mlflow_store):
         (["--data", "a.csv", "--identifier", "A", "--global"], "give --identifier ID"),
         (["--data", "a.csv", "b.csv", "--identifier", "A"], "several files train the global model"),
         (["--data", "a.csv", "--global", "--publish"], "registry alias"),
+        (["--identifier", "A", "--claims"], "--claims trains the global model (add --global)"),
+        (["--global"], "--data FILE_OR_DIR ... or --claims"),
+        (["--global", "--claims", "--data", "a.csv"], "--data FILE_OR_DIR ... or --claims"),
     ],
 )
 def test_train_says_which_model_it_trains(argv, message, caplog):
     assert main(["train", *argv]) != 0
     assert message in caplog.text
+
+
+def test_the_global_model_trains_on_the_stored_claims_of_a_network(tmp_path, monkeypatch, capsys, caplog):
+    """`flts train --global --claims`: every identifier's short claim objects joined by time, from the store."""
+    monkeypatch.setenv("FLTS_PATHS__VAR_DIR", str(tmp_path / "var"))
+    argv = ["train", "--global", "--claims", "--epochs", "1", "--members", "1", "--quiet"]
+    assert main(argv) == 2
+    assert "no processed claims in the last 14 days: no prediction logs under flts/inference-logs/" in caplog.text
+    store_network(LocalStore(tmp_path / "var" / "objects"), time.time())
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "claims of the last 14 days: 2 of 4 identifiers, 660 rows in 2 series; 2 left out (" in out
+    assert "short: its longest run of rows is 120, 296 needed" in out
+    assert "registered=flts-global version=1" in out and "champion=yes" in out
