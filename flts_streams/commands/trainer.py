@@ -12,10 +12,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import tempfile
 import time
 import uuid
-from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer
@@ -24,9 +22,15 @@ from flts_streams.core.backoff import backoff_s
 from flts_streams.core.errors import FltsError, TransientError
 from flts_streams.core.schemas import TrainingEvent
 from flts_streams.core.settings import Settings
-from flts_streams.streaming.claim_messages import Coordinates, safe_identifier
+from flts_streams.streaming.claim_messages import Coordinates
 from flts_streams.streaming.claim_objects import ObjectLimits
-from flts_streams.streaming.claim_training_data import InsufficientData, check_enough, claimed_objects, training_table
+from flts_streams.streaming.claim_training_data import (
+    InsufficientData,
+    check_enough,
+    claimed_objects,
+    retraining_series,
+    training_table,
+)
 from flts_streams.streaming.dead_letters import dead_letter, dead_letter_key
 from flts_streams.streaming.object_store import open_store
 from flts_streams.streaming.publishing import send_record, send_training_event
@@ -36,8 +40,8 @@ log = logging.getLogger(__name__)
 
 def retrain(settings: Settings, request: dict[str, Any]) -> TrainingEvent:
     """Train the requested identifier from its recent claim objects; the model-training event that says how it went."""
-    from flts_streams.forecasting.pipeline import train_and_register
-    from flts_streams.forecasting.training import TrainConfig
+    from flts_streams.forecasting.pipeline import train_frames_and_register
+    from flts_streams.forecasting.training import TrainConfig, min_rows
 
     identifier = str(request["identifier"])
     r, s = settings.retraining, settings.streaming
@@ -51,18 +55,18 @@ def retrain(settings: Settings, request: dict[str, Any]) -> TrainingEvent:
             store, objects, ObjectLimits(s.object_max_rows, s.object_max_columns), s.object_max_bytes
         )
         check_enough(table, r.min_rows)
-        with tempfile.TemporaryDirectory(prefix="flts-retrain-") as folder:
-            data = Path(folder) / f"{safe_identifier(identifier)}.parquet"
-            table.to_parquet(data, index=False)
-            reg = train_and_register(
-                data,
-                identifier,
-                TrainConfig(epochs=r.epochs, members=r.members),
-                registry_prefix=settings.model.registry_prefix,
-                alias=settings.model.champion_alias,
-                progress=False,
-                decide=False,  # the workers' backtest on the SUCCESS event promotes, or not
-            )
+        cfg = TrainConfig(epochs=r.epochs, members=r.members)
+        frames = retraining_series(table, cfg.features, min_rows(cfg), r.min_rows)
+        reg = train_frames_and_register(
+            frames,
+            f"claims of {identifier}, {len(objects)} objects",
+            identifier,
+            cfg,
+            registry_prefix=settings.model.registry_prefix,
+            alias=settings.model.champion_alias,
+            progress=False,
+            decide=False,  # the workers' backtest on the SUCCESS event promotes, or not
+        )
     except TransientError:
         raise
     except (FltsError, ValueError, RuntimeError, OSError) as exc:  # bad or too little data: say so, promote nothing
@@ -71,7 +75,10 @@ def retrain(settings: Settings, request: dict[str, Any]) -> TrainingEvent:
             status="FAILED", run_id=f"retrain-{uuid.uuid4().hex[:12]}", identifier=identifier, operation="retrain",
             reason=str(exc),
         )  # fmt: skip
-    log.info("retrained identifier=%s run_id=%s rows=%d objects=%d", identifier, reg.run_id, len(table), len(objects))
+    log.info(
+        "retrained identifier=%s run_id=%s rows=%d series=%d objects=%d",
+        identifier, reg.run_id, sum(len(f) for f in frames), len(frames), len(objects),
+    )  # fmt: skip
     return TrainingEvent(
         status="SUCCESS", run_id=reg.run_id, model_uri=reg.model_uri, identifier=identifier, model_type="lstm",
         operation="retrain", reason=str(request.get("reason") or ""),

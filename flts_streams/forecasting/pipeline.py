@@ -50,10 +50,29 @@ def train_and_register(
 
     ``rival``: the global model's registered name; an identifier's first champion must beat it.
     """
+    return train_frames_and_register(
+        [load_frame(data, cfg.features)], data.name, identifier, cfg, registry_prefix=registry_prefix, alias=alias,
+        promote=promote, progress=progress, decide=decide, rival=rival,
+    )  # fmt: skip
+
+
+def train_frames_and_register(
+    frames: list[PreparedFrame],
+    data_name: str,
+    identifier: str,
+    cfg: TrainConfig,
+    *,
+    registry_prefix: str,
+    alias: str,
+    promote: bool = False,
+    progress: bool = True,
+    decide: bool = True,
+    rival: str | None = None,
+) -> packaging.Registration:
+    """An identifier's model trained on prepared series (several: e.g. its claims on each side of an outage)."""
     name = packaging.registered_name(registry_prefix, identifier)
-    frames = [load_frame(data, cfg.features)]
     return _train_and_register(
-        frames, data.name, identifier, name, cfg, alias=alias, promote=promote, progress=progress, decide=decide,
+        frames, data_name, identifier, name, cfg, alias=alias, promote=promote, progress=progress, decide=decide,
         rival=rival,
     )  # fmt: skip
 

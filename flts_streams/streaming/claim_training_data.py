@@ -91,6 +91,21 @@ def check_enough(table: pd.DataFrame, min_rows: int) -> None:
         raise InsufficientData(f"{len(table)} distinct rows in the look-back, {min_rows} needed to retrain")
 
 
+def retraining_series(
+    table: pd.DataFrame, required: tuple[str, ...], series_min: int, total_min: int
+) -> list[PreparedFrame]:
+    """An identifier's series to retrain on (its runs of ``series_min`` rows or more); InsufficientData unless
+    they hold ``total_min`` rows. A hole in its claims (an outage) leaves the data on each side usable."""
+    frames = series(table, required, series_min)
+    rows = sum(len(f) for f in frames)
+    if rows < total_min:
+        raise InsufficientData(
+            f"{rows} rows in runs of {series_min} or more without a gap over {MAX_GAP_ROWS} rows, "
+            f"{total_min} needed to retrain"
+        )
+    return frames
+
+
 def runs(table: pd.DataFrame, max_gap_rows: int = MAX_GAP_ROWS) -> list[pd.DataFrame]:
     """A joined table cut where training could not bridge it: gaps longer than ``max_gap_rows`` steps, or rows
     off the cadence grid (objects sampled at another phase). Claims need not cover a cell's every hour."""
@@ -103,6 +118,11 @@ def runs(table: pd.DataFrame, max_gap_rows: int = MAX_GAP_ROWS) -> list[pd.DataF
     cuts = np.flatnonzero((steps % step != 0) | (steps > (max_gap_rows + 1) * step)) + 1
     bounds = [0, *cuts.tolist(), len(table)]
     return [table.iloc[a:b] for a, b in zip(bounds, bounds[1:])]
+
+
+def series(table: pd.DataFrame, required: tuple[str, ...], min_rows: int) -> list[PreparedFrame]:
+    """The table's runs of ``min_rows`` rows or more, each prepared for training (short gaps imputed)."""
+    return [prepare_frame(run, required=required, impute=True) for run in runs(table) if len(run) >= min_rows]
 
 
 @dataclass
@@ -126,13 +146,13 @@ def network_data(
     data = NetworkData()
     for identifier, named in objects.items():
         try:
-            pieces = runs(training_table(store, named, limits, max_bytes))
-            frames = [prepare_frame(p, required=required, impute=True) for p in pieces if len(p) >= min_rows]
+            table = training_table(store, named, limits, max_bytes)
+            frames = series(table, required, min_rows)
         except FltsError as exc:  # this identifier's data, not the network's: say why and go on
             data.skipped[identifier] = str(exc)
             continue
         if not frames:
-            longest = max(len(p) for p in pieces)
+            longest = max(len(run) for run in runs(table))
             data.skipped[identifier] = f"its longest run of rows is {longest}, {min_rows} needed"
             continue
         data.frames += frames

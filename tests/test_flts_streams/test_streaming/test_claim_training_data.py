@@ -29,7 +29,9 @@ DAY = 86400.0
 LIMITS = ObjectLimits(50_000, 256)
 
 
-def _log(store: ObjectStore, identifier: str, key: str, published_at: float, offset: int, bucket: str | None = "flts"):
+def log_claim(
+    store: ObjectStore, identifier: str, key: str, published_at: float, offset: int, bucket: str | None = "flts"
+):
     """A prediction-log object as the worker writes it (the same record and key functions)."""
     claim = Claim(identifier=identifier, bucket=bucket, object_key=key)
     where = Coordinates("inference-data", 0, offset)
@@ -37,7 +39,7 @@ def _log(store: ObjectStore, identifier: str, key: str, published_at: float, off
     store.put("flts", log_object_key("inference-logs", identifier, where, published_at), line + b"\n")
 
 
-def _parquet(frame: pd.DataFrame) -> bytes:
+def parquet(frame: pd.DataFrame) -> bytes:
     buf = io.BytesIO()
     frame.to_parquet(buf, index=False)
     return buf.getvalue()
@@ -46,11 +48,11 @@ def _parquet(frame: pd.DataFrame) -> bytes:
 def test_the_logs_name_the_identifiers_objects_within_the_look_back(tmp_path):
     store = LocalStore(tmp_path)
     now = 100 * DAY
-    _log(store, "A", "old.parquet", now - 20 * DAY, 1)
-    _log(store, "A", "d1.parquet", now - 2 * DAY, 2)
-    _log(store, "A", "d2.parquet", now - DAY, 3)
-    _log(store, "A", "d2.parquet", now - DAY + 60, 4)  # the same object claimed twice
-    _log(store, "B", "b.parquet", now - DAY, 5)
+    log_claim(store, "A", "old.parquet", now - 20 * DAY, 1)
+    log_claim(store, "A", "d1.parquet", now - 2 * DAY, 2)
+    log_claim(store, "A", "d2.parquet", now - DAY, 3)
+    log_claim(store, "A", "d2.parquet", now - DAY + 60, 4)  # the same object claimed twice
+    log_claim(store, "B", "b.parquet", now - DAY, 5)
     store.put("flts", "inference-logs/A/1970-04-09/00/0-9.jsonl", b"not json\n")  # skipped, not fatal
     assert claimed_objects(store, "flts", "inference-logs", "A", since=now - 14 * DAY) == [
         ("flts", "d1.parquet"),
@@ -62,8 +64,8 @@ def test_the_logs_name_the_identifiers_objects_within_the_look_back(tmp_path):
 def test_objects_join_into_one_row_per_timestamp_and_missing_ones_are_left_out(tmp_path):
     store = LocalStore(tmp_path)
     two_days = demo_frame(days=2, seed=3, gaps=0, blanks=0)
-    store.put("flts", "d1.parquet", _parquet(two_days.iloc[:800]))  # overlaps the second by 80 rows
-    store.put("flts", "d2.parquet", _parquet(two_days.iloc[720:]))
+    store.put("flts", "d1.parquet", parquet(two_days.iloc[:800]))  # overlaps the second by 80 rows
+    store.put("flts", "d2.parquet", parquet(two_days.iloc[720:]))
     objects = [("flts", "d2.parquet"), ("flts", "gone.parquet"), ("flts", "d1.parquet")]
     table = training_table(store, objects, LIMITS, 10_000_000)
     assert len(table) == 1440 and table["time"].is_monotonic_increasing
@@ -77,11 +79,11 @@ def test_objects_join_into_one_row_per_timestamp_and_missing_ones_are_left_out(t
 def test_the_logs_name_every_identifiers_objects_and_the_line_not_the_folder_says_whose(tmp_path):
     store = LocalStore(tmp_path)
     now = 100 * DAY
-    _log(store, "A", "a1.parquet", now - 20 * DAY, 1)  # before the look-back
-    _log(store, "A", "a2.parquet", now - DAY, 2)
-    _log(store, "cell/7", "s.parquet", now - DAY, 3)  # both in the folder cell_7
-    _log(store, "cell_7", "u.parquet", now - DAY, 4)
-    _log(store, "B", "b.parquet", now - DAY, 5, bucket=None)  # no bucket on the claim: the default one
+    log_claim(store, "A", "a1.parquet", now - 20 * DAY, 1)  # before the look-back
+    log_claim(store, "A", "a2.parquet", now - DAY, 2)
+    log_claim(store, "cell/7", "s.parquet", now - DAY, 3)  # both in the folder cell_7
+    log_claim(store, "cell_7", "u.parquet", now - DAY, 4)
+    log_claim(store, "B", "b.parquet", now - DAY, 5, bucket=None)  # no bucket on the claim: the default one
     store.put("flts", "inference-logs/stray.jsonl", b"{}")  # not in an identifier's folder: no day, skipped
     found = claimed_objects_by_identifier(store, "flts", "inference-logs", since=now - 14 * DAY)
     assert found == {
@@ -120,11 +122,11 @@ def store_network(store: ObjectStore, now: float) -> dict[str, list[tuple[str, s
             key = f"{cell}/{start}.parquet"
             part = frame.iloc[start:stop].copy()
             part[["down", "up"]] *= level
-            store.put("flts", key, _parquet(part))
+            store.put("flts", key, parquet(part))
             offset += 1
-            _log(store, cell, key, now - DAY + offset, offset)
-    store.put("flts", "broken/0.parquet", _parquet(frame.iloc[:400].drop(columns=["up"])))
-    _log(store, "broken", "broken/0.parquet", now - DAY, 99)
+            log_claim(store, cell, key, now - DAY + offset, offset)
+    store.put("flts", "broken/0.parquet", parquet(frame.iloc[:400].drop(columns=["up"])))
+    log_claim(store, "broken", "broken/0.parquet", now - DAY, 99)
     return claimed_objects_by_identifier(store, "flts", "inference-logs", since=now - 14 * DAY)
 
 
