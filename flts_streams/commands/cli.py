@@ -68,7 +68,8 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     )
     alias, progress = settings.model.champion_alias, not args.quiet
     if args.claims:
-        frames, data_name = _network_frames(settings, cfg, args.claims_days or settings.retraining.lookback_days)
+        days = args.claims_days or settings.retraining.lookback_days
+        frames, data_name = _network_frames(settings, cfg, days, args.claims_sample)
         reg = train_global_frames(
             frames, data_name, settings.model.global_name, cfg, alias=alias, promote=args.promote, progress=progress
         )
@@ -110,6 +111,12 @@ def _check_train_args(args: argparse.Namespace, settings: Settings) -> None:
             "--claims trains the global model (add --global); an identifier's model retrains from its claims "
             "through `flts trainer`"
         )
+    if (args.claims_sample is not None or args.claims_days is not None) and not args.claims:
+        raise InvalidInput("--claims-days and --claims-sample choose among the stored claims: add --claims")
+    if (args.claims_sample is not None and args.claims_sample < 1) or (
+        args.claims_days is not None and args.claims_days <= 0
+    ):
+        raise InvalidInput("--claims-sample is a count of identifiers (1 or more), --claims-days a number above 0")
     if args.global_model and bool(args.data) == args.claims:
         raise InvalidInput("give the global model's data: --data FILE_OR_DIR ... or --claims (the stored claims)")
     if args.global_model and args.publish:
@@ -121,11 +128,14 @@ def _check_train_args(args: argparse.Namespace, settings: Settings) -> None:
         raise InvalidInput("an identifier's model trains on one file; several files train the global model (--global)")
 
 
-def _network_frames(settings: Settings, cfg: TrainConfig, days: float) -> tuple[list[PreparedFrame], str]:
-    """Every identifier's claim objects of the last ``days``, joined into series (said on stdout); the data's name."""
+def _network_frames(
+    settings: Settings, cfg: TrainConfig, days: float, sample: int | None
+) -> tuple[list[PreparedFrame], str]:
+    """Every identifier's (or a seeded sample's) claim objects of the last ``days``, joined into series (said on
+    stdout); the data's name."""
     from flts_streams.forecasting.training import min_rows
     from flts_streams.streaming.claim_objects import ObjectLimits
-    from flts_streams.streaming.claim_training_data import claimed_objects_by_identifier, network_data
+    from flts_streams.streaming.claim_training_data import claimed_objects_by_identifier, network_data, sampled
     from flts_streams.streaming.object_store import open_store
 
     s, bucket = settings.streaming, settings.storage.bucket
@@ -136,11 +146,16 @@ def _network_frames(settings: Settings, cfg: TrainConfig, days: float) -> tuple[
             f"no processed claims in the last {days:g} days: no prediction logs under {bucket}/{s.log_prefix}/ "
             f"in {settings.storage_url}"
         )
+    found = len(objects)
+    if sample is not None:
+        objects = sampled(objects, sample, cfg.seed)
     limits = ObjectLimits(s.object_max_rows, s.object_max_columns)
     data = network_data(store, objects, limits, s.object_max_bytes, cfg.features, min_rows(cfg))
     left_out = "; ".join(f"{i}: {why}" for i, why in list(data.skipped.items())[:5])
     _say(
-        f"claims of the last {days:g} days: {len(data.rows)} of {len(objects)} identifiers, "
+        f"claims of the last {days:g} days: {len(data.rows)} of {len(objects)} identifiers"
+        + (f" (a sample of the {found} found)" if len(objects) < found else "")
+        + ", "
         f"{sum(data.rows.values())} rows in {len(data.frames)} series"
         + (f"; {len(data.skipped)} left out ({left_out}{'; ...' if len(data.skipped) > 5 else ''})" if left_out else "")
     )
@@ -463,6 +478,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     tr.add_argument(
         "--claims-days", type=float, default=None, help="days of claims read (default: FLTS_RETRAINING__LOOKBACK_DAYS)"
+    )
+    tr.add_argument(
+        "--claims-sample",
+        type=int,
+        default=None,
+        help="train on this many identifiers drawn at random (seeded by --seed), not all: memory and time grow "
+        "with the rows (docs/MODEL.md)",
     )
     tr.add_argument("--identifier", help="the identifier whose model this is (registered as prefix + identifier)")
     tr.add_argument(

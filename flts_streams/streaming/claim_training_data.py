@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 import time
 from dataclasses import dataclass, field
 
@@ -60,6 +61,14 @@ def claimed_objects_by_identifier(
             except (ValueError, KeyError, TypeError):
                 log.warning("unreadable prediction-log line skipped bucket=%s key=%s", bucket, key)
     return {owner: list(objects) for owner, objects in found.items()}
+
+
+def sampled(objects: dict[str, list[tuple[str, str]]], count: int, seed: int) -> dict[str, list[tuple[str, str]]]:
+    """``count`` identifiers drawn at random (the same ones for the same seed and identifiers), or all if fewer."""
+    if count >= len(objects):
+        return objects
+    chosen = random.Random(seed).sample(sorted(objects), count)
+    return {identifier: objects[identifier] for identifier in sorted(chosen)}
 
 
 def training_table(

@@ -66,6 +66,9 @@ def test_evaluate_reports_model_and_baselines(tmp_path, mlflow_store):
         (["--identifier", "A", "--claims"], "--claims trains the global model (add --global)"),
         (["--global"], "--data FILE_OR_DIR ... or --claims"),
         (["--global", "--claims", "--data", "a.csv"], "--data FILE_OR_DIR ... or --claims"),
+        (["--global", "--data", "a.csv", "--claims-sample", "5"], "choose among the stored claims: add --claims"),
+        (["--global", "--claims", "--claims-sample", "0"], "a count of identifiers (1 or more)"),
+        (["--global", "--claims", "--claims-days", "-1"], "--claims-days a number above 0"),
     ],
 )
 def test_train_says_which_model_it_trains(argv, message, caplog):
@@ -85,3 +88,5 @@ def test_the_global_model_trains_on_the_stored_claims_of_a_network(tmp_path, mon
     assert "claims of the last 14 days: 2 of 4 identifiers, 660 rows in 2 series; 2 left out (" in out
     assert "short: its longest run of rows is 120, 296 needed" in out
     assert "registered=flts-global version=1" in out and "champion=yes" in out
+    assert main([*argv, "--claims-sample", "1", "--seed", "3"]) == 0
+    assert "claims of the last 14 days: 1 of 1 identifiers (a sample of the 4 found), " in capsys.readouterr().out

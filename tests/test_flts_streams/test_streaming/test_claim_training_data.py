@@ -21,6 +21,7 @@ from flts_streams.streaming.claim_training_data import (
     claimed_objects_by_identifier,
     network_data,
     runs,
+    sampled,
     training_table,
 )
 from flts_streams.streaming.object_store import LocalStore, ObjectStore
@@ -140,3 +141,11 @@ def test_a_networks_short_objects_join_into_series_and_what_is_left_out_says_why
     long, split = data.frames
     assert np.all(np.diff(long.timestamps) == np.timedelta64(120, "s"))  # one regular series from six objects
     assert split.timestamps[0] - long.timestamps[0] == np.timedelta64(480 * 120, "s")  # from split's 9th object
+
+
+def test_a_sample_of_identifiers_is_the_same_for_the_same_seed():
+    objects = {f"cell-{n}": [("flts", f"{n}.parquet")] for n in range(50)}
+    one, again, other = sampled(objects, 5, seed=1), sampled(objects, 5, seed=1), sampled(objects, 5, seed=2)
+    assert one == again and len(one) == 5 and one != other
+    assert all(objects[i] == keys for i, keys in one.items())
+    assert sampled(objects, 80, seed=1) == objects
