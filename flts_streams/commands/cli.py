@@ -50,7 +50,7 @@ def _tracking(settings: Settings) -> None:
 
 def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     """Train one model (an identifier's, or the global one across many files or claims) and register it."""
-    from flts_streams.forecasting.pipeline import train_and_register, train_global_and_register, train_global_frames
+    from flts_streams.forecasting.pipeline import train_and_register, train_global_and_register
     from flts_streams.forecasting.training import TrainConfig
 
     _check_train_args(args, settings)
@@ -70,8 +70,14 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     if args.claims:
         days = args.claims_days or settings.retraining.lookback_days
         frames, data_name = _network_frames(settings, cfg, days, args.claims_sample)
-        reg = train_global_frames(
-            frames, data_name, settings.model.global_name, cfg, alias=alias, promote=args.promote, progress=progress
+        reg = train_global_and_register(
+            frames,
+            settings.model.global_name,
+            cfg,
+            alias=alias,
+            promote=args.promote,
+            progress=progress,
+            data_name=data_name,
         )
     elif args.global_model:
         reg = train_global_and_register(

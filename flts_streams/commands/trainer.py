@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 
 def retrain(settings: Settings, request: dict[str, Any]) -> TrainingEvent:
     """Train the requested identifier from its recent claim objects; the model-training event that says how it went."""
-    from flts_streams.forecasting.pipeline import train_frames_and_register
+    from flts_streams.forecasting.pipeline import train_and_register
     from flts_streams.forecasting.training import TrainConfig, min_rows
 
     identifier = str(request["identifier"])
@@ -57,15 +57,15 @@ def retrain(settings: Settings, request: dict[str, Any]) -> TrainingEvent:
         check_enough(table, r.min_rows)
         cfg = TrainConfig(epochs=r.epochs, members=r.members)
         frames = retraining_series(table, cfg.features, min_rows(cfg), r.min_rows)
-        reg = train_frames_and_register(
+        reg = train_and_register(
             frames,
-            f"claims of {identifier}, {len(objects)} objects",
             identifier,
             cfg,
             registry_prefix=settings.model.registry_prefix,
             alias=settings.model.champion_alias,
             progress=False,
             decide=False,  # the workers' backtest on the SUCCESS event promotes, or not
+            data_name=f"claims of {identifier}, {len(objects)} objects",
         )
     except TransientError:
         raise

@@ -35,7 +35,7 @@ def load_frame(path: Path, required: tuple[str, ...] = ()) -> PreparedFrame:
 
 
 def train_and_register(
-    data: Path,
+    data: Path | list[PreparedFrame],
     identifier: str,
     cfg: TrainConfig,
     *,
@@ -45,67 +45,46 @@ def train_and_register(
     progress: bool = True,
     decide: bool = True,
     rival: str | None = None,
+    data_name: str = "",
 ) -> packaging.Registration:
-    """Train on a file, log the model to MLflow, register it and maybe move the champion alias (``decide``).
+    """Train on a file (or prepared series: e.g. claims on each side of an outage), log the model to MLflow,
+    register it and maybe move the champion alias (``decide``).
 
     ``rival``: the global model's registered name; an identifier's first champion must beat it.
     """
-    return train_frames_and_register(
-        [load_frame(data, cfg.features)], data.name, identifier, cfg, registry_prefix=registry_prefix, alias=alias,
-        promote=promote, progress=progress, decide=decide, rival=rival,
-    )  # fmt: skip
-
-
-def train_frames_and_register(
-    frames: list[PreparedFrame],
-    data_name: str,
-    identifier: str,
-    cfg: TrainConfig,
-    *,
-    registry_prefix: str,
-    alias: str,
-    promote: bool = False,
-    progress: bool = True,
-    decide: bool = True,
-    rival: str | None = None,
-) -> packaging.Registration:
-    """An identifier's model trained on prepared series (several: e.g. its claims on each side of an outage)."""
+    frames = [load_frame(data, cfg.features)] if isinstance(data, Path) else data
     name = packaging.registered_name(registry_prefix, identifier)
     return _train_and_register(
-        frames, data_name, identifier, name, cfg, alias=alias, promote=promote, progress=progress, decide=decide,
-        rival=rival,
+        frames, data_name or (data.name if isinstance(data, Path) else f"{len(frames)} series"), identifier, name,
+        cfg, alias=alias, promote=promote, progress=progress, decide=decide, rival=rival,
     )  # fmt: skip
 
 
 def train_global_and_register(
-    data: list[Path], name: str, cfg: TrainConfig, *, alias: str, promote: bool = False, progress: bool = True
-) -> packaging.Registration:
-    """The global model: scale-free, trained across every file (one series each; directories: their files)."""
-    files = data_files(data)
-    if len(files) < 1:
-        raise InvalidInput(f"no CSV or Parquet files in {[str(d) for d in data]}")
-    frames = [load_frame(f, cfg.features) for f in files]
-    data_name = files[0].name if len(files) == 1 else f"{len(files)} files"
-    return train_global_frames(frames, data_name, name, cfg, alias=alias, promote=promote, progress=progress)
-
-
-def train_global_frames(
-    frames: list[PreparedFrame],
-    data_name: str,
+    data: list[Path] | list[PreparedFrame],
     name: str,
     cfg: TrainConfig,
     *,
     alias: str,
     promote: bool = False,
     progress: bool = True,
+    data_name: str = "",
 ) -> packaging.Registration:
-    """The global model (scale-free) trained across prepared series, e.g. every identifier's claims."""
-    if not frames:
-        raise InvalidInput("no series to train the global model on")
+    """The global model: scale-free, trained across every file (one series each; directories: their files) or
+    across prepared series (e.g. every identifier's claims)."""
+    if data and isinstance(data[0], PreparedFrame):
+        frames = [f for f in data if isinstance(f, PreparedFrame)]
+    else:
+        files = data_files([d for d in data if isinstance(d, Path)])
+        if not files:
+            raise InvalidInput(f"no CSV or Parquet files in {[str(d) for d in data]}")
+        frames = [load_frame(f, cfg.features) for f in files]
+        data_name = data_name or (files[0].name if len(files) == 1 else f"{len(files)} files")
     cfg = replace(cfg, scale_free=True)
     return _train_and_register(
-        frames, data_name, GLOBAL_IDENTIFIER, name, cfg, alias=alias, promote=promote, progress=progress
-    )
+        frames, data_name or f"{len(frames)} series", GLOBAL_IDENTIFIER, name, cfg, alias=alias, promote=promote,
+        progress=progress,
+    )  # fmt: skip
 
 
 def data_files(paths: list[Path]) -> list[Path]:
