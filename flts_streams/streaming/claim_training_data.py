@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from flts_streams.core.errors import FltsError, InvalidInput
-from flts_streams.forecasting.frame import TIME_COLUMNS, PreparedFrame, infer_cadence, prepare_frame
+from flts_streams.forecasting.frame import TIME_COLUMNS, PreparedFrame, infer_cadence, parse_timestamps, prepare_frame
 from flts_streams.streaming.claim_messages import safe_identifier
 from flts_streams.streaming.claim_objects import ObjectLimits, read_table
 from flts_streams.streaming.object_store import ObjectStore
@@ -74,24 +74,30 @@ def sampled(objects: dict[str, list[tuple[str, str]]], count: int, seed: int) ->
 def training_table(
     store: ObjectStore, objects: list[tuple[str, str]], limits: ObjectLimits, max_bytes: int
 ) -> pd.DataFrame:
-    """The objects' rows joined: one row per timestamp (the newest object's), oldest first.
+    """The objects' rows joined: one row per timestamp (the newest object's), oldest first, the time in ``time``.
 
     An object gone or unreadable since its claim is left out (logged); the rest still trains.
     """
     parts = []
     for bucket, key in objects:
         try:
-            parts.append(read_table(store.get(bucket, key, max_bytes), key, limits).to_pandas())
+            parts.append(_object_rows(store.get(bucket, key, max_bytes), key, limits))
         except FltsError as exc:
-            log.warning("claim object left out of retraining bucket=%s key=%s error=%s", bucket, key, exc)
+            log.warning("claim object left out of training bucket=%s key=%s error=%s", bucket, key, exc)
     if not parts:
         raise InsufficientData("none of the identifier's claim objects could be read")
     table = pd.concat(parts, ignore_index=True)
-    column = next((c for c in TIME_COLUMNS if c in table.columns), None)
+    return table.drop_duplicates("time", keep="last").sort_values("time").reset_index(drop=True)
+
+
+def _object_rows(data: bytes, key: str, limits: ObjectLimits) -> pd.DataFrame:
+    """An object's rows, its time column parsed as the service parses a claim's (UTC, naive) and named ``time``."""
+    frame = read_table(data, key, limits).to_pandas()
+    column = next((c for c in TIME_COLUMNS if c in frame.columns), None)
     if column is None:
-        raise InvalidInput(f"the claim objects have no time column (one of {', '.join(TIME_COLUMNS)})")
-    table[column] = pd.to_datetime(table[column])
-    return table.drop_duplicates(column, keep="last").sort_values(column).reset_index(drop=True)
+        raise InvalidInput(f"object {key!r} has no time column (one of {', '.join(TIME_COLUMNS)})")
+    stamps = parse_timestamps(frame[column].to_numpy())
+    return frame.drop(columns=[c for c in TIME_COLUMNS if c in frame.columns]).assign(time=stamps)
 
 
 def check_enough(table: pd.DataFrame, min_rows: int) -> None:
@@ -116,10 +122,9 @@ def retraining_series(
 
 
 def runs(table: pd.DataFrame, max_gap_rows: int = MAX_GAP_ROWS) -> list[pd.DataFrame]:
-    """A joined table cut where training could not bridge it: gaps longer than ``max_gap_rows`` steps, or rows
+    """A joined table (training_table's) cut where training could not bridge it: gaps longer than ``max_gap_rows`` steps, or rows
     off the cadence grid (objects sampled at another phase). Claims need not cover a cell's every hour."""
-    column = next(c for c in TIME_COLUMNS if c in table.columns)
-    ns = table[column].to_numpy("datetime64[ns]").view(np.int64)
+    ns = table["time"].to_numpy("datetime64[ns]").view(np.int64)
     if len(ns) < 2:
         return [table]
     steps = ns[1:] - ns[:-1]

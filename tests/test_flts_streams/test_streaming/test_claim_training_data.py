@@ -149,3 +149,22 @@ def test_a_sample_of_identifiers_is_the_same_for_the_same_seed():
     assert one == again and len(one) == 5 and one != other
     assert all(objects[i] == keys for i, keys in one.items())
     assert sampled(objects, 80, seed=1) == objects
+
+
+def test_objects_name_and_write_their_times_their_own_way_and_an_unreadable_one_is_left_out(tmp_path, caplog):
+    """As the service reads a claim: any time column of ts/time/timestamp/date, ISO-8601 with or without an offset."""
+    store = LocalStore(tmp_path)
+    frame = demo_frame(days=1, seed=4, gaps=0, blanks=0)
+    frame["time"] = pd.to_datetime(frame["time"])
+    first = frame.iloc[:100]
+    second = frame.iloc[100:200].rename(columns={"time": "ts"})
+    second["ts"] = (second["ts"] + pd.Timedelta(hours=1)).dt.strftime("%Y-%m-%dT%H:%M:%S+01:00")  # same instants
+    bad = frame.iloc[200:300].astype({"time": str})
+    bad.iloc[5, bad.columns.get_loc("time")] = "not a time"
+    for key, part in (("a", first), ("b", second), ("c", bad)):
+        store.put("flts", f"{key}.parquet", parquet(part))
+    table = training_table(store, [("flts", k) for k in ("a.parquet", "b.parquet", "c.parquet")], LIMITS, 10_000_000)
+    assert list(table.columns).count("time") == 1 and "ts" not in table.columns
+    assert len(table) == 200 and [len(r) for r in runs(table)] == [200]
+    assert table["time"].iloc[100] == frame["time"].iloc[100]
+    assert "left out of training" in caplog.text and "c.parquet" in caplog.text and "unparseable" in caplog.text
