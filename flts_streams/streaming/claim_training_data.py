@@ -122,8 +122,9 @@ def retraining_series(
 
 
 def runs(table: pd.DataFrame, max_gap_rows: int = MAX_GAP_ROWS) -> list[pd.DataFrame]:
-    """A joined table (training_table's) cut where training could not bridge it: gaps longer than ``max_gap_rows`` steps, or rows
-    off the cadence grid (objects sampled at another phase). Claims need not cover a cell's every hour."""
+    """A joined table (training_table's) cut where training could not bridge it: gaps longer than
+    ``max_gap_rows`` steps, or rows off the cadence grid (objects sampled at another phase). Claims need not
+    cover a cell's every hour."""
     ns = table["time"].to_numpy("datetime64[ns]").view(np.int64)
     if len(ns) < 2:
         return [table]
