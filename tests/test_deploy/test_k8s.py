@@ -42,6 +42,7 @@ def test_every_rendered_manifest_validates(manifests):
             "Service",
             "StatefulSet",
             "Deployment",
+            "CronJob",
             "PodDisruptionBudget",
             "ScaledObject",
         ]
@@ -160,3 +161,17 @@ def test_the_trainer_runs_flts_trainer_apart_from_the_workers(manifests):
     assert deployment["spec"]["replicas"] == 1 and container["resources"]["limits"]["cpu"]
     names = {e["name"] for e in container["env"]} | set(by_kind(manifests, "ConfigMap")[0]["data"])
     assert names <= known_env_names(), names - known_env_names()
+
+
+def test_the_global_model_is_retrained_from_the_claims_on_a_schedule(manifests):
+    from flts_streams.commands.cli import _check_train_args, build_parser
+
+    (job,) = by_kind(manifests, "CronJob")
+    spec = job["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    (container,) = spec["containers"]
+    args = build_parser().parse_args(container["command"][1:])  # the options exist and parse
+    _check_train_args(args, Settings())  # and make sense together
+    assert args.global_model and args.claims and args.claims_sample and not args.promote
+    assert job["spec"]["concurrencyPolicy"] == "Forbid" and spec["restartPolicy"] == "Never"
+    (trainer,) = by_kind(manifests, "Deployment")
+    assert container["env"] == trainer["spec"]["template"]["spec"]["containers"][0]["env"]  # same credentials
