@@ -58,7 +58,7 @@ def claimed_objects_by_identifier(
                     # A claim without a bucket named the default one: the bucket the logs are in.
                     where = (str(claim.get("bucket") or bucket), str(claim["object_key"]))
                     found.setdefault(str(owner), {})[where] = None
-            except (ValueError, KeyError, TypeError):
+            except (ValueError, KeyError, TypeError, AttributeError):  # not a record the worker writes
                 log.warning("unreadable prediction-log line skipped bucket=%s key=%s", bucket, key)
     return {owner: list(objects) for owner, objects in found.items()}
 

@@ -86,6 +86,8 @@ def test_the_logs_name_every_identifiers_objects_and_the_line_not_the_folder_say
     log_claim(store, "cell_7", "u.parquet", now - DAY, 4)
     log_claim(store, "B", "b.parquet", now - DAY, 5, bucket=None)  # no bucket on the claim: the default one
     store.put("flts", "inference-logs/stray.jsonl", b"{}")  # not in an identifier's folder: no day, skipped
+    odd = b'[1]\n{"identifier": "A", "claim": [2], "published_at": 8640000}\n{"identifier": "A"}\n'
+    store.put("flts", "inference-logs/A/1970-04-10/00/odd.jsonl", odd)  # lines the worker never writes: skipped
     found = claimed_objects_by_identifier(store, "flts", "inference-logs", since=now - 14 * DAY)
     assert found == {
         "A": [("flts", "a2.parquet")],
