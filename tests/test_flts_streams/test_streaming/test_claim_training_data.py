@@ -32,7 +32,7 @@ LIMITS = ObjectLimits(50_000, 256)
 
 def log_claim(
     store: ObjectStore, identifier: str, key: str, published_at: float, offset: int, bucket: str | None = "flts"
-):
+) -> None:
     """A prediction-log object as the worker writes it (the same record and key functions)."""
     claim = Claim(identifier=identifier, bucket=bucket, object_key=key)
     where = Coordinates("inference-data", 0, offset)
@@ -41,6 +41,7 @@ def log_claim(
 
 
 def parquet(frame: pd.DataFrame) -> bytes:
+    """A claim object's bytes."""
     buf = io.BytesIO()
     frame.to_parquet(buf, index=False)
     return buf.getvalue()
