@@ -26,6 +26,7 @@ from flts_streams.core.errors import BadTimestamps, BadValues, MissingColumns, S
 TIME_COLUMNS = ("ts", "time", "timestamp", "date")
 _PACK_MAX = 50_000  # beyond this many cells, np.fromiter: no argument tuples of that size
 _SHOW = 5  # offending rows named in an error message
+MAX_GAP_ROWS = 30  # the longest run of missing rows impute mode fills (1 h at 2 min); a longer gap is an error
 
 
 @dataclass(frozen=True)
@@ -176,7 +177,7 @@ def prepare_frame(
     required: Sequence[str] = (),
     index_col: str | None = None,
     impute: bool = False,
-    max_gap_rows: int = 30,
+    max_gap_rows: int = MAX_GAP_ROWS,
     cadence: np.timedelta64 | None = None,
 ) -> PreparedFrame:
     """Validate column-oriented data into a PreparedFrame (see module docstring for rules)."""

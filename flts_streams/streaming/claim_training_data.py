@@ -13,13 +13,19 @@ import numpy as np
 import pandas as pd
 
 from flts_streams.core.errors import FltsError, InvalidInput
-from flts_streams.forecasting.frame import TIME_COLUMNS, PreparedFrame, infer_cadence, parse_timestamps, prepare_frame
+from flts_streams.forecasting.frame import (
+    MAX_GAP_ROWS,  # the longest gap training imputes; a longer one splits a series
+    TIME_COLUMNS,
+    PreparedFrame,
+    infer_cadence,
+    parse_timestamps,
+    prepare_frame,
+)
 from flts_streams.streaming.claim_messages import safe_identifier
 from flts_streams.streaming.claim_objects import ObjectLimits, read_table
 from flts_streams.streaming.object_store import ObjectStore
 
 log = logging.getLogger(__name__)
-MAX_GAP_ROWS = 30  # the longest gap training imputes (prepare_frame's default); a longer one splits a series
 
 
 class InsufficientData(InvalidInput):
