@@ -14,7 +14,7 @@ import torch
 from flts_streams.core.errors import HorizonTooLong, InvalidInput, NotEnoughRows
 from flts_streams.forecasting.features import time_features
 from flts_streams.forecasting.frame import PreparedFrame
-from flts_streams.forecasting.graph import LOG_FLOOR, private_graph, serving_graph, traced_net
+from flts_streams.forecasting.graph import LOG_FLOOR, held_by_cpp, private_graph, serving_graph, traced_net
 from flts_streams.forecasting.history import history_features, history_size, window_only_features
 from flts_streams.forecasting.model import Net, build_net
 from flts_streams.forecasting.spec import ModelSpec
@@ -306,12 +306,17 @@ class Forecaster:
             raw = raw.copy()
             raw[:, :, self._log_columns] = np.log(np.maximum(raw[:, :, self._log_columns], LOG_FLOOR))
         scaled = ((raw - self._mean) / self._scale).astype(np.float32)
-        x = torch.from_numpy(np.concatenate([scaled, calendar[:, :w]], axis=2))
-        fut = torch.from_numpy(np.ascontiguousarray(calendar[:, w:]))
+        inputs = (
+            torch.from_numpy(np.concatenate([scaled, calendar[:, :w]], axis=2)),
+            torch.from_numpy(np.ascontiguousarray(calendar[:, w:])),
+            torch.from_numpy(history),
+        )
+        held = held_by_cpp(inputs)  # no GIL waits inside the call (graph.held_by_cpp)
         with torch.inference_mode():
             if self._run is None:  # two threads may both trace once: the same result, no harm
                 self._run = traced_net(self.net, spec)
-            out = self._run(x, fut, torch.from_numpy(history)).numpy().astype(np.float64) + spec.output_offsets
+            out = self._run(*inputs).numpy().astype(np.float64) + spec.output_offsets
+        del held
         mean, scale = spec.scaler.params(spec.targets)
         out = out * scale[:, None] + mean[:, None]
         if spec.quantiles:

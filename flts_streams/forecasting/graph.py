@@ -19,6 +19,7 @@ import json
 import math
 import threading
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -98,22 +99,45 @@ class ServingGraph(nn.Module):
 
 
 class BoundGraph:
-    """One model's tensors bound to the traced graph its architecture shares: called like the model's own graph.
+    """A traced graph called with one model's tensors (a shared graph) or none (a private one), GIL-free inside.
 
     Why shared: a graph traced per model cost ~0.5 MB at load and ~0.8 MB more once TorchScript's
     profiling executor had specialised it for the batch sizes seen: 1,000 identifiers' champions
     in memory took a worker from 0.48 to 2.27 GB (`flts bench scale`). Traced once per
     architecture with every parameter and buffer as an input, a model holds its tensors only.
+    Every tensor a call passes is held by C++ for the call (``held_by_cpp``).
     """
 
-    __slots__ = ("_graph", "_tensors")
+    __slots__ = ("_graph", "_held", "_tensors")
 
-    def __init__(self, graph: torch.jit.ScriptModule, tensors: tuple[torch.Tensor, ...]) -> None:
+    def __init__(self, graph: torch.jit.ScriptModule, tensors: tuple[torch.Tensor, ...] = ()) -> None:
         self._graph = graph
         self._tensors = tensors
+        self._held = held_by_cpp(tensors) if tensors else None
 
     def __call__(self, raw: torch.Tensor, last_ns: torch.Tensor, history: torch.Tensor) -> torch.Tensor:
-        return self._graph(raw, last_ns, history, *self._tensors)
+        held = held_by_cpp((raw, last_ns, history))
+        try:
+            return self._graph(raw, last_ns, history, *self._tensors)
+        finally:
+            del held  # only now: the graph has returned
+
+
+def held_by_cpp(tensors: Sequence[torch.Tensor]) -> object:
+    """A C++ list referencing ``tensors``: while it lives, a graph that uses them never takes the GIL to let go of one.
+
+    Why: since torch's rework of PyObject preservation (pytorch/pytorch#167564; torch 2.13 here), a tensor with
+    a Python wrapper increfs the wrapper when its C++ reference count goes from 1 to 2 and decrefs it, taking
+    the GIL, when the count falls back to 1 (c10/util/intrusive_ptr.h). A tensor made in Python has one C++
+    reference, its wrapper's; a traced graph called with it takes a second and drops it after the tensor's
+    last use, mid-forward. So the torch thread stopped there to wait for the GIL the event loop holds, once
+    per such tensor: the three inputs, and a shared graph's ~20 weights. One more C++ reference, held here,
+    keeps every count above 1 until the call returns. Measured, a 34-window forward beside a busy Python
+    thread: 4.1 ms (1.2 alone) -> 1.2 ms; docs/BENCHMARKS.md has the worker's figures. Pinned by
+    tests/test_flts_streams/test_forecasting/test_graph.py.
+    """
+    # torch.jit.script(list) builds this same ScriptList, at ~0.3 ms a call and with a deprecation warning.
+    return torch._C.ScriptList(list(tensors))  # noqa: SLF001
 
 
 class _Functional(nn.Module):
@@ -198,7 +222,7 @@ def _shared_graph(template: _Template) -> torch.jit.ScriptModule:
     return _trace(_Functional(template.graph).eval(), inputs)
 
 
-def private_graph(net: Net, spec: ModelSpec, offsets_ns: np.ndarray) -> torch.jit.ScriptModule | None:
+def private_graph(net: Net, spec: ModelSpec, offsets_ns: np.ndarray) -> BoundGraph | None:
     """The model's forward traced for it alone: ~5% more /predict throughput than the shared graph (the
     call passes no tensors), for ~1.7 MB; used for the few models that answer most (default, global)."""
     if not set(spec.time_features) <= set(IN_GRAPH):
@@ -208,7 +232,7 @@ def private_graph(net: Net, spec: ModelSpec, offsets_ns: np.ndarray) -> torch.ji
         torch.zeros(2, dtype=torch.int64),
         torch.zeros(2, _history_width(spec)),
     )
-    return _trace(ServingGraph(net, spec, offsets_ns).eval(), example)
+    return BoundGraph(_trace(ServingGraph(net, spec, offsets_ns).eval(), example))
 
 
 def serving_graph(net: Net, spec: ModelSpec, offsets_ns: np.ndarray) -> BoundGraph | None:

@@ -1,0 +1,173 @@
+"""The serving graph runs without the GIL: each tensor a call passes is held by C++ until it returns (held_by_cpp)."""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from flts_streams.forecasting.demo import demo_frame
+from flts_streams.forecasting.forecast import Forecaster
+from flts_streams.forecasting.frame import prepare_frame
+from flts_streams.forecasting.graph import held_by_cpp
+from flts_streams.forecasting.model import build_net
+from flts_streams.forecasting.scaler import Scaler
+from flts_streams.forecasting.spec import FEATURES, ModelSpec
+
+SIDE, STEPS = 320, 24  # a forward of ~0.1 s: long enough to see where a thread stops inside it
+
+
+class _TwoHalves(nn.Module):
+    """Half the work, then ``b``'s only use, then the other half: the drop of ``b`` falls mid-forward."""
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        y = a
+        for _ in range(STEPS):
+            y = torch.tanh(y @ w)
+        y = y + b
+        for _ in range(STEPS):
+            y = torch.tanh(y @ w)
+        return y
+
+
+@pytest.fixture(scope="module")
+def two_halves() -> torch.jit.ScriptModule:
+    example = tuple(torch.rand(SIDE, SIDE) / SIDE for _ in range(3))
+    with torch.no_grad():
+        return torch.jit.trace(_TwoHalves().eval(), example)
+
+
+def _thread_cpu_s(call: Callable[[], object]) -> float:
+    """CPU seconds ``call`` takes on a thread of its own, nothing holding the GIL meanwhile."""
+    spent: list[float] = []
+
+    def run() -> None:
+        start = time.thread_time()
+        call()
+        spent.append(time.thread_time() - start)
+
+    t = threading.Thread(target=run)
+    t.start()
+    t.join()
+    return spent[0]
+
+
+def _share_done_while_the_gil_is_held(call: Callable[[], object], alone_s: float, hold_s: float) -> float:
+    """The share of ``call``'s CPU time a thread running it gets through while this thread holds the GIL.
+
+    The thread is let into the first half of the call (this thread sleeps, so the GIL is free), then
+    this thread spins, holding the GIL, for up to ``hold_s`` or until the call is 90% done. With the
+    switch interval raised, the GIL changes hands only when released: a thread that needs it waits.
+    """
+    t = threading.Thread(target=call)
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(1000.0)
+    try:
+        t.start()
+        clock = time.pthread_getcpuclockid(t.ident)  # type: ignore[arg-type]  # started: it has an ident
+        let_in = time.monotonic() + 30
+        while time.clock_gettime(clock) < 0.2 * alone_s and time.monotonic() < let_in:
+            time.sleep(0.0005)
+        hold_until = time.perf_counter() + hold_s
+        while time.perf_counter() < hold_until and time.clock_gettime(clock) < 0.9 * alone_s:
+            pass  # pure Python: holds the GIL
+        done = time.clock_gettime(clock)
+    finally:
+        sys.setswitchinterval(old)
+    t.join()
+    return done / alone_s
+
+
+def _inputs() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    rng = np.random.default_rng(0)
+    return tuple(torch.from_numpy(rng.random((SIDE, SIDE), dtype=np.float32) / SIDE) for _ in range(3))  # type: ignore[return-value]
+
+
+def test_torch_takes_the_gil_mid_forward_to_drop_a_python_made_tensor(two_halves):
+    """The upstream behaviour held_by_cpp works around (pytorch/pytorch#167564, torch 2.13).
+
+    If this fails, the thread got through the forward without the GIL: torch no longer decrefs the
+    Python wrapper there, and held_by_cpp (flts_streams/forecasting/graph.py) may be removable.
+    """
+    a, b, w = _inputs()
+
+    def call() -> None:
+        with torch.inference_mode():
+            two_halves(a, b, w)
+
+    alone = _thread_cpu_s(call)
+    share = _share_done_while_the_gil_is_held(call, alone, hold_s=max(2.0, 10 * alone))
+    assert share < 0.8, f"{share:.0%} of the forward ran while another thread held the GIL"
+
+
+def test_held_by_cpp_lets_a_forward_run_through_while_the_gil_is_held(two_halves):
+    a, b, w = _inputs()
+
+    def call() -> None:
+        held = held_by_cpp((a, b, w))
+        with torch.inference_mode():
+            two_halves(a, b, w)
+        del held
+
+    alone = _thread_cpu_s(call)
+    # Generous: on a busy machine the thread may wait for a core, not for the GIL.
+    share = _share_done_while_the_gil_is_held(call, alone, hold_s=max(30.0, 100 * alone))
+    assert share >= 0.9, f"only {share:.0%} of the forward ran while another thread held the GIL"
+    assert a._use_count() == 1  # the reference is given back with the list
+
+
+@pytest.fixture(scope="module")
+def frame():
+    return prepare_frame(demo_frame(days=2, seed=1), required=FEATURES, impute=True)
+
+
+def _forecaster(frame, time_features: tuple[str, ...]) -> Forecaster:
+    spec = ModelSpec(
+        kind="lstm",
+        features=FEATURES,
+        targets=("down",),
+        window=30,
+        horizon=10,
+        cadence_s=120.0,
+        scaler=Scaler.fit(FEATURES, frame.select(FEATURES)),
+        time_features=time_features,
+        history_days=1,
+        quantiles=(0.1, 0.9),
+    )
+    return Forecaster(spec, build_net(spec, 0))
+
+
+class _Spy:
+    """Stands in for a traced graph: records each tensor argument's C++ reference count, then calls it."""
+
+    def __init__(self, graph: Callable[..., torch.Tensor]) -> None:
+        self.graph = graph
+        self.counts: list[int] = []
+
+    def __call__(self, *args: torch.Tensor) -> torch.Tensor:
+        self.counts += [t._use_count() for t in args]
+        return self.graph(*args)
+
+
+@pytest.mark.parametrize("graph", ["shared", "private", "numpy path"])
+def test_every_tensor_a_forward_passes_is_held_by_cpp_beside_its_python_wrapper(frame, graph):
+    """A count of 1 is the wrapper's reference alone: torch would take the GIL mid-forward to drop the graph's."""
+    f = _forecaster(frame, ("minute_of_day", "day_of_year") if graph == "numpy path" else ("minute_of_day",))
+    if graph == "private":
+        f.use_private_graph()
+    items = [f.make_input(frame.tail(n)) for n in (800, 30)]
+    want = f.predict_inputs(items)
+    if graph == "numpy path":
+        assert f._graph is None
+        spy = f._run = _Spy(f._run)
+    else:
+        spy = f._graph._graph = _Spy(f._graph._graph)
+    np.testing.assert_array_equal(f.predict_inputs(items), want)
+    assert len(spy.counts) >= 3
+    assert min(spy.counts) >= 2, spy.counts
