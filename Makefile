@@ -12,7 +12,7 @@ STAMP := $(VENV)/.installed
 
 .PHONY: dev test lint fmt test-unit test-integration install clean python-check fuzz-body-parser
 
-$(STAMP): setup.cfg setup.py pyproject.toml flts_streams/serving/_native_body.c
+$(STAMP): setup.cfg setup.py pyproject.toml flts_streams/serving/_native_body.c flts_streams/forecasting/_records_json.c
 	@$(MAKE) --no-print-directory python-check
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip setuptools wheel

@@ -1,13 +1,14 @@
-"""Build of the one C extension (flts_streams/serving/_native_body.c); everything else is declared in setup.cfg."""
+"""Build of the C extensions (the /predict body parser and the records JSON splice); the rest is in setup.cfg."""
 
 from setuptools import Extension, setup
 
 setup(
     ext_modules=[
         Extension(
-            "flts_streams.serving._native_body",
-            ["flts_streams/serving/_native_body.c"],
+            f"flts_streams.{name}",
+            [f"flts_streams/{name.replace('.', '/')}.c"],
             extra_compile_args=["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"],
         )
+        for name in ("serving._native_body", "forecasting._records_json")
     ]
 )

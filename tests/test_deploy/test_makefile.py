@@ -10,7 +10,14 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-PREREQUISITES = ("Makefile", "setup.cfg", "setup.py", "pyproject.toml", "flts_streams/serving/_native_body.c")
+PREREQUISITES = (
+    "Makefile",
+    "setup.cfg",
+    "setup.py",
+    "pyproject.toml",
+    "flts_streams/serving/_native_body.c",
+    "flts_streams/forecasting/_records_json.c",
+)
 
 
 @pytest.fixture

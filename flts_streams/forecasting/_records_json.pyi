@@ -1,0 +1,3 @@
+# Type stub of the C extension flts_streams/forecasting/_records_json.c (read by the type checker only).
+
+def splice(dumped: bytes, stamps: list[str], key: bytes, names: tuple[bytes, ...]) -> list[bytes]: ...
