@@ -7,7 +7,8 @@
  *   Returns one bytes per group g: [{key:"stamp_i",names[0]:cell(g*T+0, i),...},...] for i < n.
  *
  * The cells are copied as orjson wrote them (numbers, or null for a non-finite value), so the result
- * is byte for byte orjson.dumps of the records (tests/test_flts_streams/test_forecasting/test_forecast.py).
+ * is byte for byte orjson.dumps of the records (tests/test_flts_streams/test_forecasting/test_records_json.py
+ * and test_forecast.py).
  * A number never holds ',' or ']', so cells split cleanly. Input of another shape raises ValueError.
  */
 #define PY_SSIZE_T_CLEAN

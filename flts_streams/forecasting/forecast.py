@@ -112,10 +112,10 @@ class Forecast:
         """records_json of the point forecast, then of the quantile forecast at each position in ``quantiles``.
 
         Why native: 30 dicts of Python floats, serialised, were a third of a /predict response's own
-        CPU time, and splicing the rows in Python still ~10 us. Here orjson formats every value of every
-        forecast from one array at once, the timestamps are formatted once, and _records_json.c copies
-        both into each forecast's records (tests compare with orjson.dumps of the records, non-finite
-        values and awkward names included).
+        CPU time. Here orjson formats every value of every forecast from one array at once, the
+        timestamps are formatted once, and _records_json.c copies both into each forecast's records
+        (8.8 -> 6.1 us a 30-step answer against splicing Python lists; tests compare with orjson.dumps
+        of the records, non-finite values and awkward names included).
         """
         n, targets = len(self.timestamps), len(self.targets)
         if not n or not targets:

@@ -136,7 +136,7 @@ def held_by_cpp(tensors: Sequence[torch.Tensor]) -> object:
     thread: 4.1 ms (1.2 alone) -> 1.2 ms; docs/BENCHMARKS.md has the worker's figures. Pinned by
     tests/test_flts_streams/test_forecasting/test_graph.py.
     """
-    # torch.jit.script(list) builds this same ScriptList, at ~0.3 ms a call and with a deprecation warning.
+    # What torch.jit.script(list) returns (torch/jit/_script.py, create_script_list), without its deprecation warning.
     return torch._C.ScriptList(list(tensors))  # noqa: SLF001
 
 
