@@ -14,18 +14,18 @@ from flts_streams.forecasting.spec import FEATURES, ModelSpec
 def model(seed: int = 0, **spec_fields: object) -> LoadedModel:
     """A small untrained forecaster on the demo features (fast to build; its forecasts are valid numbers).
 
-    ``spec_fields``: other ModelSpec fields, e.g. history_days or quantiles.
+    ``spec_fields``: other ModelSpec fields, e.g. history_days or quantiles, or time_features instead of the default.
     """
     frame = prepare_frame(demo_frame(days=1, seed=3), required=FEATURES, impute=True)
-    spec = ModelSpec(
-        kind="lstm",
-        features=FEATURES,
-        targets=("down",),
-        window=30,
-        horizon=30,
-        cadence_s=120.0,
-        scaler=Scaler.fit(FEATURES, frame.select(FEATURES)),
-        time_features=("minute_of_day",),
-        **spec_fields,  # type: ignore[arg-type]
-    )
+    fields: dict[str, object] = {
+        "kind": "lstm",
+        "features": FEATURES,
+        "targets": ("down",),
+        "window": 30,
+        "horizon": 30,
+        "cadence_s": 120.0,
+        "scaler": Scaler.fit(FEATURES, frame.select(FEATURES)),
+        "time_features": ("minute_of_day",),
+    }
+    spec = ModelSpec(**(fields | spec_fields))  # type: ignore[arg-type]
     return LoadedModel(Forecaster(spec, build_net(spec, seed)), f"test:/model-{seed}", f"run-{seed}")

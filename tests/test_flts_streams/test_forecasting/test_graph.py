@@ -13,12 +13,10 @@ import torch
 from torch import nn
 
 from flts_streams.forecasting.demo import demo_frame
-from flts_streams.forecasting.forecast import Forecaster
 from flts_streams.forecasting.frame import prepare_frame
 from flts_streams.forecasting.graph import held_by_cpp
-from flts_streams.forecasting.model import build_net
-from flts_streams.forecasting.scaler import Scaler
-from flts_streams.forecasting.spec import FEATURES, ModelSpec
+from flts_streams.forecasting.spec import FEATURES
+from tests.test_flts_streams.helpers import model
 
 SIDE, STEPS = 320, 24  # a forward of ~0.1 s: long enough to see where a thread stops inside it
 
@@ -127,22 +125,6 @@ def frame():
     return prepare_frame(demo_frame(days=2, seed=1), required=FEATURES, impute=True)
 
 
-def _forecaster(frame, time_features: tuple[str, ...]) -> Forecaster:
-    spec = ModelSpec(
-        kind="lstm",
-        features=FEATURES,
-        targets=("down",),
-        window=30,
-        horizon=10,
-        cadence_s=120.0,
-        scaler=Scaler.fit(FEATURES, frame.select(FEATURES)),
-        time_features=time_features,
-        history_days=1,
-        quantiles=(0.1, 0.9),
-    )
-    return Forecaster(spec, build_net(spec, 0))
-
-
 class _Spy:
     """Stands in for a traced graph: records each tensor argument's C++ reference count, then calls it."""
 
@@ -158,7 +140,8 @@ class _Spy:
 @pytest.mark.parametrize("graph", ["shared", "private", "numpy path"])
 def test_every_tensor_a_forward_passes_is_held_by_cpp_beside_its_python_wrapper(frame, graph):
     """A count of 1 is the wrapper's reference alone: torch would take the GIL mid-forward to drop the graph's."""
-    f = _forecaster(frame, ("minute_of_day", "day_of_year") if graph == "numpy path" else ("minute_of_day",))
+    calendar = ("minute_of_day", "day_of_year") if graph == "numpy path" else ("minute_of_day",)
+    f = model(history_days=1, quantiles=(0.1, 0.9), time_features=calendar).forecaster
     if graph == "private":
         f.use_private_graph()
     items = [f.make_input(frame.tail(n)) for n in (800, 30)]
