@@ -14,7 +14,6 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
-#include <float.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -46,24 +45,131 @@ typedef struct {
     Py_ssize_t rows;
 } Columns;
 
-#if defined(__x86_64__) && LDBL_MANT_DIG == 64
-#define EXTENDED_PATH 1  /* x87 long double: a 64-bit significand */
-static const long double POW10L[] = {1e0L, 1e1L, 1e2L, 1e3L, 1e4L, 1e5L, 1e6L, 1e7L, 1e8L, 1e9L, 1e10L, 1e11L, 1e12L, 1e13L,
-                                     1e14L, 1e15L, 1e16L, 1e17L, 1e18L, 1e19L, 1e20L, 1e21L, 1e22L, 1e23L, 1e24L, 1e25L,
-                                     1e26L, 1e27L};
+#ifdef __SIZEOF_INT128__  /* GCC and Clang on 64-bit targets; elsewhere such numbers take the slow path */
+#define EISEL_LEMIRE 1
+#define EL_MIN_EXP10 (-40)  /* the range of POW10_128: the body's numbers are within it, others take the slow path */
+#define EL_MAX_EXP10 40
 
-/* m * 10^exp10 (|exp10| <= 27, m < 2^63) rounded once to 64 bits, then to 53; 0 when that second
- * rounding might differ from rounding the exact value (the 64-bit result within 1 unit of a 53-bit
- * midpoint), so the caller takes the slow, correctly rounded path. Every operand is exact: m fits
- * the significand and 10^k = 2^k * 5^k with 5^27 < 2^64. */
-static int extended(uint64_t m, int exp10, double *out) {
-    long double q = (long double)m;
-    q = exp10 >= 0 ? q * POW10L[exp10] : q / POW10L[-exp10];
-    uint64_t significand;
-    memcpy(&significand, &q, sizeof significand);  /* x87 layout: the 64-bit significand comes first */
-    uint64_t low = significand & 0x7FF;  /* the 11 bits that rounding to a double drops */
-    if (low >= 0x3FF && low <= 0x401) return 0;
-    *out = (double)q;
+/* 10^e for e in [EL_MIN_EXP10, EL_MAX_EXP10]: its 128-bit significand (top bit set), rounded down, as {high, low}.
+ * Generated with Python's exact integers; tests/test_flts_streams/test_serving/test_native_body.py
+ * regenerates it and compares it with this file. */
+static const uint64_t POW10_128[][2] = {
+    {0x8B61313BBABCE2C6ULL, 0x2323AC4B3B3DA015ULL}, /* 1e-40 */
+    {0xAE397D8AA96C1B77ULL, 0xABEC975E0A0D081AULL}, /* 1e-39 */
+    {0xD9C7DCED53C72255ULL, 0x96E7BD358C904A21ULL}, /* 1e-38 */
+    {0x881CEA14545C7575ULL, 0x7E50D64177DA2E54ULL}, /* 1e-37 */
+    {0xAA242499697392D2ULL, 0xDDE50BD1D5D0B9E9ULL}, /* 1e-36 */
+    {0xD4AD2DBFC3D07787ULL, 0x955E4EC64B44E864ULL}, /* 1e-35 */
+    {0x84EC3C97DA624AB4ULL, 0xBD5AF13BEF0B113EULL}, /* 1e-34 */
+    {0xA6274BBDD0FADD61ULL, 0xECB1AD8AEACDD58EULL}, /* 1e-33 */
+    {0xCFB11EAD453994BAULL, 0x67DE18EDA5814AF2ULL}, /* 1e-32 */
+    {0x81CEB32C4B43FCF4ULL, 0x80EACF948770CED7ULL}, /* 1e-31 */
+    {0xA2425FF75E14FC31ULL, 0xA1258379A94D028DULL}, /* 1e-30 */
+    {0xCAD2F7F5359A3B3EULL, 0x096EE45813A04330ULL}, /* 1e-29 */
+    {0xFD87B5F28300CA0DULL, 0x8BCA9D6E188853FCULL}, /* 1e-28 */
+    {0x9E74D1B791E07E48ULL, 0x775EA264CF55347DULL}, /* 1e-27 */
+    {0xC612062576589DDAULL, 0x95364AFE032A819DULL}, /* 1e-26 */
+    {0xF79687AED3EEC551ULL, 0x3A83DDBD83F52204ULL}, /* 1e-25 */
+    {0x9ABE14CD44753B52ULL, 0xC4926A9672793542ULL}, /* 1e-24 */
+    {0xC16D9A0095928A27ULL, 0x75B7053C0F178293ULL}, /* 1e-23 */
+    {0xF1C90080BAF72CB1ULL, 0x5324C68B12DD6338ULL}, /* 1e-22 */
+    {0x971DA05074DA7BEEULL, 0xD3F6FC16EBCA5E03ULL}, /* 1e-21 */
+    {0xBCE5086492111AEAULL, 0x88F4BB1CA6BCF584ULL}, /* 1e-20 */
+    {0xEC1E4A7DB69561A5ULL, 0x2B31E9E3D06C32E5ULL}, /* 1e-19 */
+    {0x9392EE8E921D5D07ULL, 0x3AFF322E62439FCFULL}, /* 1e-18 */
+    {0xB877AA3236A4B449ULL, 0x09BEFEB9FAD487C2ULL}, /* 1e-17 */
+    {0xE69594BEC44DE15BULL, 0x4C2EBE687989A9B3ULL}, /* 1e-16 */
+    {0x901D7CF73AB0ACD9ULL, 0x0F9D37014BF60A10ULL}, /* 1e-15 */
+    {0xB424DC35095CD80FULL, 0x538484C19EF38C94ULL}, /* 1e-14 */
+    {0xE12E13424BB40E13ULL, 0x2865A5F206B06FB9ULL}, /* 1e-13 */
+    {0x8CBCCC096F5088CBULL, 0xF93F87B7442E45D3ULL}, /* 1e-12 */
+    {0xAFEBFF0BCB24AAFEULL, 0xF78F69A51539D748ULL}, /* 1e-11 */
+    {0xDBE6FECEBDEDD5BEULL, 0xB573440E5A884D1BULL}, /* 1e-10 */
+    {0x89705F4136B4A597ULL, 0x31680A88F8953030ULL}, /* 1e-9 */
+    {0xABCC77118461CEFCULL, 0xFDC20D2B36BA7C3DULL}, /* 1e-8 */
+    {0xD6BF94D5E57A42BCULL, 0x3D32907604691B4CULL}, /* 1e-7 */
+    {0x8637BD05AF6C69B5ULL, 0xA63F9A49C2C1B10FULL}, /* 1e-6 */
+    {0xA7C5AC471B478423ULL, 0x0FCF80DC33721D53ULL}, /* 1e-5 */
+    {0xD1B71758E219652BULL, 0xD3C36113404EA4A8ULL}, /* 1e-4 */
+    {0x83126E978D4FDF3BULL, 0x645A1CAC083126E9ULL}, /* 1e-3 */
+    {0xA3D70A3D70A3D70AULL, 0x3D70A3D70A3D70A3ULL}, /* 1e-2 */
+    {0xCCCCCCCCCCCCCCCCULL, 0xCCCCCCCCCCCCCCCCULL}, /* 1e-1 */
+    {0x8000000000000000ULL, 0x0000000000000000ULL}, /* 1e0 */
+    {0xA000000000000000ULL, 0x0000000000000000ULL}, /* 1e1 */
+    {0xC800000000000000ULL, 0x0000000000000000ULL}, /* 1e2 */
+    {0xFA00000000000000ULL, 0x0000000000000000ULL}, /* 1e3 */
+    {0x9C40000000000000ULL, 0x0000000000000000ULL}, /* 1e4 */
+    {0xC350000000000000ULL, 0x0000000000000000ULL}, /* 1e5 */
+    {0xF424000000000000ULL, 0x0000000000000000ULL}, /* 1e6 */
+    {0x9896800000000000ULL, 0x0000000000000000ULL}, /* 1e7 */
+    {0xBEBC200000000000ULL, 0x0000000000000000ULL}, /* 1e8 */
+    {0xEE6B280000000000ULL, 0x0000000000000000ULL}, /* 1e9 */
+    {0x9502F90000000000ULL, 0x0000000000000000ULL}, /* 1e10 */
+    {0xBA43B74000000000ULL, 0x0000000000000000ULL}, /* 1e11 */
+    {0xE8D4A51000000000ULL, 0x0000000000000000ULL}, /* 1e12 */
+    {0x9184E72A00000000ULL, 0x0000000000000000ULL}, /* 1e13 */
+    {0xB5E620F480000000ULL, 0x0000000000000000ULL}, /* 1e14 */
+    {0xE35FA931A0000000ULL, 0x0000000000000000ULL}, /* 1e15 */
+    {0x8E1BC9BF04000000ULL, 0x0000000000000000ULL}, /* 1e16 */
+    {0xB1A2BC2EC5000000ULL, 0x0000000000000000ULL}, /* 1e17 */
+    {0xDE0B6B3A76400000ULL, 0x0000000000000000ULL}, /* 1e18 */
+    {0x8AC7230489E80000ULL, 0x0000000000000000ULL}, /* 1e19 */
+    {0xAD78EBC5AC620000ULL, 0x0000000000000000ULL}, /* 1e20 */
+    {0xD8D726B7177A8000ULL, 0x0000000000000000ULL}, /* 1e21 */
+    {0x878678326EAC9000ULL, 0x0000000000000000ULL}, /* 1e22 */
+    {0xA968163F0A57B400ULL, 0x0000000000000000ULL}, /* 1e23 */
+    {0xD3C21BCECCEDA100ULL, 0x0000000000000000ULL}, /* 1e24 */
+    {0x84595161401484A0ULL, 0x0000000000000000ULL}, /* 1e25 */
+    {0xA56FA5B99019A5C8ULL, 0x0000000000000000ULL}, /* 1e26 */
+    {0xCECB8F27F4200F3AULL, 0x0000000000000000ULL}, /* 1e27 */
+    {0x813F3978F8940984ULL, 0x4000000000000000ULL}, /* 1e28 */
+    {0xA18F07D736B90BE5ULL, 0x5000000000000000ULL}, /* 1e29 */
+    {0xC9F2C9CD04674EDEULL, 0xA400000000000000ULL}, /* 1e30 */
+    {0xFC6F7C4045812296ULL, 0x4D00000000000000ULL}, /* 1e31 */
+    {0x9DC5ADA82B70B59DULL, 0xF020000000000000ULL}, /* 1e32 */
+    {0xC5371912364CE305ULL, 0x6C28000000000000ULL}, /* 1e33 */
+    {0xF684DF56C3E01BC6ULL, 0xC732000000000000ULL}, /* 1e34 */
+    {0x9A130B963A6C115CULL, 0x3C7F400000000000ULL}, /* 1e35 */
+    {0xC097CE7BC90715B3ULL, 0x4B9F100000000000ULL}, /* 1e36 */
+    {0xF0BDC21ABB48DB20ULL, 0x1E86D40000000000ULL}, /* 1e37 */
+    {0x96769950B50D88F4ULL, 0x1314448000000000ULL}, /* 1e38 */
+    {0xBC143FA4E250EB31ULL, 0x17D955A000000000ULL}, /* 1e39 */
+    {0xEB194F8E1AE525FDULL, 0x5DCFAB0800000000ULL}, /* 1e40 */
+};
+
+/* m * 10^exp10 correctly rounded to a double (m > 0, exp10 in the table's range): the Eisel-Lemire algorithm
+ * (Lemire, "Number Parsing at a Gigabyte per Second", 2021), as Go's strconv.eiselLemire64. Returns 0 when the
+ * 128-bit product cannot decide the rounding (rare: the caller then takes the slow, correctly rounded path). */
+static int eisel_lemire(uint64_t m, int exp10, double *out) {
+    const uint64_t *pow = POW10_128[exp10 - EL_MIN_EXP10];
+    int clz = __builtin_clzll(m);
+    m <<= clz;
+    /* floor(exp10 * log2(10)) + 64 + the bias - clz; 217706 / 2^16 ~ log2(10), exact over the table's range */
+    int64_t exp2 = (int64_t)((217706 * exp10) >> 16) + 64 + 1023 - clz;
+    __uint128_t x = (__uint128_t)m * pow[0];
+    uint64_t hi = (uint64_t)(x >> 64), lo = (uint64_t)x;
+    if ((hi & 0x1FF) == 0x1FF && lo + m < m) {  /* the bits below may carry into the kept ones: widen */
+        __uint128_t y = (__uint128_t)m * pow[1];
+        uint64_t y_hi = (uint64_t)(y >> 64), y_lo = (uint64_t)y;
+        uint64_t merged_hi = hi, merged_lo = lo + y_hi;
+        if (merged_lo < lo) merged_hi++;
+        if ((merged_hi & 0x1FF) == 0x1FF && merged_lo + 1 == 0 && y_lo + m < m) return 0;
+        hi = merged_hi;
+        lo = merged_lo;
+    }
+    uint64_t msb = hi >> 63;
+    uint64_t mantissa = hi >> (msb + 9);  /* 54 bits: one more than a double keeps, to round with */
+    exp2 -= 1 ^ msb;
+    if (lo == 0 && (hi & 0x1FF) == 0 && (mantissa & 3) == 1) return 0;  /* exactly half-way: undecided here */
+    mantissa += mantissa & 1;
+    mantissa >>= 1;
+    if (mantissa >> 53) {  /* rounding carried into a new bit */
+        mantissa >>= 1;
+        exp2 += 1;
+    }
+    if (exp2 <= 0 || exp2 >= 0x7FF) return 0;  /* subnormal or infinite */
+    uint64_t bits = ((uint64_t)exp2 << 52) | (mantissa & 0x000FFFFFFFFFFFFFULL);
+    memcpy(out, &bits, sizeof bits);
     return 1;
 }
 #endif
@@ -126,6 +232,33 @@ static int span_is(Span s, const char *word) {
     return (size_t)s.len == strlen(word) && memcmp(s.start, word, s.len) == 0;
 }
 
+/* Eight ASCII digits at once (SWAR, as in simdjson and fast_float): whether 8 bytes (little-endian: the first
+ * digit in the lowest byte) are all digits, and their value. */
+static inline int eight_digits(uint64_t v) {
+    return ((v & 0xF0F0F0F0F0F0F0F0ULL) | (((v + 0x0606060606060606ULL) & 0xF0F0F0F0F0F0F0F0ULL) >> 4)) ==
+           0x3333333333333333ULL;
+}
+
+static inline uint64_t eight_digits_value(uint64_t v) {
+    v -= 0x3030303030303030ULL;
+    v = (v * 10) + (v >> 8);  /* each byte pair's value in its low byte */
+    return (((v & 0x000000FF000000FFULL) * 0x000F424000000064ULL) +
+            (((v >> 16) & 0x000000FF000000FFULL) * 0x0000271000000001ULL)) >> 32;
+}
+
+/* The digits from p on: the first 19 significant ones accumulated into *m, every one counted in *nd. */
+static inline const char *digit_run(const char *p, const char *end, uint64_t *m, int *nd) {
+    uint64_t eight;
+    while (*nd <= 11 && end - p >= 8 && (memcpy(&eight, p, 8), eight_digits(eight))) {  /* m stays below 10^19 */
+        *m = *m * 100000000ULL + eight_digits_value(eight);
+        *nd += 8;
+        p += 8;
+    }
+    for (; IS_DIGIT(*p); p++, (*nd)++)
+        if (*nd < 19) *m = *m * 10 + (uint64_t)(*p - '0');
+    return p;
+}
+
 /* A JSON number to a finite double. Returns 1 on success, 0 to give up, -1 on a Python error. */
 static int number(Cur *c, double *out) {
     skip_ws(c);
@@ -141,8 +274,7 @@ static int number(Cur *c, double *out) {
     if (*p == '0') {
         p++;
     } else {
-        for (; IS_DIGIT(*p); p++, nd++)
-            if (nd < 19) m = m * 10 + (uint64_t)(*p - '0');
+        p = digit_run(p, c->end, &m, &nd);
     }
     if (*p == '.') {
         is_float = 1;
@@ -150,8 +282,9 @@ static int number(Cur *c, double *out) {
         if (!IS_DIGIT(*p)) return 0;
         if (m == 0)
             for (; *p == '0'; p++) scale++;  /* leading zeros of the fraction: no significant digit yet */
-        for (; IS_DIGIT(*p); p++, nd++, scale++)
-            if (nd < 19) m = m * 10 + (uint64_t)(*p - '0');
+        const char *first = p;
+        p = digit_run(p, c->end, &m, &nd);
+        scale += (int)(p - first);
     }
     if (*p == 'e' || *p == 'E') {
         is_float = 1;
@@ -176,10 +309,10 @@ static int number(Cur *c, double *out) {
         *out = neg ? -v : v;
         return 1;
     }
-#ifdef EXTENDED_PATH
-    if (nd <= 18 && exp10 >= -27 && exp10 <= 27) {
+#ifdef EISEL_LEMIRE
+    if (nd <= 19 && exp10 >= EL_MIN_EXP10 && exp10 <= EL_MAX_EXP10) {  /* every digit is in m */
         double v;
-        if (extended(m, exp10, &v)) {
+        if (eisel_lemire(m, exp10, &v)) {
             *out = neg ? -v : v;
             return 1;
         }
@@ -267,7 +400,7 @@ static int timestamp(Span s, int64_t *out) {
     return 1;
 }
 
-static int push_cell(Columns *cols, const void *cell) {
+static inline int push_cell(Columns *cols, const void *cell) {
     if (cols->used == cols->cap) {
         Py_ssize_t cap = cols->cap ? cols->cap * 2 : 512;
         char *grown = PyMem_Realloc(cols->cells, (size_t)cap * 8);

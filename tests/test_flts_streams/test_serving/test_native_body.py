@@ -5,8 +5,10 @@ from __future__ import annotations
 import datetime as dt
 import json
 import random
+import re
 import struct
 from decimal import Decimal
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -134,6 +136,68 @@ def test_numbers_read_bit_for_bit_as_orjson():
         native += 1
         assert _column(parsed, "x").tobytes() == struct.pack(f"{len(part)}d", *expected), part
     assert native >= len(tokens) // 50 - 2
+
+
+def _long_tokens(rng: random.Random, count: int) -> list[str]:
+    """16-19 significant digits, exponents over the 128-bit table's range and past it (the usual sensor values)."""
+    tokens = []
+    for _ in range(count):
+        digits = str(rng.randrange(10**15, 10**19))[: rng.randint(16, 19)]
+        if rng.random() < 0.5:  # a decimal point somewhere, as json.dumps writes floats
+            point = rng.randint(1, len(digits))
+            text = f"{digits[:point]}.{digits[point:] or '0'}"
+        else:
+            text = f"{digits[0]}.{digits[1:]}e{rng.randint(-45, 45)}"
+        tokens.append(text if rng.random() < 0.8 else "-" + text)
+    return tokens
+
+
+def _halfway_tokens(rng: random.Random, count: int) -> list[str]:
+    """Decimals within a few units of the 19th digit of a midpoint between two doubles: where rounding is decided."""
+    tokens = []
+    for _ in range(count):
+        x = rng.uniform(1, 10) * 10.0 ** rng.randint(-38, 38)
+        mid = (Decimal(x) + Decimal(np.nextafter(x, np.inf))) / 2
+        sign, digits, exponent = mid.normalize().as_tuple()
+        cut = int("".join(map(str, digits[:19])).ljust(19, "0")) + rng.randint(-2, 2)
+        tokens.append(f"{cut}e{exponent + len(digits) - 19}")
+    return tokens
+
+
+def _read(tokens: list[str]) -> list[float]:
+    body = b'{"data": {"x": [%s]}}' % ",".join(tokens).encode()
+    parsed = parse_body(body)
+    assert parsed is not None, "finite values only: the native path reads them all"
+    return _column(parsed, "x").tolist()
+
+
+def test_long_numbers_round_as_python_does():
+    """The Eisel-Lemire path (16-19 digits) against Python's correctly rounded float(), bit for bit."""
+    rng = random.Random(20261206)
+    tokens = _long_tokens(rng, 40_000) + _halfway_tokens(rng, 40_000)
+    for chunk in range(0, len(tokens), 5_000):
+        part = tokens[chunk : chunk + 5_000]
+        got = _read(part)
+        wrong = [(t, g) for t, g in zip(part, got) if struct.pack("d", g) != struct.pack("d", float(t))]
+        assert not wrong, wrong[:5]
+
+
+def test_the_power_of_ten_table_is_exact():
+    """_native_body.c's POW10_128: each 10^e's top 128 bits, rounded down, as Python's integers give them."""
+    source = (Path(predict_request.__file__).parent / "_native_body.c").read_text()
+    rows = re.findall(r"\{0x([0-9A-F]{16})ULL, 0x([0-9A-F]{16})ULL\}, /\* 1e(-?\d+) \*/", source)
+    exponents = [int(e) for _, _, e in rows]
+    assert exponents == list(range(-40, 41)), "the table covers EL_MIN_EXP10..EL_MAX_EXP10 in order"
+    for hi, lo, e in rows:
+        num, den = (10 ** int(e), 1) if int(e) >= 0 else (1, 10 ** -int(e))
+        shift = 127 - (num.bit_length() - den.bit_length())
+        value = (num << shift) // den if shift >= 0 else num // (den << -shift)
+        while value >= 1 << 128:
+            shift, value = shift - 1, value >> 1
+        while value < 1 << 127:
+            shift += 1
+            value = (num << shift) // den if shift >= 0 else num // (den << -shift)
+        assert (int(hi, 16) << 64 | int(lo, 16)) == value, f"1e{e}"
 
 
 def _random_timestamp(rng: random.Random) -> str:
