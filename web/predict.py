@@ -7,7 +7,7 @@ import aiohttp
 import numpy as np
 import orjson
 from aiohttp import web
-from faust.web import Request, Response, View
+from faust.web import Request, Response
 
 from flts_streams.app import app
 from flts_streams.core import errors as e
@@ -28,6 +28,7 @@ from flts_streams.streaming.live_accuracy import issued_from_frame
 from flts_streams.streaming.target_history import decode_history
 from tables.latest_frames import latest_frames
 from tables.target_history import target_history
+from web.direct_view import DirectView
 from web.paths import PREDICT_PATH
 
 log = logging.getLogger(__name__)
@@ -191,7 +192,7 @@ def _remote_error(status: int) -> type[e.FltsError]:
 
 
 @app.page(PREDICT_PATH)
-class Predict(View):
+class Predict(DirectView):
     """Forecast from posted data, or from the identifier's cached frame when no data is sent."""
 
     async def post(self, request: Request) -> Response:
@@ -216,7 +217,7 @@ class Predict(View):
 
 
 @app.page("/predict/{identifier}")
-class PredictCached(View):
+class PredictCached(DirectView):
     """Forecast from latest_frames[identifier] on whichever worker owns it."""
 
     @app.table_route(table=latest_frames, match_info="identifier")  # type: ignore[arg-type]  # faust's hint omits match_info arguments
