@@ -15,7 +15,7 @@ class DirectView(View):
     request through the app's sensor delegate (``on_web_request_start``/``_end``): one dict and one call
     per sensor each way, recording nothing here (flts_streams.core.metrics.FaustMonitor drops Faust's
     per-request accounting; web/middleware.py counts every request). That and the extra coroutine
-    layer were ~3% of a POST /predict's event-loop CPU (docs/BENCHMARKS.md). What dispatch does
+    layer cost ~2.5 us a request (hot loop: 2.6-3.3 -> 0.5 us; docs/BENCHMARKS.md). What dispatch does
     otherwise (the handler by method, match_info as keyword arguments, a WebError answered by
     on_request_error) is kept; tests/test_web/test_direct_view.py pins Faust's dispatch so an upgrade
     that changes it fails there.
