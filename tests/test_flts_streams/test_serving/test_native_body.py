@@ -158,7 +158,7 @@ def _halfway_tokens(rng: random.Random, count: int) -> list[str]:
     for _ in range(count):
         x = rng.uniform(1, 10) * 10.0 ** rng.randint(-38, 38)
         mid = (Decimal(x) + Decimal(np.nextafter(x, np.inf))) / 2
-        sign, digits, exponent = mid.normalize().as_tuple()
+        _, digits, exponent = mid.normalize().as_tuple()
         cut = int("".join(map(str, digits[:19])).ljust(19, "0")) + rng.randint(-2, 2)
         tokens.append(f"{cut}e{exponent + len(digits) - 19}")
     return tokens
@@ -189,15 +189,16 @@ def test_the_power_of_ten_table_is_exact():
     exponents = [int(e) for _, _, e in rows]
     assert exponents == list(range(-40, 41)), "the table covers EL_MIN_EXP10..EL_MAX_EXP10 in order"
     for hi, lo, e in rows:
-        num, den = (10 ** int(e), 1) if int(e) >= 0 else (1, 10 ** -int(e))
-        shift = 127 - (num.bit_length() - den.bit_length())
-        value = (num << shift) // den if shift >= 0 else num // (den << -shift)
-        while value >= 1 << 128:
-            shift, value = shift - 1, value >> 1
-        while value < 1 << 127:
-            shift += 1
-            value = (num << shift) // den if shift >= 0 else num // (den << -shift)
-        assert (int(hi, 16) << 64 | int(lo, 16)) == value, f"1e{e}"
+        assert (int(hi, 16) << 64 | int(lo, 16)) == _top_128_bits(int(e)), f"1e{e}"
+
+
+def _top_128_bits(e: int) -> int:
+    """floor(10^e * 2^s) for the s that makes it a 128-bit number (top bit set)."""
+    if e >= 0:
+        shift = 128 - (10**e).bit_length()
+        return 10**e << shift if shift >= 0 else 10**e >> -shift
+    den = 10**-e  # 2^(b-1) < den < 2^b, so 2^(127+b) / den lies in (2^127, 2^128)
+    return (1 << (127 + den.bit_length())) // den
 
 
 def _random_timestamp(rng: random.Random) -> str:
