@@ -26,6 +26,8 @@ GIVE_UP_AFTER_S = 60.0
 # or acked, before the consumer reads it again from the commit; and how often that is checked.
 STALL_AFTER_S = 10.0
 STALL_CHECK_S = 2.0
+# How long a fetch of the worker's consumer waits on the broker for records (Faust: 1.5 s; see ShortPollThread).
+FETCH_MAX_WAIT_MS = 500
 
 
 class _HasMetrics(Protocol):
@@ -87,6 +89,10 @@ class SeekSafeConsumer(faust_aiokafka.Consumer):
         self._flts_read_again: dict[TP, int] = {}  # offset each partition last sought back to
         self._flts_idle_since: dict[TP, tuple[int, float]] = {}  # (next offset, since when) of idle partitions
 
+    def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
+        """The thread that owns the aiokafka consumer: Faust's, with a shorter fetch wait (ShortPollThread)."""
+        return ShortPollThread(self, loop=self.loop, beacon=self.beacon)
+
     async def seek_to_committed(self) -> Mapping[TP, int]:
         """Seek to committed offsets; partitions without one go back to the beginning."""
         committed = await super().seek_to_committed()
@@ -106,8 +112,10 @@ class SeekSafeConsumer(faust_aiokafka.Consumer):
                 ",".join(f"{tp.topic}:{tp.partition}" for tp in rewind),
             )
             try:
-                await self._thread.call_thread(consumer.seek_to_beginning, *rewind)
+                # One offset request, then local seeks: seek_to_beginning would ask the broker again.
                 starts = await self._thread.call_thread(consumer.beginning_offsets, rewind)
+                for tp, offset in starts.items():
+                    consumer.seek(tp, offset)
             except IllegalStateError:  # revoked meanwhile: the next owner seeks back itself
                 log.info("rewind skipped: partitions revoked during the seek")
             else:
@@ -258,6 +266,26 @@ class SeekSafeConsumer(faust_aiokafka.Consumer):
             offset_from,
             offset_to - 1,
         )
+
+
+class ShortPollThread(faust_aiokafka.AIOKafkaConsumerThread):
+    """Faust's consumer thread, whose worker consumer waits FETCH_MAX_WAIT_MS for records instead of 1.5 s.
+
+    Why: Faust hard-codes ``fetch_max_wait_ms=1500`` (faust/transport/drivers/aiokafka.py,
+    ``_create_worker_consumer``; aiokafka's and Kafka's default is 500). A broker answers one request
+    of a connection at a time, so every offset request (the committed offsets and rewinds of each
+    start-up and rebalance) queued behind a fetch that waited out those 1.5 s on idle partitions:
+    start-up to ready took 11.8 s, 15.3 s when the group had been there before (three such requests);
+    docs/ARCHITECTURE.md has the figures. A fetch still returns the moment records arrive, so this
+    changes no latency under load; idle partitions cost two fetches a second instead of two thirds.
+    Pinned by tests/test_flts_streams/test_kafka/test_seek_safe_consumer.py.
+    """
+
+    def _create_worker_consumer(self, transport: faust_aiokafka.Transport) -> Any:
+        consumer = super()._create_worker_consumer(transport)
+        # Read by AIOKafkaConsumer.start() when it creates its fetcher; no public setting exists.
+        consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS  # noqa: SLF001
+        return consumer
 
 
 class SeekSafeTransport(faust_aiokafka.Transport):

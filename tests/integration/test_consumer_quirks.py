@@ -42,8 +42,10 @@ async def _positions_after_seek(bootstrap: str, topic: str, rewind: bool) -> tup
             seen += sum(len(v) for v in (await consumer.getmany(timeout_ms=1000)).values())
         before = await consumer.position(tp)
         committed = await consumer.seek_to_committed()
-        if rewind:
-            await consumer.seek_to_beginning(*never_committed(committed, skip_topics=()))
+        if rewind:  # as SeekSafeConsumer.seek_to_committed does it
+            starts = await consumer.beginning_offsets(never_committed(committed, skip_topics=()))
+            for tp_, offset in starts.items():
+                consumer.seek(tp_, offset)
         return before, await consumer.position(tp)
     finally:
         await consumer.stop()

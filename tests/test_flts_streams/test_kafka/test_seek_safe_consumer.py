@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
+from typing import Any
 
 import pytest
+from aiokafka import AIOKafkaConsumer
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 
@@ -288,3 +291,27 @@ def test_the_private_faust_api_the_consumer_relies_on_is_still_there():
     assert list(inspect.signature(faust_consumer.Consumer._new_offset).parameters) == ["self", "tp"]
     assert callable(faust_aiokafka.AIOKafkaConsumerThread._ensure_consumer)
     assert inspect.iscoroutinefunction(faust_aiokafka.AIOKafkaConsumerThread.call_thread)
+
+
+async def _worker_consumer(thread_class: type) -> Any:
+    """The aiokafka consumer ``thread_class`` creates for the app's worker (not started: no broker needed)."""
+    return thread_class(
+        app.consumer, loop=asyncio.get_running_loop(), beacon=app.consumer.beacon
+    )._create_worker_consumer(app.transport)
+
+
+async def test_faust_still_makes_its_worker_consumer_wait_1_5_s_for_records():
+    # The trap ShortPollThread works around: if Faust changes its hard-coded fetch wait, this fails
+    # and the override can be reconsidered.
+    consumer = await _worker_consumer(faust_aiokafka.AIOKafkaConsumerThread)
+    await consumer.stop()  # never started: only closes its client
+    assert consumer._fetch_max_wait_ms == 1500
+
+
+async def test_the_apps_worker_consumer_waits_at_most_half_a_second_for_records():
+    assert isinstance(app.consumer._new_consumer_thread(), seek_safe_consumer.ShortPollThread)
+    consumer = await _worker_consumer(seek_safe_consumer.ShortPollThread)
+    await consumer.stop()
+    assert consumer._fetch_max_wait_ms == seek_safe_consumer.FETCH_MAX_WAIT_MS == 500
+    # ... and aiokafka still hands that attribute to the fetcher it creates at start (else the override does nothing).
+    assert "fetch_max_wait_ms=self._fetch_max_wait_ms" in inspect.getsource(AIOKafkaConsumer.start)
