@@ -275,6 +275,8 @@ class Settings(BaseSettings):
             "web_enabled": True,
             # faust.Worker without its spinner, which sets the root logger to DEBUG at -l warn (the module says why).
             "Worker": "flts_streams.kafka.faust_worker:FltsWorker",
+            # Faust's table manager minus a 1 s sleep before the group join (the module says why).
+            "TableManager": "flts_streams.kafka.table_manager:PromptTableManager",
         }
         if self.embedded.enabled:
             conf.update(self.embedded_faust_overrides())
