@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
-import time
 
 import faust
 from faust.utils import terminal
@@ -40,44 +39,61 @@ def test_the_app_and_the_bench_ceiling_run_our_worker_class():
     assert app.conf.Worker is FltsWorker
 
 
-def test_modes_worker_still_idles_a_second_before_closing_its_loop():
-    """Upstream behaviour worked around: when this fails, FltsWorker._sentinel_task may go."""
-    import inspect
+def _sentinel(worker_class: type[faust.Worker], tasks: int, unwind_s: float, monkeypatch) -> tuple[list, list, int]:
+    """Run ``worker_class``'s exit sentinel after cancelling ``tasks`` tasks that take ``unwind_s`` to unwind.
 
-    from mode.worker import Worker
-
-    assert "await asyncio.sleep(1.0)" in inspect.getsource(Worker._sentinel_task)
-
-
-def _sentinel_seconds(tasks: int, unwind_s: float) -> tuple[float, int]:
-    """Run our sentinel after cancelling ``tasks`` tasks that take ``unwind_s`` to unwind: (seconds, tasks unwound)."""
+    Returns the delays it slept, the timeouts it waited with, and how many tasks finished unwinding
+    (recorded, not timed: the tests must not depend on a quiet machine).
+    """
+    sleeps: list[float] = []
+    waits: list[float | None] = []
+    real_sleep, real_wait = asyncio.sleep, asyncio.wait
     unwound = []
+
+    async def sleep(delay: float, *args, **kwargs):
+        sleeps.append(delay)
+        return await real_sleep(0)
+
+    async def wait(aws, *args, timeout=None, **kwargs):
+        waits.append(timeout)
+        return await real_wait(aws, *args, timeout=timeout, **kwargs)
 
     async def busy() -> None:
         try:
-            await asyncio.sleep(3600)
+            await real_sleep(3600)
         finally:
-            await asyncio.sleep(unwind_s)  # cleanup that takes a while, as a stopping service's may
+            await real_sleep(unwind_s)  # cleanup that takes a while, as a stopping service's may
             unwound.append(1)
 
-    async def main() -> float:
+    async def main() -> None:
         for task in [asyncio.create_task(busy()) for _ in range(tasks)]:
-            await asyncio.sleep(0)
+            await real_sleep(0)
             task.cancel()
-        started = time.monotonic()
-        await FltsWorker._sentinel_task(FltsWorker.__new__(FltsWorker))
-        return time.monotonic() - started
+        monkeypatch.setattr(asyncio, "sleep", sleep)
+        monkeypatch.setattr(asyncio, "wait", wait)
+        try:
+            await worker_class._sentinel_task(worker_class.__new__(worker_class))
+        finally:
+            monkeypatch.undo()
 
-    return asyncio.run(main()), len(unwound)
-
-
-def test_our_worker_closes_its_loop_once_the_cancelled_tasks_are_done():
-    seconds, unwound = _sentinel_seconds(tasks=0, unwind_s=0)
-    assert seconds < 0.5  # mode's sleeps 1.0 s here
-    seconds, unwound = _sentinel_seconds(tasks=2, unwind_s=0.3)
-    assert unwound == 2 and seconds >= 0.25  # waited for both to finish unwinding
+    asyncio.run(main())
+    return sleeps, waits, len(unwound)
 
 
-def test_our_worker_waits_at_most_a_second_for_tasks_that_do_not_finish():
-    seconds, unwound = _sentinel_seconds(tasks=1, unwind_s=30)
-    assert unwound == 0 and 0.9 <= seconds < 10
+def test_modes_worker_still_idles_a_second_before_closing_its_loop(monkeypatch):
+    """Upstream behaviour worked around: when this fails, FltsWorker._sentinel_task may go."""
+    from mode.worker import Worker
+
+    assert _sentinel(Worker, tasks=0, unwind_s=0, monkeypatch=monkeypatch)[0] == [1.0]
+
+
+def test_our_worker_closes_its_loop_at_once_when_nothing_is_left_to_unwind(monkeypatch):
+    sleeps, waits, _ = _sentinel(FltsWorker, tasks=0, unwind_s=0, monkeypatch=monkeypatch)
+    assert waits == [] and set(sleeps) == {0}  # loop turns only
+
+
+def test_our_worker_lets_cancelled_tasks_unwind_for_at_most_a_second(monkeypatch):
+    sleeps, waits, unwound = _sentinel(FltsWorker, tasks=2, unwind_s=0.2, monkeypatch=monkeypatch)
+    assert unwound == 2 and waits == [1.0] and set(sleeps) == {0}
+    _, waits, unwound = _sentinel(FltsWorker, tasks=1, unwind_s=30, monkeypatch=monkeypatch)
+    assert unwound == 0 and waits == [1.0]  # given up on after the second, as mode does
