@@ -2,30 +2,24 @@
 
 from __future__ import annotations
 
-import inspect
-
 import faust
 from faust.tables import TableManager
 
 from flts_streams.core.settings import Settings
 from flts_streams.kafka.table_manager import PromptTableManager
+from tests.test_flts_streams.helpers import source_statements
 
 SLEEP = "await self.sleep(1.0)"
 
 
-def _body(method: object) -> list[str]:
-    """The statements of ``method`` (its source without the signature and docstring), stripped."""
-    lines = [line.strip() for line in inspect.getsource(method).splitlines()[1:]]  # type: ignore[arg-type]
-    return [line for line in lines if line and not line.startswith('"""')]
-
-
 def test_faust_still_sleeps_a_second_before_registering_the_tables():
     # The behaviour worked around: when Faust drops or changes the sleep, this fails and the class may go.
-    assert SLEEP in _body(TableManager.on_start)
+    assert SLEEP in source_statements(TableManager.on_start)
 
 
 def test_ours_does_what_faust_does_minus_the_sleep():
-    assert _body(PromptTableManager.on_start) == [line for line in _body(TableManager.on_start) if line != SLEEP]
+    faust_s = source_statements(TableManager.on_start)
+    assert source_statements(PromptTableManager.on_start) == [line for line in faust_s if line != SLEEP]
 
 
 def test_the_app_uses_our_table_manager():
