@@ -22,6 +22,7 @@ from flts_streams.core.backoff import backoff_s
 from flts_streams.core.errors import FltsError, TransientError
 from flts_streams.core.schemas import TrainingEvent
 from flts_streams.core.settings import Settings
+from flts_streams.kafka.consumer_stop import stop_consumer
 from flts_streams.streaming.claim_messages import Coordinates
 from flts_streams.streaming.claim_objects import ObjectLimits
 from flts_streams.streaming.claim_training_data import (
@@ -107,7 +108,7 @@ async def serve(settings: Settings, bootstrap: str, stop: asyncio.Event) -> None
                     await _handle(settings, bootstrap, record)
                     await consumer.commit({tp: record.offset + 1})
     finally:
-        await consumer.stop()
+        await stop_consumer(consumer)  # consumer.stop() raised if the broker was down (kafka/consumer_stop.py)
 
 
 async def _handle(settings: Settings, bootstrap: str, record: Any) -> None:

@@ -13,6 +13,7 @@ from faust.types import TP
 from mode import Service
 
 from flts_streams.core.metrics import Metrics
+from flts_streams.kafka.consumer_stop import stop_consumer
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +27,7 @@ GIVE_UP_AFTER_S = 60.0
 # or acked, before the consumer reads it again from the commit; and how often that is checked.
 STALL_AFTER_S = 10.0
 STALL_CHECK_S = 2.0
-# How long a fetch of the worker's consumer waits on the broker for records (Faust: 1.5 s; see ShortPollThread).
+# How long a fetch of the worker's consumer waits on the broker for records (Faust: 1.5 s; see FltsConsumerThread).
 FETCH_MAX_WAIT_MS = 500
 
 
@@ -90,8 +91,8 @@ class SeekSafeConsumer(faust_aiokafka.Consumer):
         self._flts_idle_since: dict[TP, tuple[int, float]] = {}  # (next offset, since when) of idle partitions
 
     def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
-        """The thread that owns the aiokafka consumer: Faust's, with a shorter fetch wait (ShortPollThread)."""
-        return ShortPollThread(self, loop=self.loop, beacon=self.beacon)
+        """The thread that owns the aiokafka consumer: Faust's, with two fixes (FltsConsumerThread)."""
+        return FltsConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
     async def seek_to_committed(self) -> Mapping[TP, int]:
         """Seek to committed offsets; partitions without one go back to the beginning."""
@@ -268,17 +269,23 @@ class SeekSafeConsumer(faust_aiokafka.Consumer):
         )
 
 
-class ShortPollThread(faust_aiokafka.AIOKafkaConsumerThread):
-    """Faust's consumer thread, whose worker consumer waits FETCH_MAX_WAIT_MS for records instead of 1.5 s.
+class FltsConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
+    """Faust's consumer thread with two fixes: a shorter fetch wait, and a stop that survives a broker outage.
 
-    Why: Faust hard-codes ``fetch_max_wait_ms=1500`` (faust/transport/drivers/aiokafka.py,
-    ``_create_worker_consumer``; aiokafka's and Kafka's default is 500). A broker answers one request
-    of a connection at a time, so every offset request (the committed offsets and rewinds of each
-    start-up and rebalance) queued behind a fetch that waited out those 1.5 s on idle partitions:
-    start-up to ready took 11.8 s, 15.3 s when the group had been there before (three such requests);
-    docs/ARCHITECTURE.md has the figures. A fetch still returns the moment records arrive, so this
-    changes no latency under load; idle partitions cost two fetches a second instead of two thirds.
-    Pinned by tests/test_flts_streams/test_kafka/test_seek_safe_consumer.py.
+    1. The worker consumer waits FETCH_MAX_WAIT_MS for records instead of 1.5 s. Faust hard-codes
+       ``fetch_max_wait_ms=1500`` (faust/transport/drivers/aiokafka.py, ``_create_worker_consumer``;
+       aiokafka's and Kafka's default is 500). A broker answers one request of a connection at a time, so
+       every offset request (the committed offsets and rewinds of each start-up and rebalance) queued
+       behind a fetch that waited out those 1.5 s on idle partitions: start-up to ready took 11.8 s,
+       15.3 s when the group had been there before (three such requests); docs/ARCHITECTURE.md has the
+       figures. A fetch still returns the moment records arrive, so this changes no latency under load;
+       idle partitions cost two fetches a second instead of two thirds.
+    2. The consumer is stopped by ``consumer_stop.stop_consumer`` (see there): with the broker
+       unreachable, aiokafka's own stop raised and the thread died without telling the worker, which
+       then waited its 60 s shutdown timeout for it.
+
+    Pinned by tests/test_flts_streams/test_kafka/test_seek_safe_consumer.py and
+    tests/integration/test_consumer_quirks.py.
     """
 
     def _create_worker_consumer(self, transport: faust_aiokafka.Transport) -> Any:
@@ -286,6 +293,13 @@ class ShortPollThread(faust_aiokafka.AIOKafkaConsumerThread):
         # Read by AIOKafkaConsumer.start() when it creates its fetcher; no public setting exists.
         consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS  # noqa: SLF001
         return consumer
+
+    async def on_thread_stop(self) -> None:
+        """Faust's on_thread_stop (the method queue, then the consumer), the consumer stopped by stop_consumer."""
+        # Faust's own body, with stop_consumer for its consumer.stop() (the test pins Faust's source).
+        await super(faust_aiokafka.AIOKafkaConsumerThread, self).on_thread_stop()
+        if self._consumer is not None:
+            await stop_consumer(self._consumer)
 
 
 class SeekSafeTransport(faust_aiokafka.Transport):

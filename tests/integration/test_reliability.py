@@ -240,6 +240,36 @@ def test_broker_restart_with_its_data_loses_no_claim(tmp_path, trained):
         broker.stop()
 
 
+STOP_BOUND_S = 30.0  # Kubernetes' default grace period; before close_fetcher such a stop took mode's 60 s timeout
+
+
+def test_sigterm_during_a_broker_outage_stops_the_worker_at_once_and_cleanly(tmp_path, trained):
+    (tmp_path / "broker").mkdir()
+    real = free_port()
+    proxy = TcpProxy(real).start()
+    broker = start_tansu("127.0.0.1", real, tmp_path / "broker" / "tansu.log", advertised_port=proxy.port)
+    bootstrap = f"127.0.0.1:{proxy.port}"
+    ensure_topics(bootstrap, TOPICS, Settings().topics.partitions)
+    worker = Worker(tmp_path / "a", f"kafka://{bootstrap}", claims_env(trained, tmp_path / "objects"))
+    try:
+        worker.start().wait_ready()
+        proxy.cut()
+        assert worker.log_path is not None
+        # The consumer's fetches fail and sleep in their retry back-off (seek_safe_consumer.close_fetcher's trap).
+        poll(lambda: "Failed fetch messages" in worker.log_path.read_text(errors="replace"), timeout=30)
+        time.sleep(1.0)
+        started = time.monotonic()
+        status = worker.stop(timeout=STOP_BOUND_S)  # killed past the bound
+        took = time.monotonic() - started
+        log = worker.log_path.read_text(errors="replace")
+    finally:
+        worker.stop()
+        proxy.stop()
+        broker.stop()
+    assert status == 0, f"exit status {status} after {took:.1f} s (-9: still running after {STOP_BOUND_S} s)"
+    assert "Error while stopping child" not in log and "Exception in thread" not in log, log[-3000:]
+
+
 def _serve_through_outage(worker: Worker) -> None:
     """For OUTAGE_S with the broker unreachable: payload /predict and /healthz answer, /readyz says not ready."""
     body = json.dumps(predict_payload())

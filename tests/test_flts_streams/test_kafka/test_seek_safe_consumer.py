@@ -13,6 +13,7 @@ from faust.types import TP
 
 from flts_streams.app import app
 from flts_streams.kafka import seek_safe_consumer
+from tests.test_flts_streams.helpers import source_statements
 
 
 def test_never_committed_picks_stream_partitions_without_an_offset():
@@ -301,7 +302,7 @@ async def _worker_consumer(thread_class: type) -> Any:
 
 
 async def test_faust_still_makes_its_worker_consumer_wait_1_5_s_for_records():
-    # The trap ShortPollThread works around: if Faust changes its hard-coded fetch wait, this fails
+    # The trap FltsConsumerThread works around: if Faust changes its hard-coded fetch wait, this fails
     # and the override can be reconsidered.
     consumer = await _worker_consumer(faust_aiokafka.AIOKafkaConsumerThread)
     await consumer.stop()  # never started: only closes its client
@@ -309,9 +310,24 @@ async def test_faust_still_makes_its_worker_consumer_wait_1_5_s_for_records():
 
 
 async def test_the_apps_worker_consumer_waits_at_most_half_a_second_for_records():
-    assert isinstance(app.consumer._new_consumer_thread(), seek_safe_consumer.ShortPollThread)
-    consumer = await _worker_consumer(seek_safe_consumer.ShortPollThread)
+    assert isinstance(app.consumer._new_consumer_thread(), seek_safe_consumer.FltsConsumerThread)
+    consumer = await _worker_consumer(seek_safe_consumer.FltsConsumerThread)
     await consumer.stop()
     assert consumer._fetch_max_wait_ms == seek_safe_consumer.FETCH_MAX_WAIT_MS == 500
     # ... and aiokafka still hands that attribute to the fetcher it creates at start (else the override does nothing).
     assert "fetch_max_wait_ms=self._fetch_max_wait_ms" in inspect.getsource(AIOKafkaConsumer.start)
+
+
+def test_our_consumer_thread_stops_as_faust_does_but_through_stop_consumer():
+    # FltsConsumerThread.on_thread_stop replays Faust's body (it calls the method-queue step past Faust's class):
+    # if Faust's changes, this fails and ours must follow it.
+    assert source_statements(faust_aiokafka.AIOKafkaConsumerThread.on_thread_stop) == [
+        "await super().on_thread_stop()",
+        "if self._consumer is not None:",
+        "await self._consumer.stop()",
+    ]
+    assert source_statements(seek_safe_consumer.FltsConsumerThread.on_thread_stop) == [
+        "await super(faust_aiokafka.AIOKafkaConsumerThread, self).on_thread_stop()",
+        "if self._consumer is not None:",
+        "await stop_consumer(self._consumer)",
+    ]
