@@ -21,6 +21,7 @@ from flts_bench.worker import service_topics
 from flts_streams.core.settings import Settings
 from flts_streams.forecasting.demo import demo_frame
 from flts_streams.kafka.embedded_broker import EmbeddedBroker, ensure_topics, free_port, port_open, start_tansu
+from tests.integration.proxy import TcpProxy
 
 
 class Worker(flts_bench.worker.Worker):
@@ -318,3 +319,17 @@ def start_broker(log_dir: Path) -> EmbeddedBroker:
     broker = start_tansu("127.0.0.1", free_port(), log_dir / "tansu.log")
     ensure_topics(broker.bootstrap, TOPICS, Settings().topics.partitions)
     return broker
+
+
+def broker_behind_proxy(log_dir: Path, topics: tuple[str, ...] = TOPICS) -> tuple[TcpProxy, EmbeddedBroker, str]:
+    """A fresh Tansu that advertises a TcpProxy in front of it, with ``topics``: (proxy, broker, bootstrap).
+
+    Every client connection (bootstrap and leader) goes through the proxy, so ``proxy.cut()`` is an outage.
+    """
+    log_dir.mkdir(parents=True, exist_ok=True)
+    real = free_port()
+    proxy = TcpProxy(real).start()
+    broker = start_tansu("127.0.0.1", real, log_dir / "tansu.log", advertised_port=proxy.port)
+    bootstrap = f"127.0.0.1:{proxy.port}"
+    ensure_topics(bootstrap, topics, Settings().topics.partitions)
+    return proxy, broker, bootstrap

@@ -14,8 +14,9 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from flts_streams.kafka.consumer_stop import stop_consumer
-from flts_streams.kafka.embedded_broker import ensure_topics, free_port, start_tansu
+from flts_streams.kafka.embedded_broker import ensure_topics
 from flts_streams.kafka.seek_safe_consumer import never_committed
+from tests.integration.harness import broker_behind_proxy
 from tests.integration.proxy import TcpProxy
 
 pytestmark = pytest.mark.integration
@@ -104,13 +105,9 @@ async def _stop_during_an_outage(bootstrap: str, proxy: TcpProxy, topic: str, ou
 
 @pytest.mark.parametrize("ours", [False, True], ids=["consumer.stop", "stop_consumer"])
 def test_a_consumer_stopped_during_an_outage_stops_only_through_stop_consumer(tmp_path, ours):
-    real = free_port()
-    proxy = TcpProxy(real).start()
-    broker = start_tansu("127.0.0.1", real, tmp_path / "tansu.log", advertised_port=proxy.port)
-    bootstrap = f"127.0.0.1:{proxy.port}"
     topic = f"stop-{uuid.uuid4().hex[:6]}"
+    proxy, broker, bootstrap = broker_behind_proxy(tmp_path, (topic,))
     try:
-        ensure_topics(bootstrap, [topic], 1)
         outcome = asyncio.run(_stop_during_an_outage(bootstrap, proxy, topic, ours=ours))
     finally:
         proxy.stop()

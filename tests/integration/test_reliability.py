@@ -14,12 +14,13 @@ import pytest
 import requests
 
 from flts_streams.core.settings import Settings
-from flts_streams.kafka.embedded_broker import ensure_topics, free_port, start_tansu
+from flts_streams.kafka.embedded_broker import ensure_topics
 from tests.integration.harness import (
     TOPICS,
     PersistentBroker,
     Worker,
     assert_nothing_lost,
+    broker_behind_proxy,
     claim,
     claims_env,
     consume,
@@ -32,7 +33,6 @@ from tests.integration.harness import (
     start_broker,
     wait_for_results,
 )
-from tests.integration.proxy import TcpProxy
 
 pytestmark = pytest.mark.integration
 BURST = 3000
@@ -181,13 +181,7 @@ RESTART_BURST = 300  # each broker write is an S3 request on the persistent brok
 
 
 def test_broker_outage_keeps_payload_predictions_and_loses_no_claim(tmp_path, trained):
-    (tmp_path / "broker").mkdir()
-    real = free_port()
-    proxy = TcpProxy(real).start()
-    # Tansu advertises the proxy, so every client connection (bootstrap and leader) goes through it.
-    broker = start_tansu("127.0.0.1", real, tmp_path / "broker" / "tansu.log", advertised_port=proxy.port)
-    bootstrap = f"127.0.0.1:{proxy.port}"
-    ensure_topics(bootstrap, TOPICS, Settings().topics.partitions)
+    proxy, broker, bootstrap = broker_behind_proxy(tmp_path / "broker")
     objects = tmp_path / "objects"
     worker = Worker(
         tmp_path / "a", f"kafka://{bootstrap}", claims_env(trained, objects) | {"FLTS_SERVING__BROKER_GRACE_S": "3"}
@@ -240,16 +234,11 @@ def test_broker_restart_with_its_data_loses_no_claim(tmp_path, trained):
         broker.stop()
 
 
-STOP_BOUND_S = 30.0  # Kubernetes' default grace period; before close_fetcher such a stop took mode's 60 s timeout
+STOP_BOUND_S = 30.0  # Kubernetes' default grace period; before kafka/consumer_stop.py such a stop took 60 s
 
 
 def test_sigterm_during_a_broker_outage_stops_the_worker_at_once_and_cleanly(tmp_path, trained):
-    (tmp_path / "broker").mkdir()
-    real = free_port()
-    proxy = TcpProxy(real).start()
-    broker = start_tansu("127.0.0.1", real, tmp_path / "broker" / "tansu.log", advertised_port=proxy.port)
-    bootstrap = f"127.0.0.1:{proxy.port}"
-    ensure_topics(bootstrap, TOPICS, Settings().topics.partitions)
+    proxy, broker, bootstrap = broker_behind_proxy(tmp_path / "broker")
     worker = Worker(tmp_path / "a", f"kafka://{bootstrap}", claims_env(trained, tmp_path / "objects"))
     try:
         worker.start().wait_ready()
