@@ -27,9 +27,9 @@ async def close_fetcher(fetcher: Any) -> None:
     broker unreachable it is nearly always there. So close raised, and ``AIOKafkaConsumer.stop`` with it
     before it closed its connections: Faust's consumer thread died without telling the worker, and a
     worker asked to stop during an outage took 60 s to exit (mode's shutdown timeout; k8s/statefulset.yaml
-    allows 60 s, Kubernetes' default grace period is 30).
-    The fetcher's own loop suppresses the same error when it cancels these tasks; no upstream issue
-    found. After this, ``Fetcher.close`` finds nothing pending.
+    allows 60 s, Kubernetes' default grace period is 30). The fetcher's own loop suppresses the same
+    error when it cancels these tasks; no upstream issue found. After this, ``Fetcher.close`` finds
+    nothing pending.
     """
     # The fetcher's internals, pinned by tests/integration/test_consumer_quirks.py.
     fetcher._closed = True  # noqa: SLF001

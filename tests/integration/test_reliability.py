@@ -244,7 +244,7 @@ def test_sigterm_during_a_broker_outage_stops_the_worker_at_once_and_cleanly(tmp
         worker.start().wait_ready()
         proxy.cut()
         assert worker.log_path is not None
-        # The consumer's fetches fail and sleep in their retry back-off (seek_safe_consumer.close_fetcher's trap).
+        # The consumer's fetches fail and sleep in their retry back-off (the trap of kafka/consumer_stop.py).
         poll(lambda: "Failed fetch messages" in worker.log_path.read_text(errors="replace"), timeout=30)
         time.sleep(1.0)
         started = time.monotonic()
