@@ -105,6 +105,12 @@ class StreamingSettings(_Group):
     retry_backoff_s: float = Field(
         0.2, ge=0, description="First retry delay on transient errors; doubles, capped at 30 s"
     )
+    stop_deadline_s: float = Field(
+        45.0,
+        gt=0,
+        description="After SIGTERM, exit without a final commit when the stop has not finished by then "
+        "(a broker outage holds it); keep it below the pod's termination grace period",
+    )
 
 
 class AccuracySettings(_Group):

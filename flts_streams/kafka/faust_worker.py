@@ -12,17 +12,38 @@ At exit, mode's worker cancels the tasks still running and then runs the loop on
 (``Worker._sentinel_task``, mode/worker.py) so they can unwind, however few there are: every stop
 took a second longer than it needed (1.3 s from SIGTERM to exit, one of them that sleep). Ours
 waits for those tasks up to that second and no longer.
-Both pinned by tests/test_flts_streams/test_kafka/test_faust_worker.py.
+
+A stop that cannot finish ends anyway (``arm_stop_deadline``): Faust's stop commits what was
+processed, and flushes the producer before it commits, so that no offset is committed before its
+results are out. With the broker unreachable that flush waits on ``producer_request_timeout``
+(1,200 s), and a stopped worker hung until killed (still running 90 s after SIGTERM, with a claim
+burst in process). After ``FLTS_STREAMING__STOP_DEADLINE_S`` it exits without committing; the claims
+since the last commit are processed again by their next owner, as after a SIGKILL.
+All pinned by tests/test_flts_streams/test_kafka/test_faust_worker.py.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import signal
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Protocol, cast
 
 import faust
 
+if TYPE_CHECKING:
+    from flts_streams.core.settings import Settings
+
+log = logging.getLogger(__name__)
 UNWIND_S = 1.0  # how long tasks cancelled at exit may take to finish (mode's sentinel sleeps this long in any case)
+STOP_DEADLINE_EXIT = 75  # the exit status of a stop cut short (EX_TEMPFAIL: the broker, not the worker, failed)
+
+
+class _HasSettings(Protocol):
+    settings: Settings
 
 
 class FltsWorker(faust.Worker):
@@ -33,6 +54,13 @@ class FltsWorker(faust.Worker):
         self.spinner = None
         super().on_setup_root_logger(logger, level)
 
+    def _schedule_shutdown(self, signum: signal.Signals) -> None:
+        """mode's: the first signal starts the stop; that first one also arms the stop deadline."""
+        first = not self._signal_stop_time
+        super()._schedule_shutdown(signum)
+        if first:
+            arm_stop_deadline(cast(_HasSettings, self.app).settings.streaming.stop_deadline_s)
+
     async def _sentinel_task(self) -> None:
         """Let the tasks cancelled at exit finish (at most UNWIND_S), then a few loop turns for their callbacks."""
         others = asyncio.all_tasks() - {asyncio.current_task()}
@@ -40,3 +68,27 @@ class FltsWorker(faust.Worker):
             await asyncio.wait(others, timeout=UNWIND_S)
         for _ in range(3):  # callbacks the last of them scheduled (call_soon) run before the loop closes
             await asyncio.sleep(0)
+
+
+def arm_stop_deadline(seconds: float, exit_process: Callable[[int], object] = os._exit) -> threading.Timer:
+    """End the process ``seconds`` from now with STOP_DEADLINE_EXIT, unless it has exited by then.
+
+    A daemon thread's timer: it fires even if the event loop is blocked, and never holds up an exit.
+    """
+    timer = threading.Timer(seconds, _stop_overdue, args=(seconds, exit_process))
+    timer.daemon = True
+    timer.name = "flts-stop-deadline"
+    timer.start()
+    return timer
+
+
+def _stop_overdue(seconds: float, exit_process: Callable[[int], object]) -> None:
+    log.error(
+        "stop unfinished %.0f s after the signal (FLTS_STREAMING__STOP_DEADLINE_S): exiting without the final "
+        "commit; a broker outage is the usual cause (Faust flushes results before it commits). Claims since the "
+        "last commit will be processed again by their next owner",
+        seconds,
+    )
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    exit_process(STOP_DEADLINE_EXIT)

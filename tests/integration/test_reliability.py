@@ -15,6 +15,7 @@ import requests
 
 from flts_streams.core.settings import Settings
 from flts_streams.kafka.embedded_broker import ensure_topics
+from flts_streams.kafka.faust_worker import STOP_DEADLINE_EXIT
 from tests.integration.harness import (
     TOPICS,
     PersistentBroker,
@@ -33,6 +34,7 @@ from tests.integration.harness import (
     start_broker,
     wait_for_results,
 )
+from tests.integration.proxy import TcpProxy
 
 pytestmark = pytest.mark.integration
 BURST = 3000
@@ -188,11 +190,7 @@ def test_broker_outage_keeps_payload_predictions_and_loses_no_claim(tmp_path, tr
     )
     run = f"cut-{uuid.uuid4().hex[:6]}"
     try:
-        worker.start().wait_ready()
-        ids = _burst(bootstrap, objects, run, count=BURST)
-        consume(bootstrap, "inference-results", 1, timeout=120)
-        proxy.cut()
-        assert metric(worker, PROCESSED) < BURST, "the burst finished before the outage; the test proves nothing"
+        ids = _cut_mid_burst(worker, proxy, bootstrap, objects, run)
         _serve_through_outage(worker)
         proxy.restore()
         _resumes_losing_nothing(worker, bootstrap, objects, run, ids)
@@ -257,6 +255,44 @@ def test_sigterm_during_a_broker_outage_stops_the_worker_at_once_and_cleanly(tmp
         broker.stop()
     assert status == 0, f"exit status {status} after {took:.1f} s (-9: still running after {STOP_BOUND_S} s)"
     assert "Error while stopping child" not in log and "Exception in thread" not in log, log[-3000:]
+
+
+def test_sigterm_during_an_outage_with_claims_in_process_ends_at_the_stop_deadline_losing_nothing(tmp_path, trained):
+    # Faust's stop flushes the results before its final commit; with the broker unreachable the flush
+    # waits 20 min, so the stop deadline (flts_streams/kafka/faust_worker.py) ends the process instead.
+    proxy, broker, bootstrap = broker_behind_proxy(tmp_path / "broker")
+    objects = tmp_path / "objects"
+    env = claims_env(trained, objects) | {"FLTS_STREAMING__STOP_DEADLINE_S": "5"}
+    first, successor = Worker(tmp_path / "a", f"kafka://{bootstrap}", env), None
+    run = f"deadline-{uuid.uuid4().hex[:6]}"
+    try:
+        ids = _cut_mid_burst(first, proxy, bootstrap, objects, run)
+        time.sleep(2.0)
+        status = first.stop(timeout=60)  # killed (-9) past 60 s: the deadline did not fire
+        assert first.log_path is not None
+        log = first.log_path.read_text(errors="replace")
+        assert status == STOP_DEADLINE_EXIT, f"exit status {status}:\n{log[-3000:]}"
+        assert "without the final commit" in log
+        proxy.restore()
+        successor = Worker(tmp_path / "b", f"kafka://{bootstrap}", env)
+        successor.start().wait_ready()
+        _resumes_losing_nothing(successor, bootstrap, objects, run, ids)
+    finally:
+        first.stop()
+        if successor is not None:
+            successor.stop()
+        proxy.stop()
+        broker.stop()
+
+
+def _cut_mid_burst(worker: Worker, proxy: TcpProxy, bootstrap: str, objects: Path, run: str) -> list[str]:
+    """Start ``worker``, publish a burst of ``run``, and cut the network once its first result is out."""
+    worker.start().wait_ready()
+    ids = _burst(bootstrap, objects, run, count=BURST)
+    consume(bootstrap, "inference-results", 1, timeout=120)
+    proxy.cut()
+    assert metric(worker, PROCESSED) < BURST, "the burst finished before the outage; the test proves nothing"
+    return ids
 
 
 def _serve_through_outage(worker: Worker) -> None:

@@ -1,16 +1,22 @@
-"""The worker class: Faust's spinner trap (root logger set to DEBUG at -l warn), pinned and avoided."""
+"""The worker class: Faust's spinner trap, mode's idle second at exit, and the stop deadline (pinned and tested)."""
 
 from __future__ import annotations
 
 import asyncio
 import io
 import logging
+import signal
+import threading
+from types import SimpleNamespace
 
 import faust
+import mode.worker
 from faust.utils import terminal
 
 from flts_streams.core.settings import Settings
-from flts_streams.kafka.faust_worker import FltsWorker
+from flts_streams.kafka import faust_worker
+from flts_streams.kafka.faust_worker import STOP_DEADLINE_EXIT, FltsWorker, arm_stop_deadline
+from tests.test_flts_streams.helpers import source_statements
 
 
 def _root_after_setup(cls: type[faust.Worker], level: int) -> int:
@@ -97,3 +103,53 @@ def test_our_worker_lets_cancelled_tasks_unwind_for_at_most_a_second(monkeypatch
     assert unwound == 2 and waits == [1.0] and set(sleeps) == {0}
     _, waits, unwound = _sentinel(FltsWorker, tasks=1, unwind_s=30, monkeypatch=monkeypatch)
     assert unwound == 0 and waits == [1.0]  # given up on after the second, as mode does
+
+
+def test_mode_starts_the_stop_on_the_first_signal_only():
+    # FltsWorker._schedule_shutdown arms its deadline when mode's starts the stop: on the first signal,
+    # told by _signal_stop_time. If mode changes how it tells, this fails and ours must follow.
+    assert source_statements(mode.worker.Worker._schedule_shutdown)[:2] == [
+        "if not self._signal_stop_time:",
+        "self._signal_stop_time = self.loop.time()",
+    ]
+
+
+def test_the_first_signal_arms_the_stop_deadline_once_with_the_setting(monkeypatch):
+    armed: list[float] = []
+    started: list[signal.Signals] = []
+    monkeypatch.setattr(faust_worker, "arm_stop_deadline", armed.append)
+    monkeypatch.setattr(
+        mode.worker.Worker,
+        "_schedule_shutdown",
+        lambda self, signum: started.append(signum) or setattr(self, "_signal_stop_time", 1.0),
+    )
+    worker = FltsWorker.__new__(FltsWorker)
+    worker._signal_stop_time = None
+    worker.app = SimpleNamespace(settings=Settings(streaming={"stop_deadline_s": 12.5}))
+    worker._schedule_shutdown(signal.SIGTERM)
+    worker._schedule_shutdown(signal.SIGTERM)
+    assert started == [signal.SIGTERM, signal.SIGTERM] and armed == [12.5]
+
+
+def test_an_overdue_stop_logs_why_and_exits_with_its_own_status(caplog):
+    exited = threading.Event()
+    codes: list[int] = []
+
+    def exit_process(code: int) -> None:
+        codes.append(code)
+        exited.set()
+
+    with caplog.at_level(logging.ERROR, logger="flts_streams.kafka.faust_worker"):
+        timer = arm_stop_deadline(0.01, exit_process)
+        assert exited.wait(30), "the deadline never fired"
+    assert timer.daemon  # never holds up an exit that happens first
+    assert codes == [STOP_DEADLINE_EXIT]
+    assert "without the final commit" in caplog.text and "processed again" in caplog.text
+
+
+def test_a_deadline_that_is_not_reached_does_nothing():
+    codes: list[int] = []
+    timer = arm_stop_deadline(3600, codes.append)
+    timer.cancel()
+    timer.join(5)
+    assert codes == []
