@@ -47,7 +47,7 @@ class _HasSettings(Protocol):
 
 
 class FltsWorker(faust.Worker):
-    """faust.Worker whose root logger keeps the level asked for (no spinner)."""
+    """faust.Worker: the root logger keeps the level asked for, the exit idles no second, the stop has a deadline."""
 
     def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
         """Drop the spinner before Faust would attach it and lower the root logger to DEBUG for it."""
@@ -84,10 +84,11 @@ def arm_stop_deadline(seconds: float, exit_process: Callable[[int], object] = os
 
 def _stop_overdue(seconds: float, exit_process: Callable[[int], object]) -> None:
     log.error(
-        "stop unfinished %.0f s after the signal (FLTS_STREAMING__STOP_DEADLINE_S): exiting without the final "
-        "commit; a broker outage is the usual cause (Faust flushes results before it commits). Claims since the "
-        "last commit will be processed again by their next owner",
+        "stop deadline passed: exiting without the final commit (a broker outage is the usual cause: Faust flushes "
+        "results before it commits); claims since the last commit will be processed again by their next owner "
+        "seconds=%.0f setting=FLTS_STREAMING__STOP_DEADLINE_S exit_status=%d",
         seconds,
+        STOP_DEADLINE_EXIT,
     )
     for handler in logging.getLogger().handlers:
         handler.flush()
