@@ -217,6 +217,12 @@ class Settings(BaseSettings):
     )
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level")
+    log_repeat_s: float = Field(
+        10.0,
+        ge=0,
+        description="The broker client's (aiokafka's) repeated log lines: the first of a kind per this many seconds, "
+        "the next one shown counts those held back (0: every line)",
+    )
     paths: PathSettings = PathSettings()
     topics: TopicSettings = TopicSettings()
     serving: ServingSettings = ServingSettings()

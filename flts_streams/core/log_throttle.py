@@ -1,0 +1,94 @@
+"""A broker client's repeated log lines, throttled: the first of a kind per interval, the rest counted.
+
+Why: while the broker is unreachable aiokafka logs at ERROR on every retry of every connection,
+metadata update, fetch and coordinator lookup: ~2,300 lines in a 30-s outage of one worker
+(measured, docs/RELIABILITY.md), which buries the service's own lines and bills log storage by
+the minute. A kind is a logger, a level and a message template (``record.msg``, before its
+arguments), so "Unable connect to node with id %s: %s" is one kind whatever the node. The first
+record of a kind in each interval passes; the next one to pass says how many were held back since.
+Only loggers under the given prefixes are throttled: the service's own lines always pass.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+THROTTLED_LOGGERS = ("aiokafka",)  # the broker client; Faust's and ours are never held back
+MAX_KINDS = 512  # message templates tracked at once; a pre-formatted message would make every line a new kind
+_DECISION = "_flts_throttle_pass"  # set on a record: each root handler runs the filter, the decision is made once
+
+Kind = tuple[str, int, str]
+
+
+@dataclass
+class _Seen:
+    since: float  # when the record that opened this interval passed
+    held: int = 0  # records of the kind held back since then
+
+
+class RepeatThrottle(logging.Filter):
+    """Passes the first record of each kind per ``interval_s``; the next to pass counts those held back."""
+
+    def __init__(
+        self,
+        interval_s: float,
+        prefixes: Iterable[str] = THROTTLED_LOGGERS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__()
+        self.interval_s = interval_s
+        self._prefixes = tuple(prefixes)
+        self._clock = clock
+        self._seen: dict[Kind, _Seen] = {}
+        self._lock = threading.Lock()  # the consumer thread's loop logs too
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """True when ``record`` is to be emitted (a held-back count appended to its message)."""
+        decided = getattr(record, _DECISION, None)
+        if decided is not None:
+            return bool(decided)
+        passes = not self._throttled(record) or self._admit(record)
+        setattr(record, _DECISION, passes)
+        return passes
+
+    def _throttled(self, record: logging.LogRecord) -> bool:
+        name = record.name
+        return any(name == p or name.startswith(p + ".") for p in self._prefixes)
+
+    def _admit(self, record: logging.LogRecord) -> bool:
+        kind = (record.name, record.levelno, str(record.msg))
+        now = self._clock()
+        with self._lock:
+            seen = self._seen.get(kind)
+            if seen is not None and now - seen.since < self.interval_s:
+                seen.held += 1
+                return False
+            held = seen.held if seen is not None else 0
+            if seen is None and len(self._seen) >= MAX_KINDS:
+                self._forget_before(now - self.interval_s)
+            self._seen[kind] = _Seen(now)
+        if held:
+            # The template keeps its own %-arguments; the count goes after them, once formatted.
+            record.msg = f"{record.getMessage()} ({held} more like this held back since the last one shown)"
+            record.args = ()  # formatters (mode's among them) map over args: empty, not None
+        return True
+
+    def _forget_before(self, cutoff: float) -> None:
+        """Drop kinds whose interval is over (their held-back counts are lost), or all when none is."""
+        stale = [k for k, s in self._seen.items() if s.since < cutoff]
+        for k in stale or list(self._seen):
+            del self._seen[k]
+
+
+def throttle_repeats(interval_s: float, handlers: Iterable[logging.Handler] | None = None) -> RepeatThrottle | None:
+    """Attach one RepeatThrottle to ``handlers`` (default: the root logger's); None when ``interval_s`` is 0."""
+    if interval_s <= 0:
+        return None
+    throttle = RepeatThrottle(interval_s)
+    for handler in logging.getLogger().handlers if handlers is None else handlers:
+        handler.addFilter(throttle)
+    return throttle
