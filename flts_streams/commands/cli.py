@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from flts_streams.streaming.object_store import ObjectStore
 
 from flts_streams.core.errors import FltsError, InvalidInput
+from flts_streams.core.log_throttle import throttle_repeats
 from flts_streams.core.settings import Settings, child_env
 
 log = logging.getLogger("flts_streams.commands.cli")
@@ -587,6 +588,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     settings = Settings()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    throttle_repeats(settings.log_repeat_s)  # `flts trainer` consumes from the broker too
     try:
         return int(args.func(args, settings))
     except FltsError as exc:

@@ -34,6 +34,8 @@ from typing import TYPE_CHECKING, Protocol, cast
 
 import faust
 
+from flts_streams.core.log_throttle import throttle_repeats
+
 if TYPE_CHECKING:
     from flts_streams.core.settings import Settings
 
@@ -47,12 +49,16 @@ class _HasSettings(Protocol):
 
 
 class FltsWorker(faust.Worker):
-    """faust.Worker: the root logger keeps the level asked for, the exit idles no second, the stop has a deadline."""
+    """faust.Worker: the root logger keeps the level asked for, the exit idles no second, the stop has a deadline.
+
+    It also throttles aiokafka's repeated log lines (core/log_throttle.py): an outage logged thousands a minute.
+    """
 
     def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
-        """Drop the spinner before Faust would attach it and lower the root logger to DEBUG for it."""
+        """Drop the spinner before Faust would attach it; throttle the broker client's repeated lines."""
         self.spinner = None
         super().on_setup_root_logger(logger, level)
+        throttle_repeats(cast(_HasSettings, self.app).settings.log_repeat_s, logger.handlers)
 
     def _schedule_shutdown(self, signum: signal.Signals) -> None:
         """mode's: the first signal starts the stop; that first one also arms the stop deadline."""

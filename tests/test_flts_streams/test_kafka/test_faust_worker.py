@@ -13,20 +13,27 @@ import faust
 import mode.worker
 from faust.utils import terminal
 
+from flts_streams.core.log_throttle import RepeatThrottle
 from flts_streams.core.settings import Settings
 from flts_streams.kafka import faust_worker
 from flts_streams.kafka.faust_worker import STOP_DEADLINE_EXIT, FltsWorker, arm_stop_deadline
 from tests.test_flts_streams.helpers import source_statements
 
 
-def _root_after_setup(cls: type[faust.Worker], level: int) -> int:
-    """The level a fresh root-like logger has after ``cls`` configured it at ``level`` (as mode's Worker does)."""
-    worker = cls.__new__(cls)  # only the spinner is read: no app, no event loop
+def _logger_after_setup(cls: type[faust.Worker], level: int, settings: Settings | None = None) -> logging.Logger:
+    """A fresh root-like logger after ``cls`` configured it at ``level`` (as mode's Worker does)."""
+    worker = cls.__new__(cls)  # only the spinner and the settings are read: no event loop
     worker.spinner = terminal.Spinner(file=io.StringIO())
+    worker.app = SimpleNamespace(settings=settings or Settings())
     logger = logging.Logger("root-under-test", level)
     logger.addHandler(logging.StreamHandler(io.StringIO()))
     worker.on_setup_root_logger(logger, level)
-    return logger.level
+    return logger
+
+
+def _root_after_setup(cls: type[faust.Worker], level: int) -> int:
+    """The level a fresh root-like logger has after ``cls`` configured it at ``level``."""
+    return _logger_after_setup(cls, level).level
 
 
 def test_faust_worker_still_sets_the_root_logger_to_debug_at_warn():
@@ -37,6 +44,13 @@ def test_faust_worker_still_sets_the_root_logger_to_debug_at_warn():
 def test_our_worker_keeps_the_level_asked_for():
     assert _root_after_setup(FltsWorker, logging.WARNING) == logging.WARNING
     assert _root_after_setup(FltsWorker, logging.INFO) == logging.INFO
+
+
+def test_our_worker_throttles_the_broker_clients_repeats_on_every_root_handler():
+    (handler,) = _logger_after_setup(FltsWorker, logging.INFO, Settings(log_repeat_s=7.5)).handlers
+    (throttle,) = [f for f in handler.filters if isinstance(f, RepeatThrottle)]
+    assert throttle.interval_s == 7.5
+    assert not _logger_after_setup(FltsWorker, logging.INFO, Settings(log_repeat_s=0)).handlers[0].filters
 
 
 def test_the_app_and_the_bench_ceiling_run_our_worker_class():
