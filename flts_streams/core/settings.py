@@ -15,6 +15,17 @@ FAUST_ENV_PREFIX = "FLTS"
 APP_ID = "flts-streams"
 
 
+#: Libraries' switches the worker sets unless the environment sets them. Why: mode logs the worker's stderr at
+#: WARNING, and MLflow draws a progress bar on it for every artifact download (3-8 WARNING lines a model loaded).
+WORKER_LIBRARY_ENV = (("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false"),)
+
+
+def set_worker_library_env() -> None:
+    """Set WORKER_LIBRARY_ENV's switches in this process, keeping any the environment already has."""
+    for name, value in WORKER_LIBRARY_ENV:
+        os.environ.setdefault(name, value)
+
+
 def child_env(overrides: dict[str, str] | None = None, *, inherit_flts: bool = True) -> dict[str, str]:
     """Environment for a child process: ours plus overrides (optionally without inherited FLTS_* vars)."""
     env = {k: v for k, v in os.environ.items() if inherit_flts or not k.startswith(ENV_PREFIX)}

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Protocol, cast
 import faust
 
 from flts_streams.core.log_throttle import throttle_repeats
+from flts_streams.core.settings import set_worker_library_env
 
 if TYPE_CHECKING:
     from flts_streams.core.settings import Settings
@@ -51,14 +52,16 @@ class _HasSettings(Protocol):
 class FltsWorker(faust.Worker):
     """faust.Worker: the root logger keeps the level asked for, the exit idles no second, the stop has a deadline.
 
-    It also throttles aiokafka's repeated log lines (core/log_throttle.py): an outage logged thousands a minute.
+    It also throttles aiokafka's repeated log lines (core/log_throttle.py): an outage logged thousands a minute;
+    and turns off MLflow's progress bars (settings.WORKER_LIBRARY_ENV): each model load drew WARNING lines.
     """
 
     def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
-        """Drop the spinner before Faust would attach it; throttle the broker client's repeated lines."""
+        """No spinner (Faust would attach it); the broker client's repeats throttled; no progress bars."""
         self.spinner = None
         super().on_setup_root_logger(logger, level)
         throttle_repeats(cast(_HasSettings, self.app).settings.log_repeat_s, logger.handlers)
+        set_worker_library_env()  # before any model loads: mode is about to log stderr at WARNING
 
     def _schedule_shutdown(self, signum: signal.Signals) -> None:
         """mode's: the first signal starts the stop; that first one also arms the stop deadline."""

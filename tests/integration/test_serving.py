@@ -123,6 +123,20 @@ def test_compat_ping_and_docs(worker):
     assert 'url: "/openapi.json"' in requests.get(worker.url + "/docs", timeout=5).text  # Swagger UI renders it
 
 
+def test_a_model_load_logs_no_progress_bar_as_a_warning(worker):
+    """mode logs the worker's stderr at WARNING; MLflow drew a bar there for each runs:/ download (11 lines)."""
+    run_id = post_predict(worker, json.dumps(predict_payload())).json()["run_id"]
+    admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    for uri in (f"runs:/{run_id}/model", "models:/flts-demo@champion"):  # then the default back for other tests
+        reload = requests.post(
+            worker.url + "/admin/reload", headers=admin, json={"identifier": "*", "model_uri": uri}, timeout=60
+        )
+        assert reload.status_code == 200, reload.text
+    log = worker.log_path.read_text(errors="replace")
+    assert f"model installed identifier=* uri=runs:/{run_id}/model" in log
+    assert "Downloading artifacts" not in log, [line for line in log.splitlines() if "Downloading" in line][:3]
+
+
 def test_admin_reload_requires_token(worker):
     assert requests.post(worker.url + "/admin/reload", timeout=10).status_code == 401
     bad = requests.post(worker.url + "/admin/reload", headers={"Authorization": "Bearer nope"}, timeout=10)

@@ -12,6 +12,7 @@ from types import SimpleNamespace
 import faust
 import mode.worker
 from faust.utils import terminal
+from mlflow.environment_variables import MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR
 
 from flts_streams.core.log_throttle import RepeatThrottle
 from flts_streams.core.settings import Settings
@@ -51,6 +52,15 @@ def test_our_worker_throttles_the_broker_clients_repeats_on_every_root_handler()
     (throttle,) = [f for f in handler.filters if isinstance(f, RepeatThrottle)]
     assert throttle.interval_s == 7.5
     assert not _logger_after_setup(FltsWorker, logging.INFO, Settings(log_repeat_s=0)).handlers[0].filters
+
+
+def test_our_worker_turns_mlflows_progress_bars_off_unless_the_environment_says(monkeypatch):
+    monkeypatch.delenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", raising=False)
+    _logger_after_setup(FltsWorker, logging.INFO)
+    assert not MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR.get()  # as MLflow reads it, at every download
+    monkeypatch.setenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "true")
+    _logger_after_setup(FltsWorker, logging.INFO)
+    assert MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR.get()
 
 
 def test_the_app_and_the_bench_ceiling_run_our_worker_class():
