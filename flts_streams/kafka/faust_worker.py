@@ -30,15 +30,12 @@ import os
 import signal
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Protocol, cast
+from typing import Protocol, cast
 
 import faust
 
 from flts_streams.core.log_throttle import throttle_repeats
-from flts_streams.core.settings import set_worker_library_env
-
-if TYPE_CHECKING:
-    from flts_streams.core.settings import Settings
+from flts_streams.core.settings import Settings, set_worker_library_env
 
 log = logging.getLogger(__name__)
 UNWIND_S = 1.0  # how long tasks cancelled at exit may take to finish (mode's sentinel sleeps this long in any case)
@@ -47,6 +44,11 @@ STOP_DEADLINE_EXIT = 75  # the exit status of a stop cut short (EX_TEMPFAIL: the
 
 class _HasSettings(Protocol):
     settings: Settings
+
+
+def app_settings(app: object) -> Settings:
+    """The app's settings; the environment's for an app without them (the bench's bare Faust ceiling)."""
+    return cast(_HasSettings, app).settings if hasattr(app, "settings") else Settings()
 
 
 class FltsWorker(faust.Worker):
@@ -60,7 +62,7 @@ class FltsWorker(faust.Worker):
         """No spinner (Faust would attach it); the broker client's repeats throttled; no progress bars."""
         self.spinner = None
         super().on_setup_root_logger(logger, level)
-        throttle_repeats(cast(_HasSettings, self.app).settings.log_repeat_s, logger.handlers)
+        throttle_repeats(app_settings(self.app).log_repeat_s, logger.handlers)
         set_worker_library_env()  # before any model loads: mode is about to log stderr at WARNING
 
     def _schedule_shutdown(self, signum: signal.Signals) -> None:
@@ -68,7 +70,7 @@ class FltsWorker(faust.Worker):
         first = not self._signal_stop_time
         super()._schedule_shutdown(signum)
         if first:
-            arm_stop_deadline(cast(_HasSettings, self.app).settings.streaming.stop_deadline_s)
+            arm_stop_deadline(app_settings(self.app).streaming.stop_deadline_s)
 
     async def _sentinel_task(self) -> None:
         """Let the tasks cancelled at exit finish (at most UNWIND_S), then a few loop turns for their callbacks."""

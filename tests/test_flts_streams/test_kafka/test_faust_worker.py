@@ -63,6 +63,13 @@ def test_our_worker_turns_mlflows_progress_bars_off_unless_the_environment_says(
     assert MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR.get()
 
 
+def test_an_app_without_flts_settings_gets_the_environments():
+    """The bench's bare Faust ceiling is a plain faust.App (tests/test_flts_bench/test_bare_faust.py runs it)."""
+    settings = Settings(log_repeat_s=3)
+    assert faust_worker.app_settings(SimpleNamespace(settings=settings)) is settings
+    assert faust_worker.app_settings(faust.App("test-plain-app")) == Settings()
+
+
 def test_the_app_and_the_bench_ceiling_run_our_worker_class():
     assert Settings().faust_defaults()["Worker"] == "flts_streams.kafka.faust_worker:FltsWorker"
     app = faust.App("test-worker-class", **Settings().faust_defaults())
