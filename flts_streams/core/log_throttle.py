@@ -2,10 +2,11 @@
 
 Why: while the broker is unreachable aiokafka logs at ERROR on every retry of every connection,
 metadata update, fetch and coordinator lookup: ~2,300 lines in a 30-s outage of one worker
-(measured, docs/RELIABILITY.md; upstream: aio-libs/aiokafka#1020, open), which buries the service's own
-lines and bills log storage by the minute. A kind is a logger, a level and a message template (``record.msg``, before its
-arguments), so "Unable connect to node with id %s: %s" is one kind whatever the node. The first
-record of a kind in each interval passes; the next one to pass says how many were held back since.
+(measured, docs/RELIABILITY.md; upstream: aio-libs/aiokafka#1020, open), which buries the
+service's own lines and bills log storage by the minute. A kind is a logger, a level and a message
+template (``record.msg``, before its arguments), so "Unable connect to node with id %s: %s" is one
+kind whatever the node. The first record of a kind in each interval passes; the next one to pass
+says how many were held back since.
 Only loggers under the given prefixes are throttled: the service's own lines always pass.
 """
 
