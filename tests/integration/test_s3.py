@@ -102,6 +102,9 @@ class FaultyS3:
 def s3() -> Iterator[S3Server]:
     server = S3Server()
     server.server.start()
+    # moto keeps its buckets in process-wide state, across servers: without a reset, objects another test
+    # stored earlier in the same process are still there (a test's counts then depend on the test order).
+    requests.post(f"http://127.0.0.1:{server.port}/moto-api/reset", timeout=10).raise_for_status()
     open_store(server.settings()).client.make_bucket("flts")  # type: ignore[attr-defined]
     yield server
     server.server.stop()
