@@ -30,8 +30,14 @@ install: $(STAMP)
 dev: $(STAMP)
 	$(BIN)/flts dev
 
+# The suite in PYTEST_WORKERS processes (0: one process). Most of an integration test's time is waiting
+# (sessions, outages, rebalances), so two processes take ~10 minutes where one took ~17-20 on 2 cores;
+# worksteal hands the long tests out as processes free up. The 15 slowest tests close the report.
+PYTEST_WORKERS ?= 2
+PYTEST_XDIST = -n $(PYTEST_WORKERS) --dist worksteal --durations=15
+
 test: $(STAMP) lint
-	$(BIN)/python -m pytest -p no:cacheprovider
+	$(BIN)/python -m pytest -p no:cacheprovider $(PYTEST_XDIST)
 
 # Lint, format and type checks (config: pyproject.toml); `make fmt` applies the formatter and import order.
 lint: $(STAMP)
@@ -44,10 +50,10 @@ fmt: $(STAMP)
 	$(BIN)/ruff format .
 
 test-unit: $(STAMP)
-	$(BIN)/python -m pytest -m "not integration"
+	$(BIN)/python -m pytest $(PYTEST_XDIST) -m "not integration"
 
 test-integration: $(STAMP)
-	$(BIN)/python -m pytest -m integration
+	$(BIN)/python -m pytest $(PYTEST_XDIST) -m integration
 
 fuzz-body-parser: $(STAMP)  # the native parser built with ASan+UBSan, fed mutated bodies for FUZZ_SECONDS (default 120)
 	$(BIN)/python -m tests.fuzz_native_body --seconds $(or $(FUZZ_SECONDS),120)
