@@ -87,6 +87,8 @@ class Supervisor:
         """Start the worker in its own session (terminal signals come to us) that dies with this process."""
         self._started_at = time.monotonic()
         self.process = subprocess.Popen(self.cmd, env=self.env, start_new_session=True, preexec_fn=die_with_parent())
+        if self.stopping:  # a stop that came while a restart was under way signalled the old process, not this one
+            self.process.send_signal(signal.SIGTERM)
         return self.process
 
     def stop(self, signum: int, _frame: Any = None) -> None:

@@ -39,6 +39,15 @@ def test_a_worker_that_crashes_is_restarted_and_one_that_keeps_failing_is_given_
     assert "giving up" in said[-1] and failing.restarts == dev_stack.MAX_QUICK_EXITS - 1
 
 
+def test_a_stop_that_comes_while_a_restart_is_under_way_stops_the_new_worker():
+    # The stop signalled the worker that had just exited (a no-op); the restart must not outlive it.
+    sup = dev_stack.Supervisor([sys.executable, "-c", "import time; time.sleep(60)"], dict(os.environ), [].append)
+    sup.process = subprocess.Popen([sys.executable, "-c", "pass"])
+    sup.process.wait(30)
+    sup.stop(signal.SIGTERM)
+    assert sup.start().wait(30) == -signal.SIGTERM
+
+
 def test_a_child_started_with_die_with_parent_dies_with_it():
     # The middle process starts a sleeper that should die with it, prints its pid, then is killed.
     code = (
