@@ -6,7 +6,8 @@ metadata update, fetch and coordinator lookup: ~2,300 lines in a 30-s outage of 
 service's own lines and bills log storage by the minute. A kind is a logger, a level and a message
 template (``record.msg``, before its arguments), so "Unable connect to node with id %s: %s" is one
 kind whatever the node. The first record of a kind in each interval passes; the next one to pass
-says how many were held back since.
+says how many were held back since. When no next one comes (the outage is over), a reporter thread
+logs the count once a whole interval has gone by with none of the kind.
 Only loggers under the given prefixes are throttled: the service's own lines always pass.
 """
 
@@ -23,12 +24,25 @@ MAX_KINDS = 512  # message templates tracked at once; a pre-formatted message wo
 _DECISION = "_flts_throttle_pass"  # set on a record: each root handler runs the filter, the decision is made once
 
 Kind = tuple[str, int, str]
+log = logging.getLogger(__name__)  # not under THROTTLED_LOGGERS: the reporter's lines always pass
 
 
 @dataclass
 class _Seen:
     since: float  # when the record that opened this interval passed
     held: int = 0  # records of the kind held back since then
+    last: float = 0.0  # when the last of them was held back
+
+
+@dataclass(frozen=True)
+class HeldBack:
+    """A kind's records held back with no later one of the kind to carry the count."""
+
+    logger: str
+    level: int
+    template: str
+    count: int
+    last_s_ago: float
 
 
 class RepeatThrottle(logging.Filter):
@@ -67,6 +81,7 @@ class RepeatThrottle(logging.Filter):
             seen = self._seen.get(kind)
             if seen is not None and now - seen.since < self.interval_s:
                 seen.held += 1
+                seen.last = now
                 return False
             held = seen.held if seen is not None else 0
             if seen is None and len(self._seen) >= MAX_KINDS:
@@ -78,6 +93,18 @@ class RepeatThrottle(logging.Filter):
             record.args = ()  # formatters (mode's among them) map over args: empty, not None
         return True
 
+    def take_unreported(self) -> list[HeldBack]:
+        """Counts no record will carry: kinds with none for a whole interval after theirs; forgets them."""
+        now = self._clock()
+        # Two intervals since the last shown: during an outage the next record comes within the
+        # retry back-off of its interval's end and carries the count itself, so nothing is said twice.
+        cutoff = now - 2 * self.interval_s
+        with self._lock:
+            over = [(k, s) for k, s in self._seen.items() if s.since <= cutoff]
+            for kind, _ in over:
+                del self._seen[kind]
+        return [HeldBack(k[0], k[1], k[2], s.held, now - s.last) for k, s in over if s.held]
+
     def _forget_before(self, cutoff: float) -> None:
         """Drop kinds whose interval is over (their held-back counts are lost), or all when none is."""
         stale = [k for k, s in self._seen.items() if s.since < cutoff]
@@ -85,11 +112,43 @@ class RepeatThrottle(logging.Filter):
             del self._seen[k]
 
 
+def report_unreported(throttle: RepeatThrottle, out: logging.Logger = log) -> None:
+    """Log each count that no record of its kind will carry, one key=value line per kind."""
+    for held in throttle.take_unreported():
+        out.log(
+            held.level,
+            "repeats held back: logger=%s count=%d last_s_ago=%.0f message=%r",
+            held.logger,
+            held.count,
+            held.last_s_ago,
+            held.template,
+        )
+
+
+class UnreportedCounts(threading.Thread):
+    """Every ``throttle.interval_s``, logs the counts no record will carry (the end of an outage)."""
+
+    def __init__(self, throttle: RepeatThrottle) -> None:
+        super().__init__(name="flts-log-throttle", daemon=True)  # never holds the process's exit
+        self.throttle = throttle
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        """Report until stopped."""
+        while not self.stopped.wait(self.throttle.interval_s):
+            report_unreported(self.throttle)
+
+    def stop(self) -> None:
+        """End the thread at its next wake-up."""
+        self.stopped.set()
+
+
 def throttle_repeats(interval_s: float, handlers: Iterable[logging.Handler] | None = None) -> RepeatThrottle | None:
-    """Attach one RepeatThrottle to ``handlers`` (default: the root logger's); None when ``interval_s`` is 0."""
+    """Attach one RepeatThrottle to ``handlers`` (default: the root logger's) and start its reporter; None at 0 s."""
     if interval_s <= 0:
         return None
     throttle = RepeatThrottle(interval_s)
     for handler in logging.getLogger().handlers if handlers is None else handlers:
         handler.addFilter(throttle)
+    UnreportedCounts(throttle).start()
     return throttle

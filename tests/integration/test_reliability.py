@@ -186,15 +186,14 @@ RESTART_BURST = 300  # each broker write is an S3 request on the persistent brok
 def test_broker_outage_keeps_payload_predictions_and_loses_no_claim(tmp_path, trained):
     proxy, broker, bootstrap = broker_behind_proxy(tmp_path / "broker")
     objects = tmp_path / "objects"
-    worker = Worker(
-        tmp_path / "a", f"kafka://{bootstrap}", claims_env(trained, objects) | {"FLTS_SERVING__BROKER_GRACE_S": "3"}
-    )
+    worker = Worker(tmp_path / "a", f"kafka://{bootstrap}", claims_env(trained, objects) | OUTAGE_ENV)
     run = f"cut-{uuid.uuid4().hex[:6]}"
     try:
         ids = _cut_mid_burst(worker, proxy, bootstrap, objects, run)
         _serve_through_outage(worker)
         proxy.restore()
         _resumes_losing_nothing(worker, bootstrap, objects, run, ids)
+        _assert_the_last_counts_reported(worker)
     finally:
         worker.stop()
         proxy.stop()
@@ -210,7 +209,7 @@ def test_broker_restart_with_its_data_loses_no_claim(tmp_path, trained):
     worker = Worker(
         tmp_path / "a",
         f"kafka://{broker.bootstrap}",
-        claims_env(trained, objects) | {"FLTS_SERVING__BROKER_GRACE_S": "3"},
+        claims_env(trained, objects) | OUTAGE_ENV,
     )
     run = f"restart-{uuid.uuid4().hex[:6]}"
     try:
@@ -228,6 +227,7 @@ def test_broker_restart_with_its_data_loses_no_claim(tmp_path, trained):
         _serve_through_outage(worker)
         broker.start()
         _resumes_losing_nothing(worker, broker.bootstrap, objects, run, ids)
+        _assert_the_last_counts_reported(worker)
     finally:
         worker.stop()
         broker.stop()
@@ -322,7 +322,9 @@ def _serve_through_outage(worker: Worker) -> None:
     _assert_repeats_throttled(worker.log_path.read_bytes()[log_from:].decode(errors="replace"))
 
 
-REPEAT_S = Settings().log_repeat_s
+REPEAT_S = 4.0  # FLTS_LOG_REPEAT_S of the outage tests' workers: shorter than the default 10 s, so that the
+# counts the end of the outage leaves are reported (after two quiet intervals) within these tests
+OUTAGE_ENV = {"FLTS_SERVING__BROKER_GRACE_S": "3", "FLTS_LOG_REPEAT_S": str(REPEAT_S)}
 # aiokafka's lines while its broker is unreachable (each logged on every retry before the throttle).
 OUTAGE_LINES = (
     "Unable connect to node with id",
@@ -332,6 +334,7 @@ OUTAGE_LINES = (
 )
 # Faust's format ends a line with a space.
 HELD_BACK = re.compile(r" \(\d+ more like this held back since the last one shown\)\s*$")
+REPORTED = "repeats held back: logger=aiokafka"  # the reporter's line: a count no later line of its kind carried
 
 
 def _assert_repeats_throttled(log: str) -> None:
@@ -341,11 +344,19 @@ def _assert_repeats_throttled(log: str) -> None:
     aiokafka's kinds are counted: mode's "woke up too late" warnings repeat on a busy machine, and are not ours
     to throttle.
     """
-    lines = [line for line in log.splitlines() if any(kind in line for kind in OUTAGE_LINES)]
+    lines = [line for line in log.splitlines() if any(k in line for k in OUTAGE_LINES) and REPORTED not in line]
     kinds = Counter(kind for line in lines for kind in OUTAGE_LINES if kind in line)
     bound = 2 + OUTAGE_S / REPEAT_S
     assert kinds and max(kinds.values()) <= bound, f"more than {bound:.0f} lines of a kind: {kinds.most_common()}"
     assert any(HELD_BACK.search(line) for line in lines), "no line counted those held back:\n" + "\n".join(lines)
+
+
+def _assert_the_last_counts_reported(worker: Worker) -> None:
+    """The outage over, what its last interval held back is said by the reporter (no later line carries it)."""
+    try:
+        poll(lambda: REPORTED in worker.log_path.read_text(errors="replace"), timeout=3 * REPEAT_S + 30)
+    except AssertionError:
+        raise AssertionError(f"no '{REPORTED}' line after the outage:\n{worker.log_tail()}") from None
 
 
 def _resumes_losing_nothing(worker: Worker, bootstrap: str, objects, run: str, ids: list[str]) -> None:

@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import io
 import logging
+import time
 
 import pytest
 from mode.utils.logging import ExtensionFormatter
 
 from flts_streams.core import log_throttle
-from flts_streams.core.log_throttle import RepeatThrottle, throttle_repeats
+from flts_streams.core.log_throttle import (
+    HeldBack,
+    RepeatThrottle,
+    UnreportedCounts,
+    report_unreported,
+    throttle_repeats,
+)
 
 CONNECT = "Unable connect to node with id %s: %s"  # aiokafka/client.py's line, logged on every retry
 
@@ -121,3 +128,65 @@ def test_an_interval_of_zero_turns_throttling_off():
     assert handler.filters == []
     throttle = throttle_repeats(5, [handler])
     assert handler.filters == [throttle]
+
+
+def test_a_count_no_later_line_carries_is_reported_once_a_whole_interval_passes_without_the_kind(clock):
+    throttle = RepeatThrottle(10.0, clock=clock)
+    _shown(throttle, [_record() for _ in range(4)])  # one shown, three held: then the outage ends
+    clock.now += 2
+    _shown(throttle, [_record(msg="other %s", args=(1,))])  # shown, nothing held
+    clock.now += 17.9
+    assert throttle.take_unreported() == []  # the next line of the kind could still carry it
+    clock.now += 0.1
+    assert throttle.take_unreported() == [HeldBack("aiokafka.client", logging.ERROR, CONNECT, 3, 20.0)]
+    clock.now += 2
+    assert throttle.take_unreported() == []  # said once; "other" held none and is forgotten quietly
+    assert throttle._seen == {}
+    assert _shown(throttle, [_record()]) == ["Unable connect to node with id 0: refused"]  # a fresh kind again
+
+
+def test_a_kind_that_keeps_repeating_carries_its_own_counts_and_none_is_reported_apart(clock):
+    throttle = RepeatThrottle(10.0, clock=clock)
+    shown = []
+    for _ in range(100):  # an outage: a retry every 0.5 s for 50 s, the reporter looking every 10 s
+        shown += _shown(throttle, [_record()])
+        if clock.now % 10 == 0:
+            assert throttle.take_unreported() == []
+        clock.now += 0.5
+    assert len(shown) == 5 and all("(19 more like this held back" in line for line in shown[1:])
+
+
+def test_the_reporter_logs_a_key_value_line_at_the_kinds_level(clock, caplog):
+    throttle = RepeatThrottle(10.0, clock=clock)
+    _shown(throttle, [_record(), _record()])
+    clock.now += 20
+    with caplog.at_level(logging.INFO, logger="flts_streams.core.log_throttle"):
+        report_unreported(throttle)
+    assert [(r.levelno, r.getMessage()) for r in caplog.records] == [
+        (
+            logging.ERROR,
+            f"repeats held back: logger=aiokafka.client count=1 last_s_ago=20 message={CONNECT!r}",
+        )
+    ]
+    assert not throttle._throttled(caplog.records[0])  # the reporter's own line always passes
+
+
+def test_the_reporter_thread_reports_every_interval_until_stopped():
+    throttle = RepeatThrottle(0.05)
+    seen = io.StringIO()
+    handler = logging.StreamHandler(seen)
+    logger = logging.getLogger("flts_streams.core.log_throttle")
+    logger.addHandler(handler)
+    reporter = UnreportedCounts(throttle)
+    try:
+        _shown(throttle, [_record(), _record()])
+        reporter.start()
+        deadline = time.monotonic() + 30  # a busy machine may wake the thread late; it must wake
+        while "count=1" not in seen.getvalue() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert "repeats held back: logger=aiokafka.client count=1" in seen.getvalue()
+    finally:
+        reporter.stop()
+        reporter.join(5)
+        logger.removeHandler(handler)
+    assert not reporter.is_alive() and reporter.daemon
