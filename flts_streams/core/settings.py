@@ -232,7 +232,7 @@ class Settings(BaseSettings):
         10.0,
         ge=0,
         description="The broker client's (aiokafka's) repeated log lines: the first of a kind per this many seconds, "
-        "the next one shown counts those held back (0: every line)",
+        "the next one shown counts those held back, or a `repeats held back` line two intervals on (0: every line)",
     )
     paths: PathSettings = PathSettings()
     topics: TopicSettings = TopicSettings()
