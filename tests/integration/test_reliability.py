@@ -87,9 +87,11 @@ def test_sigkill_mid_burst_loses_no_claim(tmp_path, trained, successor):
     second = first if successor == "restart" else Worker(tmp_path / "b", broker.url, env)
     run = f"kill-{uuid.uuid4().hex[:6]}"
     try:
+        # The burst first: a worker consuming while it is produced keeps up with it, and beside two CPU hogs
+        # the whole burst was processed before the kill (the test then proved nothing).
+        ids = _burst(broker.bootstrap, objects, run, pipelined=True)
         first.start().wait_ready()
-        ids = _burst(broker.bootstrap, objects, run)
-        consume(broker.bootstrap, "inference-results", 1, timeout=120)  # processing has started: kill mid-burst
+        poll(lambda: metric(first, PROCESSED) > 0, timeout=120, interval=0.05)  # processing has started: kill mid-burst
         first.stop(signal.SIGKILL)
         done_before = len({c["claim_id"] for c in run_results(broker.bootstrap, run)})
         assert done_before < BURST, "the burst finished before the kill; the test proves nothing"
@@ -106,10 +108,12 @@ def test_sigkill_mid_burst_loses_no_claim(tmp_path, trained, successor):
 def test_sigterm_commits_what_was_processed_and_finishes_inflight_requests(tmp_path, trained):
     broker, objects, worker, run = _isolated(tmp_path, trained, "term")
     try:
+        # Published before the worker starts: one consuming while the burst is produced keeps up with it, and
+        # beside two CPU hogs the whole burst was processed before the stop (the test then proved nothing).
+        ids = _burst(broker.bootstrap, objects, run, pipelined=True)
         worker.start().wait_ready()
         body = json.dumps(predict_payload(rows=5000))
-        ids = _burst(broker.bootstrap, objects, run)
-        consume(broker.bootstrap, "inference-results", 1, timeout=120)
+        poll(lambda: metric(worker, PROCESSED) > 0, timeout=120, interval=0.05)
         with ThreadPoolExecutor(8) as pool:
             inflight = [
                 pool.submit(
@@ -287,10 +291,12 @@ def test_sigterm_during_an_outage_with_claims_in_process_ends_at_the_stop_deadli
 
 
 def _cut_mid_burst(worker: Worker, proxy: TcpProxy, bootstrap: str, objects: Path, run: str) -> list[str]:
-    """Start ``worker``, publish a burst of ``run``, and cut the network once its first result is out."""
+    """Publish a burst of ``run``, start ``worker``, and cut the network once it has processed a claim."""
+    # The burst first: a worker consuming while it is produced keeps up with it, and beside two CPU hogs
+    # the whole burst was processed before the cut (the test then proved nothing).
+    ids = _burst(bootstrap, objects, run, count=BURST, pipelined=True)
     worker.start().wait_ready()
-    ids = _burst(bootstrap, objects, run, count=BURST)
-    consume(bootstrap, "inference-results", 1, timeout=120)
+    poll(lambda: metric(worker, PROCESSED) > 0, timeout=120, interval=0.05)
     proxy.cut()
     assert metric(worker, PROCESSED) < BURST, "the burst finished before the outage; the test proves nothing"
     return ids
