@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -129,6 +130,21 @@ def test_a_distilled_ensemble_serves_one_network(frame):
     assert isinstance(result.forecaster.net, ForecastNet) and spec.members == 1 and spec.distilled_from == 2
     assert {row["member"] for row in result.history} == {0, 1, -1}  # two members, then the distilled network
     assert np.isfinite(result.forecaster.forecast(frame.tail(200)).values).all()
+
+
+def test_the_distilled_network_has_its_own_hidden_size_and_reloads_with_it(frame):
+    from flts_streams.forecasting.forecast import Forecaster
+    from flts_streams.forecasting.model import ForecastNet
+
+    cfg = TrainConfig(epochs=1, hidden_size=16, distill_hidden=8, window=30, horizon=10, members=2)
+    result = train(frame, cfg)
+    net, spec = result.forecaster.net, result.forecaster.spec
+    assert isinstance(net, ForecastNet) and net.rnn.hidden_size == 8 and spec.hidden_size == 8  # the served one
+    reloaded = Forecaster.from_state(spec, net.state_dict())  # what loading the package does: the spec's size
+    window = frame.tail(200)
+    np.testing.assert_allclose(reloaded.forecast(window).values, result.forecaster.forecast(window).values, rtol=1e-6)
+    same = train(frame, replace(cfg, distill_hidden=0)).forecaster
+    assert same.net.rnn.hidden_size == 16 and same.spec.hidden_size == 16  # 0: the members' size
 
 
 def test_a_registration_can_leave_the_alias_to_the_workers(tmp_path, mlflow_store):
