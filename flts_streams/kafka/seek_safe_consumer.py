@@ -190,7 +190,7 @@ class SeekSafeConsumer(faust_aiokafka.Consumer):
             min(self._acked[tp], default=None),
         )
         self._metrics().offset_repairs.labels("read_again").inc()
-        await self.seek(tp, expected)
+        await self._seek_if_still_assigned(tp, expected)
 
     @Service.timer(STALL_CHECK_S)
     async def _flts_watch_idle(self) -> None:
@@ -248,7 +248,20 @@ class SeekSafeConsumer(faust_aiokafka.Consumer):
         self._metrics().offset_repairs.labels("idle_read_again").inc()
         if not active:
             self.resume_partitions({tp})
-        await self.seek(tp, expected)
+        await self._seek_if_still_assigned(tp, expected)
+
+    async def _seek_if_still_assigned(self, tp: TP, offset: int) -> None:
+        """Seek ``tp`` back to ``offset`` for a repair; a partition revoked since the repair was decided is skipped.
+
+        Why: a repair awaits (the log start, the partitions before it) and a rebalance can take the partition
+        meanwhile; aiokafka's seek then raises IllegalStateError, which crashed the consumer service and with
+        it the worker (CI, the rebalance test). The next owner starts from the commit, which is before the
+        records this repair was for, so it reads them itself.
+        """
+        try:
+            await self.seek(tp, offset)
+        except IllegalStateError:
+            log.info("repair skipped: partition revoked before the seek topic=%s partition=%s", tp.topic, tp.partition)
 
     async def getmany(self, timeout: float) -> AsyncIterator[tuple[TP, Any]]:
         """Faust's fetched records, without those already processed and waiting for their commit."""

@@ -216,6 +216,25 @@ def test_reading_again_seeks_back_unless_retention_removed_the_records(monkeypat
     assert app.metrics.offset_repairs.labels(action)._value.get() == before + 1
 
 
+def test_a_partition_revoked_before_the_repairs_seek_is_left_to_its_next_owner(monkeypatch):
+    # CI: a rebalance took the partition while _read_again awaited the log start; aiokafka's seek raised
+    # IllegalStateError ("No current assignment") and crashed the consumer service, and the worker with it.
+    from aiokafka.errors import IllegalStateError
+
+    tp = TP("inference-data", 0)
+    c = _consumer_with(tp, [15], committed=10)
+
+    async def revoked(partition, offset):
+        raise IllegalStateError(f"No current assignment for partition {partition}")
+
+    monkeypatch.setattr(c, "_thread", _FakeThread(0))
+    monkeypatch.setattr(c, "seek", revoked)
+    monkeypatch.setattr(c, "_known_highwater", lambda partition: None)  # only logged
+    asyncio.run(c._read_again(tp, 12))  # no exception
+    asyncio.run(c._read_idle_again(tp, 10))
+    assert c._committed_offset[tp] == 10  # nothing committed past the records the next owner reads
+
+
 def test_a_head_still_missing_after_reading_again_is_committed_past(monkeypatch):
     # Offsets that hold no record (transaction markers, compaction) must not stall commits forever.
     tp = TP("inference-data", 3)
