@@ -9,7 +9,7 @@ from flts_streams.core.errors import InvalidInput
 from flts_streams.forecasting.history import history_size
 from flts_streams.forecasting.spec import ModelSpec
 
-KINDS = ("lstm", "gru")
+KINDS = ("lstm", "gru", "mlp")
 
 
 class ForecastNet(nn.Module):
@@ -30,14 +30,19 @@ class ForecastNet(nn.Module):
             raise InvalidInput(f"unknown model kind {spec.kind!r}; choose one of {list(KINDS)}")
         n_time = 2 * len(spec.time_features)
         n_history = history_size(spec.horizon) if spec.history_days else 0
-        rnn_cls = nn.LSTM if spec.kind == "lstm" else nn.GRU
-        self.rnn = rnn_cls(
-            input_size=len(spec.features) + n_time,
-            hidden_size=spec.hidden_size,
-            num_layers=spec.num_layers,
-            dropout=spec.dropout if spec.num_layers > 1 else 0.0,
-            batch_first=True,
-        )
+        n_in = len(spec.features) + n_time
+        self.recurrent = spec.kind != "mlp"  # a Python constant: a trace keeps the branch taken
+        if self.recurrent:
+            rnn_cls = nn.LSTM if spec.kind == "lstm" else nn.GRU
+            self.rnn = rnn_cls(
+                input_size=n_in,
+                hidden_size=spec.hidden_size,
+                num_layers=spec.num_layers,
+                dropout=spec.dropout if spec.num_layers > 1 else 0.0,
+                batch_first=True,
+            )
+        else:  # the whole window at once: one matrix product instead of W recurrent steps
+            self.encoder = nn.Sequential(nn.Linear(spec.window * n_in, spec.hidden_size), nn.ReLU())
         self.head = nn.Sequential(
             nn.Linear(spec.hidden_size + spec.horizon * n_time + n_history, spec.hidden_size),
             nn.ReLU(),
@@ -67,8 +72,12 @@ class ForecastNet(nn.Module):
             # The last history feature is a share of days, not a level: its mask is 0.
             window = window - means.unsqueeze(1) * self.relative_mask
             history = history - level[:, :1] * self.history_mask
-        out, _ = self.rnn(window)
-        z = torch.cat([out[:, -1], future_time.flatten(1), history], dim=1)
+        if self.recurrent:
+            out, _ = self.rnn(window)
+            encoded = out[:, -1]
+        else:
+            encoded = self.encoder(window.flatten(1))
+        z = torch.cat([encoded, future_time.flatten(1), history], dim=1)
         delta = self.head(z).view(-1, self.horizon, self.n_targets, self.outputs)
         return level.view(-1, 1, self.n_targets, 1) + delta
 

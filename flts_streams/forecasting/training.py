@@ -53,10 +53,12 @@ class TrainConfig:
     # Serve one network trained to reproduce the members' mean (distillation) instead of all of them:
     # five LSTMs per forward cut /predict throughput from 0.51 to 0.35 of the bare handler.
     distill: bool = True
-    # Hidden size of that served network (0: the members' hidden_size). A student of 32 scored as one
-    # of 64 on the benchmark (docs/MODEL.md) with ~3x fewer LSTM operations per forward, and the
-    # forward's CPU is what a /predict waits for under load (docs/BENCHMARKS.md).
-    distill_hidden: int = 32
+    # Kind and hidden size of that served network ("" / 0: the members'). An MLP over the whole window,
+    # distilled from the LSTM members, scores as an LSTM student on the benchmark (docs/MODEL.md) with one
+    # matrix product instead of 30 recurrent steps, and the forward's CPU is what a /predict waits for
+    # under load (docs/BENCHMARKS.md). Trained on the labels alone, the same MLP was worse.
+    distill_kind: str = "mlp"
+    distill_hidden: int = 128
     # Scale-free inputs (spec.relative): one model for sites of any traffic level (a global model).
     scale_free: bool = False
 
@@ -274,7 +276,12 @@ def train(
         net.load_state_dict(states[0])
     if cfg.distill and spec.members > 1:
         teacher = _outputs(net, data, torch.cat([train_at, val_at]), cfg, sum(lengths))
-        spec = replace(member_spec, distilled_from=spec.members, hidden_size=cfg.distill_hidden or spec.hidden_size)
+        spec = replace(
+            member_spec,
+            distilled_from=spec.members,
+            kind=cfg.distill_kind or spec.kind,
+            hidden_size=cfg.distill_hidden or spec.hidden_size,
+        )
         state, rows = _train_member(
             spec, data, train_at, val_at, levels, cfg, cfg.seed + spec.distilled_from, on_epoch, teacher
         )

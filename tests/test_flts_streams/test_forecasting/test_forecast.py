@@ -229,6 +229,8 @@ def test_forecasts_render_records_with_the_forecasters_formatter(frame):
         ("lstm", ("minute_of_day", "day_of_year"), {}),
         ("lstm", ("minute_of_day",), RICH),
         ("gru", ("minute_of_day", "day_of_year"), RICH),
+        ("mlp", ("minute_of_day",), {**RICH, "members": 1}),  # what training distils into by default
+        ("mlp", ("minute_of_day", "day_of_year"), {}),
     ],
 )
 def test_the_serving_graph_equals_the_numpy_path_and_the_eager_network(frame, kind, time_feats, extra):

@@ -132,19 +132,20 @@ def test_a_distilled_ensemble_serves_one_network(frame):
     assert np.isfinite(result.forecaster.forecast(frame.tail(200)).values).all()
 
 
-def test_the_distilled_network_has_its_own_hidden_size_and_reloads_with_it(frame):
+def test_the_distilled_network_has_its_own_kind_and_hidden_size_and_reloads_with_them(frame):
     from flts_streams.forecasting.forecast import Forecaster
     from flts_streams.forecasting.model import ForecastNet
 
     cfg = TrainConfig(epochs=1, hidden_size=16, distill_hidden=8, window=30, horizon=10, members=2)
     result = train(frame, cfg)
     net, spec = result.forecaster.net, result.forecaster.spec
-    assert isinstance(net, ForecastNet) and net.rnn.hidden_size == 8 and spec.hidden_size == 8  # the served one
-    reloaded = Forecaster.from_state(spec, net.state_dict())  # what loading the package does: the spec's size
+    assert isinstance(net, ForecastNet) and spec.kind == "mlp" and spec.hidden_size == 8  # the served one
+    assert not hasattr(net, "rnn") and net.encoder[0].out_features == 8
+    reloaded = Forecaster.from_state(spec, net.state_dict())  # what loading the package does: the spec's network
     window = frame.tail(200)
     np.testing.assert_allclose(reloaded.forecast(window).values, result.forecaster.forecast(window).values, rtol=1e-6)
-    same = train(frame, replace(cfg, distill_hidden=0)).forecaster
-    assert same.net.rnn.hidden_size == 16 and same.spec.hidden_size == 16  # 0: the members' size
+    same = train(frame, replace(cfg, distill_kind="", distill_hidden=0)).forecaster
+    assert same.spec.kind == "lstm" and same.net.rnn.hidden_size == 16 and same.spec.hidden_size == 16  # the members'
 
 
 def test_a_registration_can_leave_the_alias_to_the_workers(tmp_path, mlflow_store):
