@@ -1,4 +1,4 @@
-"""PyTorch direct multi-horizon forecasters (LSTM and GRU), alone or as an ensemble of seeds."""
+"""PyTorch direct multi-horizon forecasters (LSTM, GRU or an MLP over the window), alone or as an ensemble of seeds."""
 
 from __future__ import annotations
 
@@ -15,6 +15,8 @@ KINDS = ("lstm", "gru", "mlp")
 class ForecastNet(nn.Module):
     """Window of W rows (features + time features) and history features -> H future steps of the targets.
 
+    The window is encoded by a recurrent layer (lstm, gru) or, for kind mlp, by one linear layer over all its
+    rows at once (what training distils the LSTM ensemble into: a cheaper forward, TrainConfig.distill_kind).
     The head also sees the calendar features of the H future steps (they are known in advance) and,
     when the model reads history, the history features (forecasting/history.py); it predicts the
     departure from the window's mean target level of the point forecast and of each quantile.
