@@ -77,13 +77,19 @@ def test_champion_moves_only_when_beaten_or_forced(tmp_path, mlflow_store):
     assert str(MlflowClient().get_model_version_by_alias("flts-site-b", "champion").version) == forced.version
 
 
-def test_pyfunc_predict_takes_the_predict_column_frame(tmp_path, mlflow_store):
+# What `flts train` serves by default: members distilled into an MLP (TrainConfig.distill_kind).
+DISTILLED = replace(FAST, epochs=1, members=2, distill_hidden=8)
+
+
+@pytest.mark.parametrize("cfg,kind", [(FAST, "lstm"), (DISTILLED, "mlp")], ids=["one network", "distilled"])
+def test_pyfunc_predict_takes_the_predict_column_frame(tmp_path, mlflow_store, cfg, kind):
     import mlflow.pyfunc
 
     data = tmp_path / "train.csv"
     raw = demo_frame(days=3, seed=2)
     raw.to_csv(data, index=False)
-    reg = train_and_register(data, "site-c", FAST, registry_prefix="flts-", alias="champion", progress=False)
+    reg = train_and_register(data, "site-c", cfg, registry_prefix="flts-", alias="champion", progress=False)
+    assert packaging.load(reg.model_uri).forecaster.spec.kind == kind
     model = mlflow.pyfunc.load_model(reg.model_uri)
     window = raw.dropna().tail(30).rename(columns={"time": "ts"})
     window = window.assign(ts=pd.date_range("2024-02-01", periods=30, freq="2min").strftime("%Y-%m-%d %H:%M:%S"))
