@@ -105,7 +105,7 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
         f"champion={'yes' if reg.promoted else 'no'} ({reg.reason})"
     )
     if args.publish:
-        _publish_success(settings, reg.run_id, reg.model_uri, args.identifier, args.model)
+        _publish_success(settings, reg.run_id, reg.model_uri, args.identifier, reg.model_type)
     return 0
 
 

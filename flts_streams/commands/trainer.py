@@ -81,7 +81,7 @@ def retrain(settings: Settings, request: dict[str, Any]) -> TrainingEvent:
         identifier, reg.run_id, sum(len(f) for f in frames), len(frames), len(objects),
     )  # fmt: skip
     return TrainingEvent(
-        status="SUCCESS", run_id=reg.run_id, model_uri=reg.model_uri, identifier=identifier, model_type="lstm",
+        status="SUCCESS", run_id=reg.run_id, model_uri=reg.model_uri, identifier=identifier, model_type=reg.model_type,
         operation="retrain", reason=str(request.get("reason") or ""),
     )  # fmt: skip
 

@@ -44,6 +44,7 @@ class Registration:
     version: str
     promoted: bool
     reason: str
+    model_type: str  # the served network's kind ("mlp" when distilled from LSTM members), not the members'
 
 
 def configure(tracking_uri: str) -> None:
@@ -68,8 +69,8 @@ def ensure_experiment(name: str, artifact_root: Path | None) -> str:
 def log_model(result: TrainResult, cfg: TrainConfig, identifier: str, data_name: str) -> tuple[str, str]:
     """Log params, history, metrics and the pyfunc model in a new run; returns (run_id, model URI)."""
     spec = result.forecaster.spec
-    with mlflow.start_run(run_name=f"{identifier}-{cfg.kind}") as run:
-        mlflow.set_tags({"identifier": identifier, "model_type": cfg.kind, "data": data_name})
+    with mlflow.start_run(run_name=f"{identifier}-{spec.kind}") as run:
+        mlflow.set_tags({"identifier": identifier, "model_type": spec.kind, "data": data_name})
         mlflow.log_params(
             {k: str(v) for k, v in vars(cfg).items()} | {"identifier": identifier, "cadence_s": spec.cadence_s}
         )
@@ -166,7 +167,7 @@ def register(
     if promoted:
         MlflowClient().set_registered_model_alias(name, alias, version)
     log.info("registered name=%s version=%s promoted=%s reason=%s", name, version, promoted, reason)
-    return Registration(run_id, model_uri, name, str(version), promoted, reason)
+    return Registration(run_id, model_uri, name, str(version), promoted, reason, candidate.spec.kind)
 
 
 def decide_by_validation_mae(

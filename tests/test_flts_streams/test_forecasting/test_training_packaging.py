@@ -90,6 +90,8 @@ def test_pyfunc_predict_takes_the_predict_column_frame(tmp_path, mlflow_store, c
     raw.to_csv(data, index=False)
     reg = train_and_register(data, "site-c", cfg, registry_prefix="flts-", alias="champion", progress=False)
     assert packaging.load(reg.model_uri).forecaster.spec.kind == kind
+    # The kind the run, its model-training event (reg.model_type) and the registry show: the network served.
+    assert reg.model_type == kind and MlflowClient().get_run(reg.run_id).data.tags["model_type"] == kind
     model = mlflow.pyfunc.load_model(reg.model_uri)
     window = raw.dropna().tail(30).rename(columns={"time": "ts"})
     window = window.assign(ts=pd.date_range("2024-02-01", periods=30, freq="2min").strftime("%Y-%m-%d %H:%M:%S"))
