@@ -56,7 +56,7 @@ def retrain(settings: Settings, request: dict[str, Any]) -> TrainingEvent:
             store, objects, ObjectLimits(s.object_max_rows, s.object_max_columns), s.object_max_bytes
         )
         check_enough(table, r.min_rows)
-        cfg = TrainConfig(epochs=r.epochs, members=r.members)
+        cfg = TrainConfig(epochs=r.epochs, members=r.members, distill_one=True)  # served as flts train's are: an MLP
         frames = retraining_series(table, cfg.features, min_rows(cfg), r.min_rows)
         reg = train_and_register(
             frames,

@@ -59,6 +59,9 @@ class TrainConfig:
     # under load (docs/BENCHMARKS.md). Trained on the labels alone, the same MLP was worse.
     distill_kind: str = "mlp"
     distill_hidden: int = 128
+    # Distil a single member too (the trainer's retrainings, one member by default): on both sites the MLP
+    # distilled from one LSTM scored 0.6-6.1% below that LSTM, for a forward about half as costly (docs/MODEL.md).
+    distill_one: bool = False
     # Scale-free inputs (spec.relative): one model for sites of any traffic level (a global model).
     scale_free: bool = False
 
@@ -274,7 +277,7 @@ def train(
             member.load_state_dict(state)
     else:
         net.load_state_dict(states[0])
-    if cfg.distill and spec.members > 1:
+    if cfg.distill and (spec.members > 1 or cfg.distill_one):
         teacher = _outputs(net, data, torch.cat([train_at, val_at]), cfg, sum(lengths))
         spec = replace(
             member_spec,

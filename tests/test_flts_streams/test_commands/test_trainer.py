@@ -8,6 +8,7 @@ import mlflow
 
 from flts_streams.commands.trainer import retrain
 from flts_streams.core.settings import Settings
+from flts_streams.forecasting import packaging
 from flts_streams.forecasting.demo import demo_frame
 from flts_streams.streaming.object_store import LocalStore
 from tests.test_flts_streams.test_streaming.test_claim_training_data import log_claim, parquet
@@ -40,6 +41,9 @@ def test_a_hole_in_the_claims_leaves_the_data_on_each_side_to_retrain_on(tmp_pat
     assert event.model_uri and event.identifier == "cell-9" and event.reason == "drift"
     run = mlflow.get_run(event.run_id)
     assert run.data.tags["data"] == "claims of cell-9, 43 objects"
+    # One member, distilled into the network flts train serves: a retrained champion forwards as fast.
+    spec = packaging.load(event.model_uri).forecaster.spec
+    assert (spec.kind, spec.distilled_from, event.model_type) == ("mlp", 1, "mlp")
 
 
 def test_too_few_rows_on_either_side_of_a_hole_fail_with_the_reason(tmp_path, mlflow_store):

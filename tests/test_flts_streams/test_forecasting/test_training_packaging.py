@@ -140,6 +140,16 @@ def test_a_distilled_ensemble_serves_one_network(frame):
     assert np.isfinite(result.forecaster.forecast(frame.tail(200)).values).all()
 
 
+def test_one_member_is_distilled_only_when_asked(frame):
+    """The retrainer asks (distill_one): its one LSTM is served as flts train's ensembles are, as an MLP."""
+    alone = train(frame, replace(FAST, epochs=1)).forecaster.spec
+    result = train(frame, replace(FAST, epochs=1, distill_one=True, distill_hidden=8))
+    spec = result.forecaster.spec
+    assert (alone.kind, alone.distilled_from) == ("lstm", 0)
+    assert (spec.kind, spec.hidden_size, spec.members, spec.distilled_from) == ("mlp", 8, 1, 1)
+    assert {row["member"] for row in result.history} == {0, -1}
+
+
 def test_the_distilled_network_has_its_own_kind_and_hidden_size_and_reloads_with_them(frame):
     from flts_streams.forecasting.forecast import Forecaster
     from flts_streams.forecasting.model import ForecastNet
