@@ -63,8 +63,10 @@ class ServingSettings(_Group):
     default_identifier: str = Field("PobleSec", description="Identifier used when a request names none")
     max_body_bytes: int = Field(4 * 1024 * 1024, ge=1024, description="Larger request bodies get 413")
     max_rows: int = Field(20_000, ge=1, description="Most rows accepted in one request's data")
+    # 128, not 64 (2026-12-07): at 64 connections the drain then starts from the flush, not at 32 queued; with
+    # the cheap MLP forward fewer, larger batches won (docs/BENCHMARKS.md, 1.03-1.06x in three A/Bs).
     max_batch_size: int = Field(
-        64, ge=1, description="Most windows coalesced into one model forward (half as many queued start one at once)"
+        128, ge=1, description="Most windows coalesced into one model forward (half as many queued start one at once)"
     )
     max_batch_wait_ms: float = Field(2.0, ge=0, description="Longest wait to fill a batch")
     max_in_flight: int = Field(256, ge=1, description="Concurrent predictions; beyond it 429")

@@ -95,7 +95,9 @@ class MicroBatcher:
     Once ``eager_at`` windows are queued on a free executor, the drain starts right there, inside
     ``submit``: at 64 connections the loop otherwise ran in lock-step (every request's parsing in
     one iteration, then one forward with the loop idle, then every reply), and starting the forward
-    half-way lets it run while the loop still parses the rest (A/B in docs/BENCHMARKS.md).
+    half-way lets it run while the loop still parses the rest (A/B in docs/BENCHMARKS.md). That was with
+    LSTM forwards; with the MLP served since, a cap of 128 (eager at 64, so not at 64 connections) won
+    1.03-1.06x over 64 (FLTS_SERVING__MAX_BATCH_SIZE's default since 2026-12-07).
 
     Windows reach the executor thread through a queue it drains itself: once a drain job runs, it
     takes the next batch the moment a forward ends, without a round trip through the event loop
