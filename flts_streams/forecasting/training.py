@@ -60,7 +60,7 @@ class TrainConfig:
     distill_kind: str = "mlp"
     distill_hidden: int = 128
     # Distil a single member too (the trainer's retrainings, one member by default): on both sites the MLP
-    # distilled from one LSTM scored 0.6-6.1% below that LSTM, for a forward about half as costly (docs/MODEL.md).
+    # distilled from one LSTM scored 0.6-6.1% below that LSTM, and the served forward stays the MLP's (docs/MODEL.md).
     distill_one: bool = False
     # Scale-free inputs (spec.relative): one model for sites of any traffic level (a global model).
     scale_free: bool = False

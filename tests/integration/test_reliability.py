@@ -177,9 +177,9 @@ def test_a_dropped_fetch_that_nothing_later_reveals_is_read_again(tmp_path, trai
     try:
         worker.start().wait_ready()
         worker.stop()
-        # A backlog, so the first fetch takes every claim. Published to a running worker, the burst was once
-        # split over two fetches (CI): the later claims revealed the dropped head, which the other repair
-        # ("read_again") healed, and the idle path this test is for never ran.
+        # A backlog, so the first fetch takes every claim. Published to a running worker, the burst can be split
+        # over two fetches: the later claims reveal the dropped head, the other repair ("read_again") heals it,
+        # and the idle path this test is for never runs (most likely what CI saw: every claim, no idle repair).
         ids = _burst(broker.bootstrap, objects, run, count=30, pipelined=True)
         worker.extra_env |= {"PYTHONPATH": str(DROPPED_FETCH), "DROP_FIRST_FETCH_OF": "inference-data"}
         worker.start()
